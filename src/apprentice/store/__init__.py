@@ -1,0 +1,470 @@
+"""The project store: the one gateway through which every module reads and writes the database.
+
+SQLite in the project folder by default (WAL journal, foreign keys on, a busy timeout so that
+concurrent writers wait instead of failing), or any SQLAlchemy URL such as PostgreSQL. Each public
+method is one transaction: it commits whole or not at all, so a failed import leaves nothing behind.
+The schema is created and upgraded only by Alembic migrations (`migrate`), never by `create_all`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from apprentice.errors import ApprenticeError
+from apprentice.store.records import (
+    ComparisonPlan,
+    GeneratedResponse,
+    ImportSummary,
+    PreferencePairRecord,
+    PromptRecord,
+    content_hash,
+)
+from apprentice.store.tables import (
+    Annotator,
+    Comparison,
+    ComparisonMember,
+    Judgment,
+    Policy,
+    Prompt,
+    Response,
+    Run,
+    utc_now,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+IMPORTED_POLICY = "imported"
+
+__all__ = ["JudgedComparison", "Store", "StoreSummary"]
+
+
+@dataclass(frozen=True)
+class JudgedComparison:
+    """A judgment with everything needed to turn it into preference data."""
+
+    judgment_id: int
+    comparison_id: int
+    kind: str
+    prompt_messages: list[dict[str, str]]
+    responses: list[str]  # canonical positions
+    answer: dict[str, Any]
+    annotator: str
+    annotator_id: int
+    weight: float
+    source: str
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    prompts: int
+    policies: int
+    responses: int
+    comparisons: int
+    judgments: int
+    annotators: int
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+    cursor.close()
+
+
+class Store:
+    """All reads and writes of one project's database."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ApprenticeError(f"store URL {url!r} is not a database URL") from None
+        self.url = url
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite and parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _configure_sqlite)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect, and bring the schema up to the newest revision (a user's database is never rebuilt)."""
+        store = cls(url)
+        if migrate:
+            store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def _alembic_config(self) -> Config:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        return config
+
+    def migrate(self, revision: str = "head") -> None:
+        config = self._alembic_config()
+        try:
+            with self.engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+        except OperationalError as error:
+            raise ApprenticeError(f"cannot open the store at {self.url}: {error.orig}") from None
+
+    def schema_revision(self) -> str | None:
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- prompts --------------------------------------------------------------------------------
+
+    def import_prompts(
+        self,
+        prompts: Sequence[PromptRecord],
+        pairs: Sequence[PreferencePairRecord],
+        *,
+        source: str,
+    ) -> ImportSummary:
+        """Store prompts and imported judged pairs in one transaction; repeats are counted, not duplicated."""
+        summary = ImportSummary()
+        with self._transaction() as session:
+            prompt_ids: dict[str, int] = {}
+            for record in [*prompts, *(pair.prompt for pair in pairs)]:
+                key = content_hash(record.messages)
+                if key in prompt_ids:
+                    continue
+                existing = session.scalar(select(Prompt.id).where(Prompt.content_hash == key))
+                if existing is not None:
+                    prompt_ids[key] = existing
+                    summary.prompts_existing += 1
+                    continue
+                row = Prompt(
+                    content_hash=key,
+                    messages=record.messages,
+                    text=record.text,
+                    category=record.category,
+                    source=source,
+                    held_out=record.held_out,
+                )
+                session.add(row)
+                session.flush()
+                prompt_ids[key] = row.id
+                summary.prompts_added += 1
+            if pairs:
+                policy = self._policy_row(session, IMPORTED_POLICY, kind="imported", model_path=None)
+                annotator = self._annotator_row(session, f"import:{source}", kind="imported")
+                for pair in pairs:
+                    added = self._add_imported_pair(
+                        session, pair, prompt_ids[content_hash(pair.prompt.messages)], policy.id, annotator.id
+                    )
+                    if added:
+                        summary.pairs_added += 1
+                    else:
+                        summary.pairs_existing += 1
+        return summary
+
+    def _add_imported_pair(
+        self, session: Session, pair: PreferencePairRecord, prompt_id: int, policy_id: int, annotator_id: int
+    ) -> bool:
+        chosen_id = self._response_row(session, prompt_id, policy_id, pair.chosen, None, True, {}).id
+        rejected_id = self._response_row(session, prompt_id, policy_id, pair.rejected, None, True, {}).id
+        key = "import:" + content_hash([prompt_id, chosen_id, rejected_id])
+        if session.scalar(select(Judgment.id).where(Judgment.idempotency_key == key)) is not None:
+            return False
+        # The canonical order is fixed by a hash rather than "chosen first", so that position
+        # statistics over imported data are not all one-sided.
+        chosen_first = int(key[-1], 16) % 2 == 0
+        ordered = [chosen_id, rejected_id] if chosen_first else [rejected_id, chosen_id]
+        comparison = self._comparison_row(
+            session, ComparisonPlan("pair", prompt_id, ordered, overlap=1), status="complete"
+        )
+        session.add(
+            Judgment(
+                comparison_id=comparison.id,
+                annotator_id=annotator_id,
+                answer={"winner": 0 if chosen_first else 1, "tie": False, "both_bad": False},
+                order_shown=None,
+                idempotency_key=key,
+                source="imported",
+            )
+        )
+        return True
+
+    def prompts(self, *, held_out: bool | None = None, limit: int | None = None) -> list[Prompt]:
+        with self._transaction() as session:
+            query = select(Prompt).order_by(Prompt.id)
+            if held_out is not None:
+                query = query.where(Prompt.held_out == held_out)
+            if limit is not None:
+                query = query.limit(limit)
+            return list(session.scalars(query))
+
+    # -- policies and responses -----------------------------------------------------------------
+
+    def _policy_row(
+        self, session: Session, name: str, *, kind: str, model_path: str | None, parent_id: int | None = None
+    ) -> Policy:
+        policy = session.scalar(select(Policy).where(Policy.name == name))
+        if policy is None:
+            policy = Policy(name=name, kind=kind, model_path=model_path, parent_id=parent_id)
+            session.add(policy)
+            session.flush()
+        return policy
+
+    def ensure_policy(self, name: str, *, kind: str, model_path: str | None, parent_id: int | None = None) -> Policy:
+        with self._transaction() as session:
+            return self._policy_row(session, name, kind=kind, model_path=model_path, parent_id=parent_id)
+
+    def _response_row(
+        self,
+        session: Session,
+        prompt_id: int,
+        policy_id: int,
+        text: str,
+        num_tokens: int | None,
+        finished: bool,
+        sampling: dict[str, Any],
+    ) -> Response:
+        text_hash = content_hash(text)
+        row = session.scalar(select(Response).where(Response.prompt_id == prompt_id, Response.text_hash == text_hash))
+        if row is None:
+            row = Response(
+                prompt_id=prompt_id,
+                policy_id=policy_id,
+                text=text,
+                text_hash=text_hash,
+                num_tokens=num_tokens,
+                finished=finished,
+                sampling=sampling,
+            )
+            session.add(row)
+            session.flush()
+        return row
+
+    def add_generation(
+        self,
+        policy_id: int,
+        responses: Sequence[GeneratedResponse],
+        sampling: dict[str, Any],
+        comparisons_for: Any,
+    ) -> tuple[list[int], int]:
+        """Store generated responses (each text once per prompt) and the comparisons built on them.
+
+        `comparisons_for(prompt_id, response_ids) -> list[ComparisonPlan]` is called per prompt with
+        the distinct responses of this generation, inside the same transaction.
+        Returns the ids of the responses and the number of comparisons created.
+        """
+        response_ids: list[int] = []
+        by_prompt: dict[int, list[int]] = {}
+        created = 0
+        with self._transaction() as session:
+            for generated in responses:
+                row = self._response_row(
+                    session,
+                    generated.prompt_id,
+                    policy_id,
+                    generated.text,
+                    generated.num_tokens,
+                    generated.finished,
+                    sampling,
+                )
+                response_ids.append(row.id)
+                distinct = by_prompt.setdefault(generated.prompt_id, [])
+                if row.id not in distinct:
+                    distinct.append(row.id)
+            for prompt_id, ids in by_prompt.items():
+                for plan in comparisons_for(prompt_id, ids):
+                    self._comparison_row(session, plan)
+                    created += 1
+        return response_ids, created
+
+    def responses_for(self, prompt_id: int) -> list[Response]:
+        with self._transaction() as session:
+            return list(session.scalars(select(Response).where(Response.prompt_id == prompt_id).order_by(Response.id)))
+
+    # -- comparisons ----------------------------------------------------------------------------
+
+    def _comparison_row(self, session: Session, plan: ComparisonPlan, status: str = "open") -> Comparison:
+        comparison = Comparison(
+            kind=plan.kind,
+            prompt_id=plan.prompt_id,
+            round=plan.round,
+            overlap=plan.overlap,
+            gold=plan.gold,
+            status=status,
+        )
+        comparison.members = [
+            ComparisonMember(position=position, response_id=response_id)
+            for position, response_id in enumerate(plan.response_ids)
+        ]
+        session.add(comparison)
+        session.flush()
+        return comparison
+
+    def comparisons(self, *, kind: str | None = None, status: str | None = None) -> list[Comparison]:
+        with self._transaction() as session:
+            query = select(Comparison).order_by(Comparison.id)
+            if kind is not None:
+                query = query.where(Comparison.kind == kind)
+            if status is not None:
+                query = query.where(Comparison.status == status)
+            return list(session.scalars(query))
+
+    # -- annotators and judgments ---------------------------------------------------------------
+
+    def _annotator_row(self, session: Session, name: str, *, kind: str = "human", role: str = "annotator") -> Annotator:
+        annotator = session.scalar(select(Annotator).where(Annotator.name == name))
+        if annotator is None:
+            annotator = Annotator(name=name, kind=kind, role=role)
+            session.add(annotator)
+            session.flush()
+        return annotator
+
+    def ensure_annotator(self, name: str, *, kind: str = "human", role: str = "annotator") -> Annotator:
+        with self._transaction() as session:
+            return self._annotator_row(session, name, kind=kind, role=role)
+
+    def record_judgment(
+        self,
+        *,
+        comparison_id: int,
+        annotator_id: int,
+        answer: dict[str, Any],
+        idempotency_key: str,
+        source: str,
+        order_shown: list[int] | None = None,
+        rationale: str | None = None,
+        duration_ms: int | None = None,
+        weight: float = 1.0,
+    ) -> tuple[Judgment, bool]:
+        """Store a judgment once: a retry with the same idempotency key returns the stored one.
+
+        Returns the judgment and whether it was created now.
+        """
+        with self._transaction() as session:
+            existing = session.scalar(select(Judgment).where(Judgment.idempotency_key == idempotency_key))
+            if existing is not None:
+                return existing, False
+            judgment = Judgment(
+                comparison_id=comparison_id,
+                annotator_id=annotator_id,
+                answer=answer,
+                idempotency_key=idempotency_key,
+                source=source,
+                order_shown=order_shown,
+                rationale=rationale,
+                duration_ms=duration_ms,
+                weight=weight,
+            )
+            session.add(judgment)
+            session.flush()
+            count = session.scalar(select(func.count(Judgment.id)).where(Judgment.comparison_id == comparison_id))
+            comparison = session.get(Comparison, comparison_id)
+            if comparison is not None and count is not None and count >= comparison.overlap:
+                comparison.status = "complete"
+            return judgment, True
+
+    def judged_comparisons(self, *, kinds: Sequence[str] | None = None) -> list[JudgedComparison]:
+        """Every judgment with its prompt, responses (canonical order) and annotator, oldest first."""
+        with self._transaction() as session:
+            query = (
+                select(Judgment, Comparison, Prompt, Annotator)
+                .join(Comparison, Judgment.comparison_id == Comparison.id)
+                .join(Prompt, Comparison.prompt_id == Prompt.id)
+                .join(Annotator, Judgment.annotator_id == Annotator.id)
+                .order_by(Judgment.id)
+            )
+            if kinds is not None:
+                query = query.where(Comparison.kind.in_(list(kinds)))
+            rows = session.execute(query).all()
+            response_ids = {member.response_id for _, comparison, _, _ in rows for member in comparison.members}
+            texts = dict(
+                session.execute(select(Response.id, Response.text).where(Response.id.in_(response_ids))).tuples()
+            )
+            return [
+                JudgedComparison(
+                    judgment_id=judgment.id,
+                    comparison_id=comparison.id,
+                    kind=comparison.kind,
+                    prompt_messages=prompt.messages,
+                    responses=[texts[member.response_id] for member in comparison.members],
+                    answer=judgment.answer,
+                    annotator=annotator.name,
+                    annotator_id=annotator.id,
+                    weight=judgment.weight,
+                    source=judgment.source,
+                )
+                for judgment, comparison, prompt, annotator in rows
+            ]
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def start_run(self, kind: str, config: dict[str, Any], output_path: str | None = None) -> Run:
+        with self._transaction() as session:
+            run = Run(kind=kind, config=config, output_path=output_path)
+            session.add(run)
+            session.flush()
+            return run
+
+    def finish_run(self, run_id: int, *, metrics: dict[str, Any], status: str = "done") -> None:
+        with self._transaction() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise ApprenticeError(f"no run with id {run_id}")
+            run.metrics = metrics
+            run.status = status
+            run.finished_at = utc_now()
+
+    def runs(self, kind: str | None = None) -> list[Run]:
+        with self._transaction() as session:
+            query = select(Run).order_by(Run.id)
+            if kind is not None:
+                query = query.where(Run.kind == kind)
+            return list(session.scalars(query))
+
+    # -- overview -------------------------------------------------------------------------------
+
+    def summary(self) -> StoreSummary:
+        with self._transaction() as session:
+
+            def count(table: Any) -> int:
+                return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+            return StoreSummary(
+                prompts=count(Prompt),
+                policies=count(Policy),
+                responses=count(Response),
+                comparisons=count(Comparison),
+                judgments=count(Judgment),
+                annotators=count(Annotator),
+            )
+
+
+def lease_deadline(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)

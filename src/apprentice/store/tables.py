@@ -1,0 +1,193 @@
+"""The tables of the project store (SQLAlchemy 2, declarative).
+
+Only `apprentice.store` imports this module: other modules read and write through `Store`.
+Every change here comes with an Alembic revision in `migrations/versions/`; a test checks that the
+migrations and these tables describe the same schema.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints so that migrations can alter them on SQLite and PostgreSQL alike.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Prompt(Base):
+    """A conversation to be answered: `messages` ends with the user's turn."""
+
+    __tablename__ = "prompts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # sha256 of the canonical JSON of `messages`: the same prompt imported twice is stored once.
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    messages: Mapped[list[Any]] = mapped_column(JSON)
+    text: Mapped[str] = mapped_column(Text)  # the last user turn, for display and search
+    category: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(255))
+    held_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Policy(Base):
+    """A model that produced responses: the base model, an imported source, or a trained checkpoint."""
+
+    __tablename__ = "policies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # base | trained | imported
+    model_path: Mapped[str | None] = mapped_column(Text)  # a folder or Hugging Face id; None for imports
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("policies.id"))
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Response(Base):
+    """One candidate answer to a prompt, with the policy and sampling settings that made it."""
+
+    __tablename__ = "responses"
+    __table_args__ = (UniqueConstraint("prompt_id", "text_hash", name="uq_responses_prompt_text"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    num_tokens: Mapped[int | None] = mapped_column(Integer)
+    finished: Mapped[bool] = mapped_column(Boolean, default=True)  # ended with EOS, not cut at the limit
+    sampling: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Comparison(Base):
+    """Something for evaluators to judge: two responses (pair), K (ranking) or one (rating)."""
+
+    __tablename__ = "comparisons"
+    __table_args__ = (Index("ix_comparisons_open", "status", "priority"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # pair | ranking | rating
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    overlap: Mapped[int] = mapped_column(Integer, default=1)  # judgments wanted
+    priority: Mapped[float] = mapped_column(Float, default=0.0)  # higher is shown sooner
+    gold: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the known answer of a gold item
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | complete | closed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+    members: Mapped[list[ComparisonMember]] = relationship(
+        order_by="ComparisonMember.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class ComparisonMember(Base):
+    """A response's canonical position in a comparison; answers are stored in these positions."""
+
+    __tablename__ = "comparison_members"
+
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id"), index=True)
+
+
+class Annotator(Base):
+    """A person (or a simulated or imported source) who judges; admins also manage the studio."""
+
+    __tablename__ = "annotators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="annotator")  # annotator | admin
+    kind: Mapped[str] = mapped_column(String(16), default="human")  # human | simulated | imported
+    credential_hash: Mapped[str | None] = mapped_column(String(255))  # slow hash, never the secret
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Assignment(Base):
+    """A comparison leased to one annotator, with the order its responses were shown in."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("comparison_id", "annotator_id", name="uq_assignments_pair"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"), index=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), index=True)
+    order_shown: Mapped[list[Any]] = mapped_column(JSON)  # canonical positions, in display order
+    status: Mapped[str] = mapped_column(String(16), default="leased")  # leased | submitted | skipped | expired
+    leased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    lease_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    skip_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Judgment(Base):
+    """One annotator's answer to one comparison, in canonical positions.
+
+    `answer` by kind: pair `{"winner": 0 | 1 | None, "tie": bool, "both_bad": bool}`; ranking
+    `{"ranks": [rank of position 0, ...]}` (1 is best, equal ranks are ties); rating
+    `{"score": 1..7, "criteria": {name: score}}`.
+    """
+
+    __tablename__ = "judgments"
+    __table_args__ = (UniqueConstraint("comparison_id", "annotator_id", name="uq_judgments_pair"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"), index=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), index=True)
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"))
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    order_shown: Mapped[list[Any] | None] = mapped_column(JSON)
+    rationale: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    # A retried submission carries the same key and is stored once.
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    source: Mapped[str] = mapped_column(String(16))  # studio | api | simulated | imported
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Run(Base):
+    """A unit of work with a config and metrics: generation, reward training, policy training, evaluation."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # generate | reward | policy | eval
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done | failed
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    output_path: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
