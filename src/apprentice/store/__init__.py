@@ -8,8 +8,7 @@ The schema is created and upgraded only by Alembic migrations (`migrate`), never
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from apprentice.errors import ApprenticeError
+from apprentice.store.assignments import AssignmentQueries
+from apprentice.store.quality_queries import QualityQueries
 from apprentice.store.records import (
     ComparisonPlan,
     GeneratedResponse,
@@ -86,8 +87,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Store:
-    """All reads and writes of one project's database."""
+class Store(AssignmentQueries, QualityQueries):
+    """All reads and writes of one project's database; studio and quality queries live in their own files."""
 
     def __init__(self, url: str) -> None:
         try:
@@ -136,11 +137,6 @@ class Store:
 
     def head_revision(self) -> str | None:
         return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
 
     # -- prompts --------------------------------------------------------------------------------
 
@@ -405,7 +401,7 @@ class Store:
             rows = session.execute(query).all()
             response_ids = {member.response_id for _, comparison, _, _ in rows for member in comparison.members}
             texts = dict(
-                session.execute(select(Response.id, Response.text).where(Response.id.in_(response_ids))).tuples()
+                session.execute(select(Response.id, Response.text).where(Response.id.in_(response_ids))).tuples().all()
             )
             return [
                 JudgedComparison(
