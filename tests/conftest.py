@@ -41,7 +41,11 @@ def build_tiny_tokenizer() -> object:
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split("\n", behavior="isolated"), pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
+        [
+            pre_tokenizers.Split("\n", behavior="isolated"),
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Punctuation(),
+        ]
     )
     backend.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     backend.add_special_tokens(SPECIAL_TOKENS)

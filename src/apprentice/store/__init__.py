@@ -400,8 +400,8 @@ class Store(AssignmentQueries, QualityQueries):
                 query = query.where(Comparison.kind.in_(list(kinds)))
             rows = session.execute(query).all()
             response_ids = {member.response_id for _, comparison, _, _ in rows for member in comparison.members}
-            texts = dict(
-                session.execute(select(Response.id, Response.text).where(Response.id.in_(response_ids))).tuples().all()
+            texts: dict[int, str] = dict(
+                session.execute(select(Response.id, Response.text).where(Response.id.in_(response_ids))).all()
             )
             return [
                 JudgedComparison(

@@ -1,0 +1,143 @@
+"""The store on SQLite and PostgreSQL: migrations, round-trips, one transaction per call."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from apprentice.comparisons import ComparisonPlanner
+from apprentice.settings import ComparisonsSection
+from apprentice.store import Store
+from apprentice.store.records import GeneratedResponse, PreferencePairRecord, PromptRecord
+from apprentice.store.tables import Base
+
+
+def user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def test_migrations_bring_an_empty_database_to_head_and_match_the_tables(store_url: str) -> None:
+    store = Store.open(store_url, migrate=False)
+    assert store.schema_revision() is None
+    store.migrate()
+    assert store.schema_revision() == store.head_revision()
+    tables = set(inspect(store.engine).get_table_names())
+    assert {table.name for table in Base.metadata.sorted_tables} <= tables
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == [], f"migrations and tables.py disagree: {differences}"
+    store.migrate()  # a second upgrade is a no-op, never a rebuild
+    store.close()
+
+
+def test_prompts_round_trip_and_are_stored_once(store: Store) -> None:
+    records = [
+        PromptRecord(user("Explain rainbows."), category="explanation"),
+        PromptRecord([{"role": "system", "content": "Be brief."}, *user("Hi")], held_out=True),
+    ]
+    first = store.import_prompts(records, [], source="test")
+    again = store.import_prompts(records, [], source="test")
+    assert (first.prompts_added, first.prompts_existing) == (2, 0)
+    assert (again.prompts_added, again.prompts_existing) == (0, 2)
+    rows = store.prompts()
+    assert [row.text for row in rows] == ["Explain rainbows.", "Hi"]
+    assert rows[0].category == "explanation"
+    assert rows[1].messages[0] == {"role": "system", "content": "Be brief."}
+    assert [row.text for row in store.prompts(held_out=True)] == ["Hi"]
+    assert store.summary().prompts == 2
+
+
+def test_a_failed_import_writes_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prompts are flushed before the pairs; a failure on a pair must roll them back too."""
+
+    def fail_on_pair(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("simulated failure after the prompts were written")
+
+    monkeypatch.setattr(store, "_add_imported_pair", fail_on_pair)
+    pair = PreferencePairRecord(prompt=PromptRecord(user("q")), chosen="a", rejected="b")
+    with pytest.raises(RuntimeError):
+        store.import_prompts([PromptRecord(user("A fine prompt"))], [pair], source="t")
+    assert store.summary().prompts == 0
+    assert store.summary().responses == 0
+
+
+def test_imported_pairs_become_judgments_once(store: Store) -> None:
+    pair = PreferencePairRecord(prompt=PromptRecord(user("Q?")), chosen="good answer", rejected="bad answer")
+    summary = store.import_prompts([], [pair, pair], source="hh")
+    assert summary.pairs_added == 1 and summary.pairs_existing == 1
+    again = store.import_prompts([], [pair], source="hh")
+    assert again.pairs_added == 0 and again.pairs_existing == 1
+    judged = store.judged_comparisons()
+    assert len(judged) == 1
+    winner = judged[0].answer["winner"]
+    assert judged[0].responses[winner] == "good answer"
+    assert judged[0].responses[1 - winner] == "bad answer"
+    assert judged[0].annotator == "import:hh" and judged[0].source == "imported"
+
+
+def test_generation_stores_identical_responses_once_and_builds_pairs(store: Store) -> None:
+    store.import_prompts([PromptRecord(user("p1")), PromptRecord(user("p2"))], [], source="t")
+    p1, p2 = (row.id for row in store.prompts())
+    policy = store.ensure_policy("tiny", kind="base", model_path="/models/tiny")
+    assert store.ensure_policy("tiny", kind="base", model_path="/models/tiny").id == policy.id
+    generated = [
+        GeneratedResponse(p1, "same", 2, True),
+        GeneratedResponse(p1, "same", 2, True),
+        GeneratedResponse(p1, "other", 3, False),
+        GeneratedResponse(p2, "only", 1, True),
+        GeneratedResponse(p2, "only", 1, True),
+    ]
+    planner = ComparisonPlanner(ComparisonsSection(kind="pair"), seed=0)
+    ids, created = store.add_generation(policy.id, generated, {"temperature": 0.7}, planner)
+    assert len(set(ids)) == 3
+    assert created == 1  # p2's two samples were identical: nothing to compare
+    responses = store.responses_for(p1)
+    assert [(r.text, r.num_tokens, r.finished) for r in responses] == [("same", 2, True), ("other", 3, False)]
+    assert responses[0].sampling == {"temperature": 0.7} and responses[0].policy_id == policy.id
+    (comparison,) = store.comparisons()
+    assert comparison.kind == "pair" and comparison.prompt_id == p1
+    assert [member.response_id for member in comparison.members] == [r.id for r in responses]
+
+
+def test_judgments_are_idempotent_and_complete_their_comparison(store: Store) -> None:
+    store.import_prompts([PromptRecord(user("p"))], [], source="t")
+    (prompt,) = store.prompts()
+    policy = store.ensure_policy("m", kind="base", model_path=None)
+    planner = ComparisonPlanner(ComparisonsSection(kind="pair", overlap=2, high_overlap_share=0.0), seed=0)
+    store.add_generation(policy.id, [GeneratedResponse(prompt.id, t, 1, True) for t in "ab"], {}, planner)
+    (comparison,) = store.comparisons()
+    assert comparison.overlap == 2 and comparison.status == "open"
+    alice = store.ensure_annotator("alice")
+    bob = store.ensure_annotator("bob")
+    answer = {"winner": 1, "tie": False, "both_bad": False}
+    first, created = store.record_judgment(
+        comparison_id=comparison.id, annotator_id=alice.id, answer=answer, idempotency_key="k1", source="api"
+    )
+    retry, created_again = store.record_judgment(
+        comparison_id=comparison.id, annotator_id=alice.id, answer=answer, idempotency_key="k1", source="api"
+    )
+    assert created and not created_again and retry.id == first.id
+    assert store.comparisons()[0].status == "open"
+    store.record_judgment(
+        comparison_id=comparison.id, annotator_id=bob.id, answer=answer, idempotency_key="k2", source="api"
+    )
+    assert store.comparisons()[0].status == "complete"
+    assert store.summary().judgments == 2
+
+
+def test_runs_record_config_and_metrics(store: Store) -> None:
+    run = store.start_run("generate", {"model": "tiny", "seed": 3})
+    store.finish_run(run.id, metrics={"tokens_per_second": 12.5})
+    (stored,) = store.runs("generate")
+    assert stored.status == "done" and stored.config["seed"] == 3
+    assert stored.metrics == {"tokens_per_second": 12.5} and stored.finished_at is not None
+
+
+def test_sqlite_store_uses_wal_and_foreign_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = Store.open(f"sqlite:///{tmp_path / 'a.db'}")
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    store.close()
