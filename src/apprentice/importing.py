@@ -28,7 +28,9 @@ from apprentice.errors import InputError
 from apprentice.store.records import Message, PreferencePairRecord, PromptRecord
 
 ROLES = ("system", "user", "assistant")
+CATEGORY_MAX_CHARS = 64  # the width of prompts.category in the store; PostgreSQL refuses longer text
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
+_NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass
@@ -61,7 +63,8 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
     with opener(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                yield number, raw.decode("utf-8")
+                # utf-8-sig on the first line: Excel and Notepad start "UTF-8" files with a byte-order mark.
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as error:
                 raise InputError(
                     f"not UTF-8 text (byte {error.start} of the line); save the file as UTF-8",
@@ -90,8 +93,15 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if "prompt" not in columns:
         raise InputError(f"the CSV has no 'prompt' column (columns: {', '.join(columns) or 'none'})", path=path, line=1)
     for row in reader:
-        # DictReader counts physical lines, so quoted multi-line cells still get the right number.
-        yield reader.line_num, {key: value for key, value in row.items() if key is not None and value != ""}
+        # DictReader counts physical lines up to the row's end; a row with quoted multi-line cells
+        # is reported at the line where it starts.
+        cells = [cell for value in row.values() for cell in (value if isinstance(value, list) else [value])]
+        inner_newlines = sum(len(_NEWLINE.findall(cell)) for cell in cells if isinstance(cell, str))
+        # An empty prompt cell stays, so that it is reported as an empty prompt rather than a missing column.
+        yield (
+            reader.line_num - inner_newlines,
+            {key: value for key, value in row.items() if key is not None and (value != "" or key == "prompt")},
+        )
 
 
 def _dataset_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -126,6 +136,13 @@ def _read_rows(
 
 def _read_row(path: Path, number: int, row: dict[str, Any], held_out: bool, parsed: ParsedImport) -> None:
     category = _optional_text(path, number, row, "category")
+    if category is not None and len(category) > CATEGORY_MAX_CHARS:
+        raise InputError(
+            f"a category is at most {CATEGORY_MAX_CHARS} characters (this one has {len(category)})",
+            path=path,
+            line=number,
+            field="category",
+        )
     has_pair = "chosen" in row or "rejected" in row
     if has_pair and "prompt" not in row and "messages" not in row:
         pair = _hh_pair(path, number, row, category, held_out)
@@ -135,15 +152,13 @@ def _read_row(path: Path, number: int, row: dict[str, Any], held_out: bool, pars
             parsed.pairs.append(pair)
             parsed.format = "hh-rlhf"
         return
-    if "prompt" in row:
-        messages = _messages(path, number, row["prompt"], "prompt", default_role="user")
-    elif "messages" in row:
-        messages = _messages(path, number, row["messages"], "messages", default_role="user")
-    else:
+    prompt_key = "prompt" if "prompt" in row else "messages"
+    if prompt_key not in row:
         keys = ", ".join(sorted(row)) or "none"
         raise InputError(f"no 'prompt' or 'messages' field (fields: {keys})", path=path, line=number)
+    messages = _messages(path, number, row[prompt_key], prompt_key, default_role="user")
     if messages[-1]["role"] != "user":
-        raise InputError("the prompt must end with a user message", path=path, line=number, field="prompt")
+        raise InputError("the prompt must end with a user message", path=path, line=number, field=prompt_key)
     prompt = PromptRecord(messages=messages, category=category, held_out=held_out)
     if not has_pair:
         parsed.prompts.append(prompt)

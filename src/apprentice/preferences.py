@@ -100,7 +100,8 @@ def export_preferences(store: Store, *, jsonl_path: Path | None, dataset_path: P
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         partial.replace(jsonl_path)
     if dataset_path is not None:
-        to_dataset(rows).save_to_disk(str(dataset_path))
+        # datasets writes no shard at all for an empty dataset and then cannot load it back; ask for one.
+        to_dataset(rows).save_to_disk(str(dataset_path), num_shards=None if rows else 1)
     return ExportSummary(pairs=len(rows), jsonl_path=jsonl_path, dataset_path=dataset_path)
 
 
