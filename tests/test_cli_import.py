@@ -360,17 +360,13 @@ def test_a_failure_while_storing_rolls_back_the_whole_import(
         tmp_path / "pairs.jsonl",
         [{"prompt": f"p{index}", "chosen": f"good {index}", "rejected": f"bad {index}"} for index in range(5)],
     )
-    calls = 0
-    original = Store._add_imported_pair
+    original = Store._import_pairs
 
-    def fail_on_the_third(self: Store, *args: Any) -> bool:
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise RuntimeError("the disk is full")
-        return original(self, *args)
+    def fail_after_writing_the_pairs(self: Store, *args: Any) -> int:
+        original(self, *args)  # prompts, responses, comparisons and judgments are flushed by now
+        raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr(Store, "_add_imported_pair", fail_on_the_third)
+    monkeypatch.setattr(Store, "_import_pairs", fail_after_writing_the_pairs)
     result = invoke("prompts", "import", path, "--project", project)
     assert isinstance(result.exception, RuntimeError)
     assert summary(project) == StoreSummary(0, 0, 0, 0, 0, 0)

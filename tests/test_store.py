@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -50,12 +52,15 @@ def test_prompts_round_trip_and_are_stored_once(store: Store) -> None:
 
 
 def test_a_failed_import_writes_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The prompts are flushed before the pairs; a failure on a pair must roll them back too."""
+    """Everything is flushed before the failure; the transaction must roll all of it back."""
 
-    def fail_on_pair(*args: object, **kwargs: object) -> bool:
-        raise RuntimeError("simulated failure after the prompts were written")
+    original = store._import_pairs
 
-    monkeypatch.setattr(store, "_add_imported_pair", fail_on_pair)
+    def fail_after_the_pairs(*args: Any) -> int:
+        original(*args)
+        raise RuntimeError("simulated failure after everything was flushed")
+
+    monkeypatch.setattr(store, "_import_pairs", fail_after_the_pairs)
     pair = PreferencePairRecord(prompt=PromptRecord(user("q")), chosen="a", rejected="b")
     with pytest.raises(RuntimeError):
         store.import_prompts([PromptRecord(user("A fine prompt"))], [pair], source="t")

@@ -147,20 +147,20 @@ class Store(AssignmentQueries, QualityQueries):
         *,
         source: str,
     ) -> ImportSummary:
-        """Store prompts and imported judged pairs in one transaction; repeats are counted, not duplicated."""
+        """Store prompts and imported judged pairs in one transaction; repeats are counted, not duplicated.
+
+        Lookups and inserts go in batches (a few statements per thousand rows, not a few per row),
+        so importing all of HH-RLHF takes seconds.
+        """
         summary = ImportSummary()
         with self._transaction() as session:
-            prompt_ids: dict[str, int] = {}
+            records: dict[str, PromptRecord] = {}
             for record in [*prompts, *(pair.prompt for pair in pairs)]:
-                key = content_hash(record.messages)
-                if key in prompt_ids:
-                    continue
-                existing = session.scalar(select(Prompt.id).where(Prompt.content_hash == key))
-                if existing is not None:
-                    prompt_ids[key] = existing
-                    summary.prompts_existing += 1
-                    continue
-                row = Prompt(
+                records.setdefault(content_hash(record.messages), record)
+            prompt_ids = self._ids_by_key(session, Prompt.content_hash, Prompt.id, list(records))
+            summary.prompts_existing = len(prompt_ids)
+            new_prompts = {
+                key: Prompt(
                     content_hash=key,
                     messages=record.messages,
                     text=record.text,
@@ -168,49 +168,91 @@ class Store(AssignmentQueries, QualityQueries):
                     source=source,
                     held_out=record.held_out,
                 )
-                session.add(row)
-                session.flush()
-                prompt_ids[key] = row.id
-                summary.prompts_added += 1
+                for key, record in records.items()
+                if key not in prompt_ids
+            }
+            session.add_all(new_prompts.values())
+            session.flush()
+            prompt_ids |= {key: row.id for key, row in new_prompts.items()}
+            summary.prompts_added = len(new_prompts)
             if pairs:
-                policy = self._policy_row(session, IMPORTED_POLICY, kind="imported", model_path=None)
-                annotator = self._annotator_row(session, f"import:{source}", kind="imported")
-                for pair in pairs:
-                    added = self._add_imported_pair(
-                        session, pair, prompt_ids[content_hash(pair.prompt.messages)], policy.id, annotator.id
-                    )
-                    if added:
-                        summary.pairs_added += 1
-                    else:
-                        summary.pairs_existing += 1
+                added = self._import_pairs(session, pairs, prompt_ids, source)
+                summary.pairs_added = added
+                summary.pairs_existing = len(pairs) - added
         return summary
 
-    def _add_imported_pair(
-        self, session: Session, pair: PreferencePairRecord, prompt_id: int, policy_id: int, annotator_id: int
-    ) -> bool:
-        chosen_id = self._response_row(session, prompt_id, policy_id, pair.chosen, None, True, {}).id
-        rejected_id = self._response_row(session, prompt_id, policy_id, pair.rejected, None, True, {}).id
-        key = "import:" + content_hash([prompt_id, chosen_id, rejected_id])
-        if session.scalar(select(Judgment.id).where(Judgment.idempotency_key == key)) is not None:
-            return False
-        # The canonical order is fixed by a hash rather than "chosen first", so that position
-        # statistics over imported data are not all one-sided.
-        chosen_first = int(key[-1], 16) % 2 == 0
-        ordered = [chosen_id, rejected_id] if chosen_first else [rejected_id, chosen_id]
-        comparison = self._comparison_row(
-            session, ComparisonPlan("pair", prompt_id, ordered, overlap=1), status="complete"
-        )
-        session.add(
+    @staticmethod
+    def _ids_by_key(session: Session, key_column: Any, id_column: Any, keys: Sequence[Any]) -> dict[Any, int]:
+        """{key: id} for the keys already stored, looked up in chunks that every database accepts."""
+        found: dict[Any, int] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            found.update(session.execute(select(key_column, id_column).where(key_column.in_(chunk))).all())
+        return found
+
+    def _import_pairs(
+        self, session: Session, pairs: Sequence[PreferencePairRecord], prompt_ids: dict[str, int], source: str
+    ) -> int:
+        policy = self._policy_row(session, IMPORTED_POLICY, kind="imported", model_path=None)
+        annotator = self._annotator_row(session, f"import:{source}", kind="imported")
+        # Responses: each text once per prompt, whether stored before or twice in this file.
+        wanted: dict[tuple[int, str], str] = {}
+        for pair in pairs:
+            prompt_id = prompt_ids[content_hash(pair.prompt.messages)]
+            for text in (pair.chosen, pair.rejected):
+                wanted.setdefault((prompt_id, content_hash(text)), text)
+        response_ids: dict[tuple[int, str], int] = {}
+        prompt_list = sorted({prompt_id for prompt_id, _ in wanted})
+        for start in range(0, len(prompt_list), 500):
+            rows = session.execute(
+                select(Response.prompt_id, Response.text_hash, Response.id).where(
+                    Response.prompt_id.in_(prompt_list[start : start + 500])
+                )
+            )
+            response_ids.update({(prompt_id, text_hash): row_id for prompt_id, text_hash, row_id in rows})
+        new_responses = {
+            key: Response(prompt_id=key[0], policy_id=policy.id, text=text, text_hash=key[1], sampling={})
+            for key, text in wanted.items()
+            if key not in response_ids
+        }
+        session.add_all(new_responses.values())
+        session.flush()
+        response_ids |= {key: row.id for key, row in new_responses.items()}
+        # Judgments: one per (prompt, chosen, rejected); the idempotency key makes re-imports no-ops.
+        planned: dict[str, tuple[int, int, int]] = {}
+        for pair in pairs:
+            prompt_id = prompt_ids[content_hash(pair.prompt.messages)]
+            chosen_id = response_ids[(prompt_id, content_hash(pair.chosen))]
+            rejected_id = response_ids[(prompt_id, content_hash(pair.rejected))]
+            planned.setdefault(
+                "import:" + content_hash([prompt_id, chosen_id, rejected_id]), (prompt_id, chosen_id, rejected_id)
+            )
+        existing = self._ids_by_key(session, Judgment.idempotency_key, Judgment.id, list(planned))
+        comparisons: list[tuple[str, bool, Comparison]] = []
+        for key, (prompt_id, chosen_id, rejected_id) in planned.items():
+            if key in existing:
+                continue
+            # The canonical order is fixed by a hash rather than "chosen first", so that position
+            # statistics over imported data are not all one-sided.
+            chosen_first = int(key[-1], 16) % 2 == 0
+            ordered = [chosen_id, rejected_id] if chosen_first else [rejected_id, chosen_id]
+            comparison = Comparison(kind="pair", prompt_id=prompt_id, overlap=1, status="complete")
+            comparison.members = [ComparisonMember(position=i, response_id=r) for i, r in enumerate(ordered)]
+            comparisons.append((key, chosen_first, comparison))
+        session.add_all(comparison for _, _, comparison in comparisons)
+        session.flush()
+        session.add_all(
             Judgment(
                 comparison_id=comparison.id,
-                annotator_id=annotator_id,
+                annotator_id=annotator.id,
                 answer={"winner": 0 if chosen_first else 1, "tie": False, "both_bad": False},
                 order_shown=None,
                 idempotency_key=key,
                 source="imported",
             )
+            for key, chosen_first, comparison in comparisons
         )
-        return True
+        return len(comparisons)
 
     def prompts(self, *, held_out: bool | None = None, limit: int | None = None) -> list[Prompt]:
         with self._transaction() as session:
