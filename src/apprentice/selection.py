@@ -52,7 +52,7 @@ def bald(member_margins: NDArray[np.float64]) -> Scores:
 
 
 def random_scores(member_margins: NDArray[np.float64], *, seed: int = 0) -> Scores:
-    return np.random.default_rng(seed).random(member_margins.shape[1])
+    return np.asarray(np.random.default_rng(seed).random(member_margins.shape[1]), dtype=np.float64)
 
 
 RULES: dict[str, Callable[[NDArray[np.float64]], Scores]] = {
