@@ -1,0 +1,1 @@
+"""Reward models from human preferences: data from judgments, losses, the model, training, ensembles, evaluation."""
