@@ -202,3 +202,8 @@ def demo(
     from apprentice.demo import run_demo
 
     run_demo(folder, model_name=model, limit=limit, console=console)
+
+from apprentice.studio import cli as studio_cli  # noqa: E402 - registered last: it builds on the helpers above
+
+app.add_typer(studio_cli.studio_app, name="studio")
+app.add_typer(studio_cli.annotators_app, name="annotators")

@@ -88,12 +88,40 @@ class ComparisonsSection(_Section):
     )
 
 
+class StudioSection(_Section):
+    gold_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of tasks drawn from gold comparisons (known answer), to score each annotator.",
+    )
+    gold_feedback: bool = Field(
+        False, description="Tell annotators right after they answer a gold item whether they got it right."
+    )
+    lease_seconds: int = Field(
+        900, ge=10, le=86400, description="How long a task stays reserved for an annotator before it returns."
+    )
+    undo_seconds: int = Field(30, ge=0, le=3600, description="How long after submitting an annotator may undo it.")
+    guidelines: str = Field(
+        "guidelines.md", description="Markdown file (relative to the project folder) shown as the guidelines page."
+    )
+    criteria: bool = Field(
+        True, description="Offer optional per-criterion scores (helpful, honest, harmless) on rating tasks."
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="The studio's address as annotators reach it, for sign-in links."
+    )
+    signin_link_hours: int = Field(72, ge=1, le=8760, description="How long a one-time sign-in link stays valid.")
+    session_days: int = Field(14, ge=1, le=365, description="How long a studio sign-in lasts before a new link.")
+
+
 class Settings(_Section):
     project: ProjectSection = Field(default_factory=ProjectSection)
     store: StoreSection = Field(default_factory=StoreSection)
     model: ModelSection = Field(default_factory=ModelSection)
     generation: GenerationSection = Field(default_factory=GenerationSection)
     comparisons: ComparisonsSection = Field(default_factory=ComparisonsSection)
+    studio: StudioSection = Field(default_factory=StudioSection)
 
     @model_validator(mode="after")
     def _comparisons_need_enough_candidates(self) -> Settings:

@@ -133,6 +133,11 @@ class Annotator(Base):
     kind: Mapped[str] = mapped_column(String(16), default="human")  # human | simulated | imported
     credential_hash: Mapped[str | None] = mapped_column(String(255))  # slow hash, never the secret
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The studio's one-time sign-in link: a slow hash of its secret, cleared when used.
+    signin_hash: Mapped[str | None] = mapped_column(String(255))
+    signin_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bumped to end every session of this annotator at once (disable, sign out everywhere).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 

@@ -1,0 +1,115 @@
+"""Answers as the annotator gave them (display order) and as the store keeps them (canonical positions).
+
+Pure functions: converting between the two, scoring an answer against a gold answer, and the simple
+percent agreement the dashboard shows live (the quality package computes the chance-corrected measures).
+
+Display answers:
+- pair: `{"choice": "A" | "B" | "tie" | "both_bad"}`, A and B as shown on screen;
+- ranking: `{"ranks": [rank of the 1st shown response, ...]}`, 1 is best, equal ranks are ties;
+- rating: `{"score": 1..7, "criteria": {"helpful": 1..7, ...}}`, criteria optional.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from apprentice.errors import ApprenticeError
+
+PAIR_CHOICES = ("A", "B", "tie", "both_bad")
+RATING_SCALE = (1, 7)
+CRITERIA = ("helpful", "honest", "harmless")
+
+
+class AnswerError(ApprenticeError):
+    """An answer that does not fit its task: says which field and what was expected."""
+
+
+def _score(value: Any, field: str) -> int:
+    low, high = RATING_SCALE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise AnswerError(f"{field} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def canonical_answer(kind: str, display: Mapping[str, Any], order_shown: list[int]) -> dict[str, Any]:
+    """The display answer in canonical positions; `order_shown[i]` is the position of the i-th shown response."""
+    if kind == "pair":
+        choice = display.get("choice")
+        if choice not in PAIR_CHOICES:
+            raise AnswerError(f"choice must be one of {', '.join(PAIR_CHOICES)}, got {choice!r}")
+        if len(order_shown) != 2:
+            raise AnswerError("a pair task shows two responses")
+        if choice in ("A", "B"):
+            return {"winner": order_shown[0 if choice == "A" else 1], "tie": False, "both_bad": False}
+        return {"winner": None, "tie": choice == "tie", "both_bad": choice == "both_bad"}
+    if kind == "ranking":
+        ranks = display.get("ranks")
+        count = len(order_shown)
+        if not isinstance(ranks, list) or len(ranks) != count:
+            raise AnswerError(f"ranks must list one rank for each of the {count} responses, got {ranks!r}")
+        for rank in ranks:
+            if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= count:
+                raise AnswerError(f"each rank must be a whole number from 1 to {count}, got {rank!r}")
+        canonical = [0] * count
+        for shown_index, position in enumerate(order_shown):
+            canonical[position] = ranks[shown_index]
+        return {"ranks": canonical}
+    if kind == "rating":
+        score = _score(display.get("score"), "score")
+        criteria = display.get("criteria") or {}
+        if not isinstance(criteria, Mapping):
+            raise AnswerError(f"criteria must be an object of scores, got {criteria!r}")
+        unknown = sorted(set(criteria) - set(CRITERIA))
+        if unknown:
+            raise AnswerError(f"unknown criteria {', '.join(unknown)}; known: {', '.join(CRITERIA)}")
+        return {"score": score, "criteria": {name: _score(value, name) for name, value in criteria.items()}}
+    raise AnswerError(f"unknown task kind {kind!r}")
+
+
+def outcome(kind: str, answer: Mapping[str, Any]) -> Any:
+    """What two answers must share to agree: the pair's verdict, the ranking's best set, the rating's score."""
+    if kind == "pair":
+        if answer.get("tie"):
+            return "tie"
+        if answer.get("both_bad"):
+            return "both_bad"
+        return answer.get("winner")
+    if kind == "ranking":
+        ranks = answer.get("ranks") or []
+        best = min(ranks) if ranks else None
+        return tuple(position for position, rank in enumerate(ranks) if rank == best)
+    return answer.get("score")
+
+
+def matches_gold(kind: str, answer: Mapping[str, Any], gold: Mapping[str, Any]) -> bool:
+    """A gold item is answered right when the verdict matches; a rating may be one step off."""
+    if kind == "rating":
+        score, gold_score = answer.get("score"), gold.get("score")
+        return isinstance(score, int) and isinstance(gold_score, int) and abs(score - gold_score) <= 1
+    return bool(outcome(kind, answer) == outcome(kind, gold))
+
+
+def percent_agreement(outcomes_by_item: Iterable[list[Any]]) -> tuple[float | None, int]:
+    """Share of agreeing pairs among all pairs of judgments on the same item, and the number of pairs.
+
+    Items with one judgment add no pairs. None when there is no pair at all.
+    """
+    agreeing = 0
+    pairs = 0
+    for outcomes in outcomes_by_item:
+        for first, second in itertools.combinations(outcomes, 2):
+            pairs += 1
+            agreeing += first == second
+    return (agreeing / pairs if pairs else None), pairs
+
+
+def median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2

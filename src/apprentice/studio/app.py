@@ -1,0 +1,156 @@
+"""The studio's FastAPI app: `create_app(project_or_store)` builds one on a project's store.
+
+Routes live one router per resource in `routes/`; they are thin and call the store. Errors from the store
+become HTTP statuses here: not found 404, conflict 409, a malformed answer 422; pages render them as HTML,
+the API as JSON.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from apprentice.errors import ApprenticeError
+from apprentice.project import Project
+from apprentice.settings import StudioSection
+from apprentice.store import Store
+from apprentice.store.assignments import AssignmentConflict, AssignmentNotFound
+from apprentice.studio.answers import AnswerError
+from apprentice.studio.context import STATIC, FlagSource, StudioContext
+from apprentice.studio.routes import admin, api, auth, judging
+from apprentice.studio.security import SessionCodec, load_or_create_secret_key
+
+SECRET_FILE = ".studio-secret"
+# Nothing loads from anywhere but the studio itself; no inline script, no framing.
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+        b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),  # sign-in links carry a secret in the path
+    (b"x-frame-options", b"DENY"),
+]
+
+
+class SecurityHeaders:
+    """Adds the headers above to every response (plain ASGI: cheaper than a BaseHTTPMiddleware)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(
+    project_or_store: Project | Store,
+    *,
+    settings: StudioSection | None = None,
+    secret_key: str | None = None,
+    guidelines: Path | None = None,
+    flags: FlagSource | None = None,
+    project_name: str | None = None,
+) -> FastAPI:
+    """The studio on a project (settings, guidelines and session key from its folder) or on a bare store."""
+    if isinstance(project_or_store, Project):
+        project = project_or_store
+        store = project.store
+        settings = settings or project.settings.studio
+        secret_key = secret_key or load_or_create_secret_key(project.root / SECRET_FILE)
+        guidelines = guidelines or project.root / settings.guidelines
+        project_name = project_name or project.settings.project.name
+    else:
+        store = project_or_store
+        settings = settings or StudioSection()
+        # Without a project folder there is nowhere to keep a key: sessions last as long as this process.
+        secret_key = secret_key or secrets.token_urlsafe(48)
+    context = StudioContext(
+        store=store,
+        settings=settings,
+        sessions=SessionCodec(secret_key, max_age_seconds=settings.session_days * 86400),
+        project_name=project_name or "Apprentice",
+        guidelines_path=guidelines,
+        flags=flags,
+    )
+    app = FastAPI(
+        title="Apprentice studio",
+        version="1",
+        description="Judge model responses: fetch the next task, submit, skip, undo. Authenticate with your API token.",
+        # Swagger UI and ReDoc load their scripts from a CDN; the studio loads nothing from the internet.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.studio = context
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    for router in (auth.router, judging.router, admin.router, api.router):
+        app.include_router(router)
+    _install_error_handlers(app, context)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error(request: Request, context: StudioContext, status: int, message: str, headers: Any = None) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"detail": message}, status_code=status, headers=headers)
+    return context.templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status": status, "message": message, "project_name": context.project_name, "user": None},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _install_error_handlers(app: FastAPI, context: StudioContext) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        return _error(request, context, error.status_code, str(error.detail), error.headers)
+
+    @app.exception_handler(AssignmentNotFound)
+    async def not_found(request: Request, error: AssignmentNotFound) -> Response:
+        return _error(request, context, 404, str(error))
+
+    @app.exception_handler(AssignmentConflict)
+    async def conflict(request: Request, error: AssignmentConflict) -> Response:
+        return _error(request, context, 409, str(error))
+
+    @app.exception_handler(AnswerError)
+    async def bad_answer(request: Request, error: AnswerError) -> Response:
+        return _error(request, context, 422, str(error))
+
+    @app.exception_handler(ApprenticeError)
+    async def bad_request(request: Request, error: ApprenticeError) -> Response:
+        return _error(request, context, 400, str(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": jsonable_encoder(error.errors())}, status_code=422)
+        first = error.errors()[0] if error.errors() else {"msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return _error(request, context, 422, f"{where}: {first['msg']}" if where else str(first["msg"]))

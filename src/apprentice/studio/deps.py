@@ -1,0 +1,99 @@
+"""Request dependencies: who is asking (session cookie or API token), and checks of their rights.
+
+Routes read like their signature: `user: PageUser` is a signed-in person, `admin: AdminUser` an admin,
+`caller: ApiCaller` anyone with a valid token (or a session plus its CSRF header for writes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from apprentice.store.assignments import AnnotatorAccount
+from apprentice.studio.context import StudioContext
+from apprentice.studio.security import SESSION_COOKIE, SessionData, parse_api_token, same_token
+
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_context(request: Request) -> StudioContext:
+    context: StudioContext = request.app.state.studio
+    return context
+
+
+Context = Annotated[StudioContext, Depends(get_context)]
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    account: AnnotatorAccount
+    csrf: str | None  # None for API-token callers, who carry no cookie and so need no CSRF token
+
+    @property
+    def id(self) -> int:
+        return self.account.id
+
+
+def _from_session(context: StudioContext, session: SessionData | None) -> SignedIn | None:
+    if session is None:
+        return None
+    account = context.store.annotator_account(annotator_id=session.annotator_id)
+    if account is None or account.disabled or account.session_version != session.version:
+        return None
+    return SignedIn(account, session.csrf)
+
+
+def page_user(request: Request, context: Context) -> SignedIn:
+    user = _from_session(context, context.sessions.load(request.cookies.get(SESSION_COOKIE)))
+    if user is None:
+        raise HTTPException(401, "Sign in with the link an admin gave you.")
+    return user
+
+
+PageUser = Annotated[SignedIn, Depends(page_user)]
+
+
+def admin_user(user: PageUser) -> SignedIn:
+    if not user.account.is_admin:
+        raise HTTPException(403, "This page is for admins.")
+    return user
+
+
+AdminUser = Annotated[SignedIn, Depends(admin_user)]
+
+
+def check_csrf(user: SignedIn, token: str | None) -> None:
+    """Refuse a cookie-authenticated write without the session's CSRF token."""
+    if user.csrf is not None and not same_token(user.csrf, token):
+        raise HTTPException(403, "The form is stale or came from elsewhere (CSRF token missing or wrong).")
+
+
+_bearer = HTTPBearer(auto_error=False, description="The annotator's API token (apt_...), from the account page.")
+
+
+def api_caller(
+    request: Request,
+    context: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> SignedIn:
+    if credentials is not None:
+        parsed = parse_api_token(credentials.credentials)
+        account = context.store.annotator_account(annotator_id=parsed[0]) if parsed else None
+        if parsed is None or account is None or account.disabled or not context.tokens.check(account, parsed[1]):
+            raise HTTPException(401, "The API token is not valid.", headers={"WWW-Authenticate": "Bearer"})
+        return SignedIn(account, None)
+    user = _from_session(context, context.sessions.load(request.cookies.get(SESSION_COOKIE)))
+    if user is None:
+        raise HTTPException(
+            401, "Send an API token (Authorization: Bearer apt_...).", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if request.method not in SAFE_METHODS:
+        check_csrf(user, request.headers.get(CSRF_HEADER))
+    return user
+
+
+ApiCaller = Annotated[SignedIn, Depends(api_caller)]

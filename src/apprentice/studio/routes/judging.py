@@ -1,0 +1,130 @@
+"""The judging pages: the next task, submit, skip, undo, and the guidelines."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Path, Request
+from fastapi.responses import RedirectResponse, Response
+
+from apprentice.store.tables import utc_now
+from apprentice.studio.answers import CRITERIA, canonical_answer, matches_gold
+from apprentice.studio.deps import Context, PageUser, check_csrf
+from apprentice.studio.rendering import render_markdown
+from apprentice.studio.schemas import _one_line
+
+router = APIRouter(include_in_schema=False)
+AssignmentId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+MESSAGES = {
+    "saved": "Saved.",
+    "skipped": "Skipped.",
+    "undone": "Your last answer was taken back: answer it again.",
+    "nothing-to-undo": "Nothing to undo: the undo window has passed.",
+    "gold-right": "Saved. That was a check item, and you got it right.",
+    "gold-wrong": "Saved. That was a check item, and the expected answer was different: see the guidelines.",
+}
+Score = Annotated[int | None, Form(ge=1, le=7)]
+
+
+def _redirect(done: str) -> Response:
+    return RedirectResponse(f"/judge?done={done}", status_code=303)
+
+
+@router.get("/")
+def home(user: PageUser) -> Response:
+    return RedirectResponse("/admin" if user.account.is_admin else "/judge", status_code=303)
+
+
+@router.get("/judge")
+def judge_page(request: Request, user: PageUser, context: Context, done: str | None = None) -> Response:
+    settings = context.settings
+    task = context.store.next_task(
+        user.id, lease_seconds=settings.lease_seconds, gold_rate=settings.gold_rate, rng=context.rng
+    )
+    progress = context.store.annotator_progress(user.id)
+    last = context.store.last_judgment_time(user.id)
+    can_undo = last is not None and utc_now() - last < timedelta(seconds=settings.undo_seconds)
+    values: dict[str, Any] = {
+        "project_name": context.project_name,
+        "user": user,
+        "task": task,
+        "progress": progress,
+        "total": progress.judged + progress.left,
+        "message": MESSAGES.get(done or ""),
+        "can_undo": can_undo,
+        "undo_seconds": settings.undo_seconds,
+        "idempotency_key": uuid.uuid4().hex,
+        "criteria": CRITERIA if settings.criteria else (),
+        "render": render_markdown,
+        "labels": [chr(ord("A") + index) for index in range(len(task.responses))] if task else [],
+    }
+    return context.templates.TemplateResponse(request, "judge.html" if task else "done.html", values)
+
+
+@router.post("/judge/{assignment_id}")
+def submit(
+    assignment_id: AssignmentId,
+    user: PageUser,
+    context: Context,
+    csrf_token: Annotated[str | None, Form()] = None,
+    idempotency_key: Annotated[str, Form(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] = "",
+    choice: Annotated[str | None, Form(max_length=16)] = None,
+    rank: Annotated[list[int] | None, Form()] = None,
+    score: Score = None,
+    helpful: Score = None,
+    honest: Score = None,
+    harmless: Score = None,
+    rationale: Annotated[str | None, Form(max_length=500)] = None,
+    duration_ms: Annotated[int | None, Form(ge=0, le=86_400_000)] = None,
+) -> Response:
+    check_csrf(user, csrf_token)
+    criteria = {
+        name: value for name, value in (("helpful", helpful), ("honest", honest), ("harmless", harmless)) if value
+    }
+    display: dict[str, Any] = {"choice": choice, "ranks": rank, "score": score, "criteria": criteria}
+    outcome = context.store.submit_judgment(
+        user.id,
+        assignment_id,
+        canonical_answer=lambda kind, order: canonical_answer(kind, display, order),
+        idempotency_key=idempotency_key,
+        source="studio",
+        rationale=_one_line(rationale) if rationale and rationale.strip() else None,
+        duration_ms=duration_ms,
+    )
+    if context.settings.gold_feedback and outcome.gold is not None:
+        return _redirect("gold-right" if matches_gold(outcome.kind, outcome.answer, outcome.gold) else "gold-wrong")
+    return _redirect("saved")
+
+
+@router.post("/judge/{assignment_id}/skip")
+def skip(
+    assignment_id: AssignmentId,
+    user: PageUser,
+    context: Context,
+    reason: Annotated[str, Form(min_length=1, max_length=500)],
+    csrf_token: Annotated[str | None, Form()] = None,
+) -> Response:
+    check_csrf(user, csrf_token)
+    context.store.skip_assignment(user.id, assignment_id, _one_line(reason) or "no reason given")
+    return _redirect("skipped")
+
+
+@router.post("/undo")
+def undo(user: PageUser, context: Context, csrf_token: Annotated[str | None, Form()] = None) -> Response:
+    check_csrf(user, csrf_token)
+    settings = context.settings
+    undone = context.store.undo_last_judgment(
+        user.id, window_seconds=settings.undo_seconds, lease_seconds=settings.lease_seconds
+    )
+    return _redirect("undone" if undone is not None else "nothing-to-undo")
+
+
+@router.get("/guidelines")
+def guidelines(request: Request, user: PageUser, context: Context) -> Response:
+    return context.templates.TemplateResponse(
+        request,
+        "guidelines.html",
+        {"project_name": context.project_name, "user": user, "body": render_markdown(context.guidelines_markdown())},
+    )

@@ -1,0 +1,179 @@
+"""Credentials and sessions for the studio.
+
+- A one-time sign-in link carries `ANNOTATOR_ID.SECRET`; the store keeps only an argon2 hash of the secret,
+  and using the link clears it.
+- A signed-in browser holds a session cookie signed with itsdangerous (HttpOnly, SameSite=Lax): the
+  annotator id, their session version (bumped on disable, which ends every session at once) and a CSRF token
+  that every form post and every cookie-authenticated API write must echo.
+- Scripts use a per-annotator API token `apt_ID_SECRET`, stored as an argon2 hash. Verifying argon2 costs tens
+  of milliseconds by design, so a verified token is remembered in memory by its SHA-256 together with the
+  stored hash it matched: a new token or a disabled account invalidates it at the next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.profiles import CHEAPEST
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from apprentice.store import Store
+from apprentice.store.assignments import AnnotatorAccount
+from apprentice.store.tables import utc_now
+
+API_TOKEN_PREFIX = "apt"
+SESSION_COOKIE = "apprentice_session"
+# argon2id with the library's defaults (RFC 9106's low-memory profile). Tests may set
+# APPRENTICE_TEST_CHEAP_HASHES=1 for argon2's cheapest profile, which is for tests only.
+CHEAP_HASHES_ENV = "APPRENTICE_TEST_CHEAP_HASHES"
+_HASHER = PasswordHasher()
+_CHEAP_HASHER = PasswordHasher.from_parameters(CHEAPEST)
+_TOKEN_CACHE_SIZE = 10_000
+
+
+def _hasher() -> PasswordHasher:
+    return _CHEAP_HASHER if os.environ.get(CHEAP_HASHES_ENV) == "1" else _HASHER
+
+
+def hash_secret(secret: str) -> str:
+    return _hasher().hash(secret)
+
+
+def verify_secret(stored_hash: str | None, secret: str) -> bool:
+    if not stored_hash:
+        return False
+    try:
+        return _hasher().verify(stored_hash, secret)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _split_id(text: str, separator: str) -> tuple[int, str] | None:
+    head, found, secret = text.partition(separator)
+    if not found or not head.isdigit() or len(head) > 12 or not secret or len(secret) > 200:
+        return None
+    return int(head), secret
+
+
+def issue_signin_link(store: Store, account: AnnotatorAccount, *, public_url: str, valid_hours: int) -> str:
+    """A fresh one-time sign-in link for `account` (an earlier unused link stops working)."""
+    secret = secrets.token_urlsafe(32)
+    store.set_signin_hash(account.id, hash_secret(secret), utc_now() + timedelta(hours=valid_hours))
+    return f"{public_url.rstrip('/')}/signin/{account.id}.{secret}"
+
+
+def parse_signin_token(token: str) -> tuple[int, str] | None:
+    return _split_id(token, ".")
+
+
+def signin_token_valid(account: AnnotatorAccount | None, secret: str, now: datetime | None = None) -> bool:
+    if account is None or account.disabled or account.signin_expires_at is None:
+        return False
+    if account.signin_expires_at <= (now or utc_now()):
+        return False
+    return verify_secret(account.signin_hash, secret)
+
+
+def issue_api_token(store: Store, account: AnnotatorAccount) -> str:
+    """A new API token for `account`; the previous one stops working."""
+    secret = secrets.token_urlsafe(32)
+    store.set_credential_hash(account.id, hash_secret(secret))
+    return f"{API_TOKEN_PREFIX}_{account.id}_{secret}"
+
+
+def parse_api_token(token: str) -> tuple[int, str] | None:
+    prefix, found, rest = token.partition("_")
+    if prefix != API_TOKEN_PREFIX or not found:
+        return None
+    return _split_id(rest, "_")
+
+
+class TokenCache:
+    """Tokens verified already: SHA-256 of the token -> the stored hash that it matched."""
+
+    def __init__(self) -> None:
+        self._verified: dict[str, str] = {}
+
+    def check(self, account: AnnotatorAccount, secret: str) -> bool:
+        digest = hashlib.sha256(f"{account.id}:{secret}".encode()).hexdigest()
+        stored = account.credential_hash
+        if stored is None:
+            return False
+        remembered = self._verified.get(digest)
+        if remembered is not None and hmac.compare_digest(remembered, stored):
+            return True
+        if not verify_secret(stored, secret):
+            return False
+        if len(self._verified) >= _TOKEN_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[digest] = stored
+        return True
+
+
+@dataclass(frozen=True)
+class SessionData:
+    annotator_id: int
+    version: int
+    csrf: str
+
+
+class SessionCodec:
+    """Signs and reads the session cookie; also signs the sign-in form's CSRF token."""
+
+    def __init__(self, secret_key: str, *, max_age_seconds: int) -> None:
+        self._sessions = URLSafeTimedSerializer(secret_key, salt="apprentice.studio.session")
+        self._signin = URLSafeTimedSerializer(secret_key, salt="apprentice.studio.signin-form")
+        self.max_age_seconds = max_age_seconds
+
+    def dump(self, account: AnnotatorAccount) -> str:
+        payload = {"a": account.id, "v": account.session_version, "c": secrets.token_urlsafe(24)}
+        return self._sessions.dumps(payload)
+
+    def load(self, cookie: str | None) -> SessionData | None:
+        if not cookie or len(cookie) > 4096:
+            return None
+        try:
+            payload = self._sessions.loads(cookie, max_age=self.max_age_seconds)
+        except BadSignature:
+            return None
+        try:
+            return SessionData(int(payload["a"]), int(payload["v"]), str(payload["c"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def signin_csrf(self, token: str) -> str:
+        return self._signin.dumps(hashlib.sha256(token.encode()).hexdigest())
+
+    def signin_csrf_valid(self, token: str, csrf: str) -> bool:
+        try:
+            expected = self._signin.loads(csrf, max_age=3600)
+        except BadSignature:
+            return False
+        return hmac.compare_digest(str(expected), hashlib.sha256(token.encode()).hexdigest())
+
+
+def same_token(expected: str, given: str | None) -> bool:
+    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def load_or_create_secret_key(location: Path) -> str:
+    """The key that signs sessions, kept beside the project so that restarts and workers share it."""
+    if not location.exists():
+        partial = location.with_name(f"{location.name}.{secrets.token_hex(4)}.partial")
+        partial.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        partial.chmod(0o600)
+        try:
+            os.link(partial, location)  # atomic: if another worker won the race, its key stays
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink(missing_ok=True)
+    return location.read_text(encoding="utf-8").strip()
