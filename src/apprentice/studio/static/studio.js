@@ -133,7 +133,9 @@
     if (!input) return false;
     input.checked = true;
     input.focus();
-    say(input.closest("label").textContent.trim().replace(/\s+/g, " ") + " selected");
+    const label = input.closest("label").cloneNode(true);
+    label.querySelectorAll("kbd").forEach((key) => key.remove());
+    say(label.textContent.trim().replace(/\s+/g, " ") + " selected");
     return true;
   }
 
