@@ -1,0 +1,217 @@
+"""Rollouts: sample completions from the policy, then score them token by token under policy and reference.
+
+Layout: prompts are left-padded (every prompt ends in the same column, so generation appends to all
+rows at once) and completions right-padded after their first EOS with the pad token, never with EOS,
+so "this completion ended" stays readable from the tokens. Left padding shifts each row's positions;
+the forward passes here pass explicit position ids counted over real tokens only, as `generate` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import GenerationConfig
+
+from apprentice.rl.core import entropy_from_logits, token_logprobs
+from apprentice.store.records import Message
+
+
+@dataclass
+class Rollout:
+    """B completions (G per prompt, next to each other) with everything the updates need."""
+
+    prompt_ids: torch.Tensor  # (B, P) left-padded
+    prompt_mask: torch.Tensor  # (B, P) 1 on real prompt tokens
+    completion_ids: torch.Tensor  # (B, T) right-padded with the pad token after EOS
+    completion_mask: torch.Tensor  # (B, T) float, 1 up to and including the first EOS
+    finished: torch.Tensor  # (B,) bool: the completion ended with EOS within max_new_tokens
+    prompts: list[list[Message]]  # (B,) the prompt of each completion
+    completion_texts: list[str]  # (B,)
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return torch.cat([self.prompt_ids, self.completion_ids], dim=1)
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        return torch.cat([self.prompt_mask, self.completion_mask.long()], dim=1)
+
+    @property
+    def completion_lengths(self) -> torch.Tensor:
+        return self.completion_mask.sum(dim=1)
+
+    def select(self, rows: torch.Tensor | Sequence[int]) -> Rollout:
+        """The rollout restricted to some rows (a minibatch)."""
+        index = torch.as_tensor(rows, dtype=torch.long)
+        return Rollout(
+            prompt_ids=self.prompt_ids[index],
+            prompt_mask=self.prompt_mask[index],
+            completion_ids=self.completion_ids[index],
+            completion_mask=self.completion_mask[index],
+            finished=self.finished[index],
+            prompts=[self.prompts[i] for i in index.tolist()],
+            completion_texts=[self.completion_texts[i] for i in index.tolist()],
+        )
+
+
+def encode_prompts(tokenizer: Any, prompts: Sequence[list[Message]], max_prompt_tokens: int) -> list[list[int]]:
+    """Chat-template token ids with the assistant's opening; over-long prompts keep their last tokens."""
+    encoded = []
+    for messages in prompts:
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        encoded.append(list(ids)[-max_prompt_tokens:])
+    return encoded
+
+
+def left_pad(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        if ids:
+            input_ids[row, width - len(ids) :] = torch.tensor(list(ids), dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+    return input_ids, attention_mask
+
+
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return sorted(ids)
+
+
+def pad_token_id(tokenizer: Any) -> int:
+    return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+
+
+def completion_mask_after_eos(
+    completion_ids: torch.Tensor, stop_ids: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """1 on tokens up to and including the first stop token, 0 after; and whether a stop token came."""
+    is_stop = torch.isin(completion_ids, torch.tensor(list(stop_ids), device=completion_ids.device))
+    finished = is_stop.any(dim=1)
+    width = completion_ids.shape[1]
+    first_stop = torch.where(finished, is_stop.int().argmax(dim=1), torch.full_like(finished, width, dtype=torch.long))
+    positions = torch.arange(width, device=completion_ids.device).unsqueeze(0)
+    return (positions <= first_stop.unsqueeze(1)).float(), finished
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted over real tokens only, so a left-padded prompt starts at position 0.
+
+    Padding gets position 1, exactly as `generate` assigns it, so that training forwards see the same
+    inputs as sampling did.
+    """
+    positions = attention_mask.long().cumsum(dim=-1) - 1
+    return positions.masked_fill(attention_mask == 0, 1)
+
+
+@torch.no_grad()
+def sample_rollout(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[list[Message]],
+    *,
+    completions_per_prompt: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int = 0,
+    max_prompt_tokens: int = 256,
+) -> Rollout:
+    """Sample G completions per prompt from the (unwrapped) policy in one batched `generate` call."""
+    device = next(model.parameters()).device
+    pad_id = pad_token_id(tokenizer)
+    stop_ids = stop_token_ids(model, tokenizer)
+    encoded = encode_prompts(tokenizer, prompts, max_prompt_tokens)
+    repeated = [ids for ids in encoded for _ in range(completions_per_prompt)]
+    prompt_ids, prompt_mask = left_pad(repeated, pad_id)
+    prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
+    # Explicit settings, not the model's generation_config: its top_p / top_k / repetition penalty
+    # would change the distribution we sample from away from the one whose log-probs we train on.
+    generation = GenerationConfig(
+        do_sample=True,
+        temperature=temperature,
+        top_k=top_k if top_k > 0 else None,
+        top_p=1.0,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=pad_id,
+        eos_token_id=stop_ids,
+    )
+    was_training = model.training
+    model.eval()
+    output = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=generation)
+    model.train(was_training)
+    completion_ids = output[:, prompt_ids.shape[1] :]
+    completion_mask, finished = completion_mask_after_eos(completion_ids, stop_ids)
+    # generate pads finished rows with pad_id already; make sure nothing after EOS survives.
+    completion_ids = torch.where(completion_mask.bool(), completion_ids, torch.full_like(completion_ids, pad_id))
+    lengths = completion_mask.sum(dim=1).long().tolist()
+    texts = [
+        tokenizer.decode(row[:length], skip_special_tokens=True).strip()
+        for row, length in zip(completion_ids.tolist(), lengths, strict=True)
+    ]
+    return Rollout(
+        prompt_ids=prompt_ids,
+        prompt_mask=prompt_mask,
+        completion_ids=completion_ids,
+        completion_mask=completion_mask,
+        finished=finished,
+        prompts=[list(messages) for messages in prompts for _ in range(completions_per_prompt)],
+        completion_texts=texts,
+    )
+
+
+@dataclass
+class ForwardResult:
+    logprobs: torch.Tensor  # (B, T) log-probs of the completion tokens
+    entropy: torch.Tensor | None  # (B, T)
+    values: torch.Tensor | None  # (B, T) value-head estimates V(s_t), when the model has a value head
+
+
+def forward_completions(
+    model: Any,
+    rollout: Rollout,
+    temperature: float,
+    *,
+    with_entropy: bool = False,
+) -> ForwardResult:
+    """Log-probs of the completion tokens under `model` (which may be DDP-wrapped), one forward pass."""
+    input_ids = rollout.input_ids
+    attention_mask = rollout.attention_mask
+    width = rollout.completion_ids.shape[1]
+    output = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids(attention_mask),
+        logits_to_keep=width + 1,  # the logits at position t predict token t + 1
+        use_cache=False,
+    )
+    logits = output.logits[:, :-1]  # (B, T, V)
+    logprobs = token_logprobs(logits, rollout.completion_ids, temperature)
+    entropy = entropy_from_logits(logits.detach(), temperature) if with_entropy else None
+    values = output["values"][:, :-1] if "values" in output else None
+    return ForwardResult(logprobs=logprobs, entropy=entropy, values=values)
+
+
+@contextlib.contextmanager
+def adapter_disabled(model: Any) -> Iterator[None]:
+    """With a LoRA policy, the reference is the same model with its adapter switched off."""
+    with model.disable_adapter():
+        yield
+
+
+@torch.no_grad()
+def reference_logprobs(reference: Any | None, policy: Any, rollout: Rollout, temperature: float) -> torch.Tensor:
+    """Log-probs under the frozen reference: a separate model, or (LoRA) the policy without its adapter."""
+    if reference is not None:
+        return forward_completions(reference, rollout, temperature).logprobs
+    with adapter_disabled(policy):
+        return forward_completions(policy, rollout, temperature).logprobs

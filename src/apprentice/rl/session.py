@@ -1,0 +1,298 @@
+"""What every algorithm's training loop shares: models under `accelerate`, the optimizer step with its
+guard rails, checkpoints and resume, logging and progress. The loops themselves live in one file per
+algorithm and read top to bottom; this module is the plumbing around them.
+
+Scale comes from `accelerate` (DDP, FSDP, DeepSpeed through `accelerate launch` and a config file), not
+from code of ours. Each process samples its own share of prompts; gradients are averaged by DDP, so
+every process ends with the same parameters. The learning-rate scheduler is stepped by us, not by
+accelerate (which would step it once per process), so the schedule is the same on 1 or N processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from transformers import get_scheduler
+
+from apprentice.errors import ApprenticeError
+from apprentice.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from apprentice.rl.config import DPOConfig, OnlineConfig
+from apprentice.rl.metrics import RunLog
+
+RunConfig = OnlineConfig | DPOConfig
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    policy_path: Path
+    metrics: dict[str, float]  # the last step's, averaged over processes
+    run: TrainingRun  # the finished run, for inspection (models, optimizer, accelerator)
+
+
+class TrainingDiverged(ApprenticeError):
+    """The loss or gradient went non-finite or exploded; the run stopped before applying that step."""
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Dropout off everywhere: RL ratios compare two forward passes that must see the same network."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    config = getattr(model, "config", None)
+    for name in ("attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop", "dropout"):
+        if config is not None and isinstance(getattr(config, name, None), float):
+            setattr(config, name, 0.0)
+
+
+def load_models(
+    policy_name: str, *, lora_rank: int, lora_alpha: int, need_reference: bool, reference_name: str | None = None
+) -> tuple[torch.nn.Module, Any, torch.nn.Module | None]:
+    """The trainable policy, its tokenizer, and a frozen reference (None with LoRA or when not needed).
+
+    The reference is the starting policy unless `reference_name` names another model (same tokenizer).
+    """
+    from apprentice.models import load_policy
+
+    policy, tokenizer = load_policy(policy_name)
+    disable_dropout(policy)
+    reference = None
+    if lora_rank > 0:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules="all-linear")
+        policy = get_peft_model(policy, lora)
+        if reference_name is not None and reference_name != policy_name:
+            raise ApprenticeError("with LoRA the reference is the base policy itself; drop the separate reference")
+    elif need_reference:
+        reference, _ = load_policy(reference_name or policy_name)
+        disable_dropout(reference)
+        reference.requires_grad_(False)
+    return policy, tokenizer, reference
+
+
+class TrainingRun:
+    """One training run: accelerator, model, optimizer, schedule, checkpoints, logs, progress."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        policy_name: str,
+        *,
+        total_steps: int,
+        updates_per_step: int,
+        need_reference: bool,
+        wrap_policy: Any = None,
+        reference_name: str | None = None,
+        resume: bool = False,
+        show_progress: bool = True,
+    ) -> None:
+        self.config = config
+        self.total_steps = total_steps
+        self.accelerator = Accelerator()
+        set_seed(config.seed)  # the same initialisation (e.g. a value head) on every process
+        policy, self.tokenizer, reference = load_models(
+            policy_name,
+            lora_rank=config.lora_rank,
+            lora_alpha=config.lora_alpha,
+            need_reference=need_reference,
+            reference_name=reference_name,
+        )
+        self.uses_lora = config.lora_rank > 0
+        model = wrap_policy(policy) if wrap_policy is not None else policy
+        # Always in eval mode: dropout off, and generate() and the update see the same network.
+        model.eval()
+        trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+        optimizer = torch.optim.AdamW(
+            trainable, lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_eps
+        )
+        self.scheduler = get_scheduler(
+            config.lr_schedule,
+            optimizer,
+            num_warmup_steps=config.warmup_steps,
+            num_training_steps=total_steps * updates_per_step,
+        )
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.reference = reference.to(self.accelerator.device) if reference is not None else None
+        self.trainable = trainable
+        self.start_step = 0
+        self.training_state: dict[str, Any] = {}
+        checkpoint = latest_checkpoint(config.output_dir) if resume else None
+        if resume and checkpoint is None:
+            raise ApprenticeError(
+                f"--resume: no checkpoint under {config.output_dir / 'checkpoints'}; start a fresh run"
+            )
+        if checkpoint is not None:
+            self.training_state = load_checkpoint(
+                self.accelerator, checkpoint, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler
+            )
+            self.start_step = int(self.training_state["step"])
+        else:
+            # Different samples on each process; resumed runs restore their RNG from the checkpoint.
+            set_seed(config.seed + self.accelerator.process_index)
+        self.last_checkpoint = checkpoint
+        self.log = RunLog(
+            config.output_dir,
+            enabled=self.accelerator.is_main_process,
+            tensorboard=config.tensorboard,
+            resumed_step=self.start_step,
+        )
+        self.timings: dict[str, float] = {}
+        self._orders: dict[int, list[int]] = {}
+        self.step = self.start_step
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            disable=not (show_progress and self.accelerator.is_main_process),
+        )
+        self._task = self._progress.add_task(
+            type(config).__name__.removesuffix("Config"), total=total_steps, completed=self.start_step, status=""
+        )
+
+    # -- models ---------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def unwrapped(self) -> Any:
+        return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def policy(self) -> Any:
+        """The bare causal LM (under the value-head wrapper, if any), for `generate`."""
+        unwrapped = self.unwrapped
+        return getattr(unwrapped, "policy", unwrapped)
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def batch_indices(self, dataset_size: int, per_process: int, step: int) -> list[int]:
+        """This process's items for `step`: a seeded shuffle per epoch, so the step alone is the data position."""
+        global_batch = per_process * self.accelerator.num_processes
+        start = (step - 1) * global_batch + self.accelerator.process_index * per_process
+        indices = []
+        for item in range(start, start + per_process):
+            epoch, position = divmod(item, dataset_size)
+            if epoch not in self._orders:
+                generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+                self._orders[epoch] = torch.randperm(dataset_size, generator=generator).tolist()
+            indices.append(self._orders[epoch][position])
+        return indices
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def steps(self) -> Iterator[int]:
+        with self._progress:
+            for step in range(self.start_step + 1, self.total_steps + 1):
+                self.step = step
+                self.timings = {}
+                yield step
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
+
+    def optimize(self, loss: torch.Tensor) -> float:
+        """Backward, clip, step; stops the run (nothing applied) on a non-finite or exploding loss."""
+        self._guard("loss", loss.detach())
+        self.accelerator.backward(loss)
+        grad_norm = self.accelerator.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
+        self._guard("gradient norm", torch.as_tensor(grad_norm, device=self.device).detach(), limit=math.inf)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(grad_norm)
+
+    def _guard(self, what: str, value: torch.Tensor, limit: float | None = None) -> None:
+        limit = self.config.max_loss if limit is None else limit
+        bad = (~torch.isfinite(value)) | (value.abs() > limit)
+        # Every process must agree, or one stops while the others wait for it in the next all-reduce.
+        if self.accelerator.reduce(bad.float().reshape(1), reduction="sum").item() > 0:
+            self.optimizer.zero_grad(set_to_none=True)
+            where = (
+                f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint yet"
+            )
+            raise TrainingDiverged(
+                f"step {self.step}: the {what} is {value.item():.4g} (not finite or above {limit:g}); stopped before "
+                f"applying it, {where}; lower learning_rate (or raise kl_coef) and resume with --resume"
+            )
+
+    def end_step(
+        self,
+        metrics: dict[str, float],
+        *,
+        samples: tuple[Sequence[str], Sequence[str], Sequence[float]] | None = None,
+        sample_every: int = 0,
+    ) -> dict[str, float]:
+        """Average metrics over processes, log them, show progress, checkpoint when due."""
+        metrics = {**metrics, **{f"time/{name}": seconds for name, seconds in self.timings.items()}}
+        metrics["lr"] = self.scheduler.get_last_lr()[0]
+        keys = sorted(metrics)
+        values = torch.tensor([float(metrics[key]) for key in keys], dtype=torch.float64, device=self.device)
+        averaged = dict(zip(keys, self.accelerator.reduce(values, reduction="mean").tolist(), strict=True))
+        self.log.metrics(self.step, averaged)
+        if samples is not None and sample_every and (self.step % sample_every == 0 or self.step == 1):
+            self.log.samples(self.step, *samples)
+        status = "  ".join(f"{key} {averaged[key]:.3g}" for key in ("reward", "kl", "loss") if key in averaged)
+        self._progress.update(self._task, completed=self.step, status=status)
+        if self.step % self.config.checkpoint_every == 0 or self.step == self.total_steps:
+            self.save_checkpoint()
+        return averaged
+
+    def save_checkpoint(self) -> Path:
+        self.last_checkpoint = save_checkpoint(
+            self.accelerator,
+            self.config.output_dir,
+            self.step,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            training_state=self.training_state,
+            keep=self.config.keep_checkpoints,
+        )
+        return self.last_checkpoint
+
+    def finish(self) -> Path:
+        """Save the trained policy as a folder `transformers` loads as is (LoRA merged); returns it."""
+        self.log.close()
+        target = self.config.output_dir / "policy"
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            policy = self.policy
+            if self.uses_lora:
+                import copy
+
+                policy = copy.deepcopy(policy).merge_and_unload()
+            staging = Path(tempfile.mkdtemp(prefix=".policy-", dir=self.config.output_dir))
+            try:
+                policy.save_pretrained(staging, safe_serialization=True)
+                self.tokenizer.save_pretrained(staging)
+                value_head = getattr(self.unwrapped, "value_head", None)
+                if value_head is not None:
+                    torch.save(value_head.state_dict(), staging / "value_head.pt")
+                if target.exists():
+                    shutil.rmtree(target)
+                staging.rename(target)
+            finally:
+                if staging.exists():
+                    shutil.rmtree(staging, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        return target
