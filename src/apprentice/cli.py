@@ -207,3 +207,7 @@ from apprentice.studio import cli as studio_cli  # noqa: E402 - registered last:
 
 app.add_typer(studio_cli.studio_app, name="studio")
 app.add_typer(studio_cli.annotators_app, name="annotators")
+
+from apprentice.reward import cli as reward_cli  # noqa: E402 - registered last: it builds on the helpers above
+
+app.add_typer(reward_cli.app, name="reward")

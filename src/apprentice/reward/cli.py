@@ -1,0 +1,252 @@
+"""`apprentice reward ...`: train, evaluate and use reward models. Thin: parse, call, print."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from apprentice.cli import ProjectOption, reports_errors
+from apprentice.errors import ApprenticeError, InputError
+
+app = typer.Typer(help="Reward models trained on the project's judgments.", no_args_is_help=True)
+console = Console()
+SPLIT_FILE = "split.json"
+
+
+@app.command("train")
+@reports_errors
+def train(
+    project_dir: ProjectOption = Path("."),
+    model: Annotated[str, typer.Option(help="Backbone: 'minilm', 'default', a folder or a cached hub id.")] = "minilm",
+    mode: Annotated[str, typer.Option(help="full, lora or head (only the head is trained).")] = "full",
+    epochs: Annotated[int, typer.Option(help="Passes over the training pairs.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 8,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
+    max_length: Annotated[int, typer.Option(help="Tokens per prompt + response.")] = 512,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank (--mode lora).")] = 16,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing for noisy labels, in [0, 0.5).")] = 0.0,
+    margin_scale: Annotated[float, typer.Option(help="Times the rating difference, as the BT margin.")] = 1.0,
+    center: Annotated[float, typer.Option(help="Coefficient of the reward-centering term.")] = 0.0,
+    ties: Annotated[str, typer.Option(help="'drop' ties or keep them as 'half' wins.")] = "drop",
+    rankings: Annotated[str, typer.Option(help="'pairs' (all implied pairs) or 'plackett-luce'.")] = "pairs",
+    validation_share: Annotated[float, typer.Option(help="Share of prompts held out for validation.")] = 0.2,
+    members: Annotated[int, typer.Option(help="Ensemble members (each a full model); 1 means no ensemble.")] = 1,
+    shared_heads: Annotated[
+        int, typer.Option(help="Instead: a frozen backbone with this many linear heads (cheap ensemble).")
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed (split, head, order).")] = 0,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run folder; an existing one with checkpoints is resumed.")
+    ] = None,
+) -> None:
+    """Train a reward model (or an ensemble) on the project's judgments and evaluate it on held-out prompts."""
+    from apprentice.project import open_project
+    from apprentice.reward.data import DerivationOptions, derive_preferences, split_by_prompt
+    from apprentice.reward.ensemble import train_member_ensemble, train_shared_backbone_ensemble
+    from apprentice.reward.train import RewardTrainingConfig, train_reward_model
+
+    if ties not in ("drop", "half"):
+        raise ApprenticeError(f"--ties must be 'drop' or 'half', got {ties!r}")
+    if rankings not in ("pairs", "plackett-luce"):
+        raise ApprenticeError(f"--rankings must be 'pairs' or 'plackett-luce', got {rankings!r}")
+    if mode not in ("full", "lora", "head"):
+        raise ApprenticeError(f"--mode must be full, lora or head, got {mode!r}")
+    config = RewardTrainingConfig(
+        model=model,
+        train_mode=mode,  # type: ignore[arg-type]
+        lora_rank=lora_rank,
+        max_length=max_length,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        label_smoothing=label_smoothing,
+        margin_scale=margin_scale,
+        center_coefficient=center,
+        seed=seed,
+    )
+    config.validate()
+    project = open_project(project_dir)
+    try:
+        options = DerivationOptions(ties=ties, rankings=rankings)  # type: ignore[arg-type]
+        data = derive_preferences(project.store.judged_comparisons(), options)
+        train_data, validation = split_by_prompt(data, validation_share=validation_share, seed=seed)
+        settings: dict[str, Any] = asdict(config) | {
+            "ties": ties,
+            "rankings": rankings,
+            "validation_share": validation_share,
+            "members": members,
+            "shared_heads": shared_heads,
+        }
+        run = project.store.start_run("reward", settings)
+        folder = run_dir or project.root / "runs" / f"reward-{run.id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        split = {"validation_prompts": sorted(validation.prompts), "seed": seed, "share": validation_share}
+        (folder / SPLIT_FILE).write_text(json.dumps(split) + "\n", encoding="utf-8")
+        console.print(
+            f"{len(train_data)} training and {len(validation)} validation examples "
+            f"({len(train_data.prompts)} / {len(validation.prompts)} prompts); dropped: {dict(data.dropped) or 'none'}"
+        )
+        try:
+            if shared_heads:
+                _, evaluation = train_shared_backbone_ensemble(
+                    train_data,
+                    folder,
+                    model=model,
+                    heads=shared_heads,
+                    max_length=max_length,
+                    validation=validation,
+                    seed=seed,
+                )
+            elif members > 1:
+                evaluation = train_member_ensemble(train_data, config, folder, members=members, validation=validation)
+            else:
+                evaluation = train_reward_model(train_data, config, folder, validation=validation).evaluation
+        except BaseException:
+            project.store.finish_run(run.id, metrics={}, status="failed")
+            raise
+        if evaluation:
+            (folder / "eval.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
+        project.store.finish_run(run.id, metrics=_headline(evaluation))
+        console.print(f"Reward model in {folder}")
+        _print_evaluation(evaluation)
+    finally:
+        project.close()
+
+
+@app.command("eval")
+@reports_errors
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A run folder, a reward model folder or an ensemble folder.")],
+    project_dir: ProjectOption = Path("."),
+    all_prompts: Annotated[
+        bool, typer.Option("--all", help="Every judged prompt, not only the run's held-out ones.")
+    ] = False,
+) -> None:
+    """Evaluate a reward model on the project's judgments (by default the prompts its run held out)."""
+    from apprentice.project import open_project
+    from apprentice.reward.data import PreferenceData, derive_preferences, prompt_key
+    from apprentice.reward.ensemble import ENSEMBLE_FILE, evaluate_ensemble, load_ensemble
+    from apprentice.reward.evaluate import evaluate_reward_model
+
+    project = open_project(project_dir)
+    try:
+        data = derive_preferences(project.store.judged_comparisons())
+    finally:
+        project.close()
+    split_path = model_dir / SPLIT_FILE
+    if not all_prompts:
+        if not split_path.is_file():
+            raise ApprenticeError(f"{model_dir} has no {SPLIT_FILE} (not a run folder); give a run folder or use --all")
+        held = set(json.loads(split_path.read_text(encoding="utf-8"))["validation_prompts"])
+        data = PreferenceData(
+            pairs=[p for p in data.pairs if prompt_key(p.prompt) in held],
+            groups=[g for g in data.groups if prompt_key(g.prompt) in held],
+        )
+    if not len(data):
+        raise ApprenticeError("no judged pairs to evaluate on")
+    if (model_dir / ENSEMBLE_FILE).is_file():
+        evaluation = evaluate_ensemble(load_ensemble(model_dir), data)
+    else:
+        evaluation = evaluate_reward_model(_load_model(model_dir), data)
+    _print_evaluation(evaluation)
+
+
+@app.command("score")
+@reports_errors
+def score(
+    model_dir: Annotated[Path, typer.Argument(help="A run folder, a reward model folder or an ensemble folder.")],
+    input_file: Annotated[Path, typer.Option("--input", help="JSONL(.gz) rows with 'prompt' and 'response'.")],
+    out: Annotated[Path, typer.Option(help="JSONL to write: each input row with 'reward' (and 'spread').")],
+    raw: Annotated[bool, typer.Option(help="Unnormalized rewards.")] = False,
+) -> None:
+    """Score prompt/response pairs from a JSONL file."""
+    from apprentice.reward.ensemble import ENSEMBLE_FILE, load_ensemble
+
+    rows, prompts, responses = _read_scoring_rows(input_file)
+    if (model_dir / ENSEMBLE_FILE).is_file():
+        scores = load_ensemble(model_dir).score(prompts, responses)
+        extra = [{"reward": mean, "spread": std} for mean, std in zip(scores.mean, scores.std, strict=True)]
+    else:
+        rewards = _load_model(model_dir).score(prompts, responses, normalized=not raw)
+        extra = [{"reward": reward} for reward in rewards]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    with partial.open("w", encoding="utf-8") as handle:
+        for row, added in zip(rows, extra, strict=True):
+            handle.write(json.dumps(row | added, ensure_ascii=False) + "\n")
+    partial.replace(out)
+    console.print(f"Scored {len(rows)} responses into {out}")
+
+
+def _load_model(folder: Path) -> Any:
+    from apprentice.reward.model import REWARD_MODEL_FILE, RewardModel
+
+    if not (folder / REWARD_MODEL_FILE).is_file() and (folder / "model" / REWARD_MODEL_FILE).is_file():
+        folder = folder / "model"
+    return RewardModel.load(folder)
+
+
+def _read_scoring_rows(path: Path) -> tuple[list[dict[str, Any]], list[list[dict[str, str]]], list[str]]:
+    if not path.is_file():
+        raise InputError("no such file", path=path)
+    opener: Any = gzip.open if path.name.endswith(".gz") else open
+    rows, prompts, responses = [], [], []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise InputError(f"not valid JSON ({error.msg})", path=path, line=number) from None
+            if not isinstance(row, dict):
+                raise InputError("expected a JSON object", path=path, line=number)
+            prompt = row.get("prompt")
+            if isinstance(prompt, str):
+                messages = [{"role": "user", "content": prompt}]
+            elif isinstance(prompt, list) and all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in prompt
+            ):
+                messages = [{"role": m["role"], "content": m["content"]} for m in prompt]
+            else:
+                raise InputError(
+                    "needs text or a list of {role, content} messages", path=path, line=number, field="prompt"
+                )
+            response = row.get("response")
+            if not isinstance(response, str):
+                raise InputError("needs the response text", path=path, line=number, field="response")
+            rows.append(row)
+            prompts.append(messages)
+            responses.append(response)
+    if not rows:
+        raise InputError("no rows to score", path=path)
+    return rows, prompts, responses
+
+
+def _headline(evaluation: dict[str, Any]) -> dict[str, Any]:
+    keys = ("pairs", "accuracy", "length_baseline_accuracy", "expected_calibration_error", "mean_spread")
+    return {key: evaluation[key] for key in keys if key in evaluation}
+
+
+def _print_evaluation(evaluation: dict[str, Any]) -> None:
+    if not evaluation:
+        console.print("No validation pairs (too few prompts); nothing evaluated.")
+        return
+    console.print(
+        f"Held-out pairs: {evaluation['pairs']}; accuracy {evaluation['accuracy']:.3f} "
+        f"(length-only baseline {evaluation['length_baseline_accuracy']:.3f}); "
+        f"calibration error {evaluation['expected_calibration_error']:.3f}"
+    )
+    for level, numbers in evaluation.get("accuracy_by_agreement", {}).items():
+        console.print(f"  {level:20} {numbers['pairs']:6d} pairs  accuracy {numbers['accuracy']:.3f}")
+    if "mean_spread" in evaluation:
+        console.print(
+            f"  ensemble mean spread {evaluation['mean_spread']:.3f}; members {evaluation['member_accuracies']}"
+        )

@@ -1,0 +1,324 @@
+"""Reward ensembles: a mean reward and its spread across members (epistemic uncertainty).
+
+Two kinds:
+- members: K full reward models trained with different seeds and, by default, bootstrap resamples
+  of the training pairs. The honest kind: the members differ in every weight. K times the cost.
+- shared backbone: one frozen backbone and K linear heads on its features. The features of every
+  response are computed once (one forward pass each, no backward), then each head is fitted on its
+  own bootstrap resample in milliseconds. The spread only reflects what the heads disagree on, so it
+  underestimates the uncertainty of a fine-tuned model; it is the cheap option for active selection,
+  and also the way to get a reward model out of a large backbone on a small machine.
+The spread is the standard deviation of the members' normalized rewards.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from apprentice.errors import ApprenticeError
+from apprentice.reward.data import PreferenceData, RewardPair, bootstrap_sample
+from apprentice.reward.evaluate import evaluate_scores, evaluation_pairs, score_distribution
+from apprentice.reward.losses import bradley_terry_loss
+from apprentice.reward.model import Normalization, RewardModel, head_module, initialize_head
+from apprentice.reward.train import RewardTrainingConfig, train_reward_model
+from apprentice.store.records import Message
+
+ENSEMBLE_FILE = "ensemble.json"
+HEADS_FILE = "heads.safetensors"
+
+
+@dataclass(frozen=True)
+class EnsembleScores:
+    mean: list[float]
+    std: list[float]
+    members: list[list[float]]  # [member][example], normalized
+
+
+def _summarize(per_member: torch.Tensor) -> EnsembleScores:
+    """(K, N) normalized rewards -> mean and spread per example."""
+    spread = per_member.std(dim=0) if per_member.shape[0] > 1 else torch.zeros(per_member.shape[1])
+    return EnsembleScores(per_member.mean(dim=0).tolist(), spread.tolist(), per_member.tolist())
+
+
+# -- K full members -------------------------------------------------------------------------------
+
+
+class MemberEnsemble:
+    def __init__(self, members: list[RewardModel]):
+        if not members:
+            raise ApprenticeError("an ensemble needs at least one member")
+        self.members = members
+
+    def score(self, prompts: Sequence[Sequence[Message]], responses: Sequence[str]) -> EnsembleScores:
+        return _summarize(torch.tensor([member.score(prompts, responses) for member in self.members]))
+
+
+def train_member_ensemble(
+    train: PreferenceData,
+    config: RewardTrainingConfig,
+    run_dir: Path,
+    *,
+    members: int,
+    bootstrap: bool = True,
+    validation: PreferenceData | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train K members in run_dir/member-k (each resumable on its own); returns the ensemble's evaluation."""
+    if members < 1:
+        raise ApprenticeError(f"members must be at least 1, got {members}")
+    folders = []
+    for index in range(members):
+        seed = config.seed + index
+        data = bootstrap_sample(train, seed=seed) if bootstrap else train
+        member_dir = run_dir / f"member-{index}"
+        train_reward_model(
+            data,
+            replace(config, seed=seed),
+            member_dir,
+            validation=validation,
+            normalize_on=_responses(train),
+            show_progress=show_progress,
+        )
+        folders.append(f"member-{index}/model")
+    info = {"kind": "members", "members": folders, "bootstrap": bootstrap}
+    (run_dir / ENSEMBLE_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    ensemble = load_ensemble(run_dir)
+    return evaluate_ensemble(ensemble, validation) if validation is not None and len(validation) else {}
+
+
+# -- one frozen backbone, K heads -----------------------------------------------------------------
+
+
+class SharedBackboneEnsemble:
+    """A frozen reward-model backbone whose head input feeds K linear heads."""
+
+    def __init__(self, backbone: RewardModel, weights: torch.Tensor, normalizations: list[Normalization]):
+        self.backbone = backbone
+        self.weights = weights  # (K, H)
+        self.normalizations = normalizations
+
+    @torch.no_grad()
+    def features(
+        self, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int = 16
+    ) -> torch.Tensor:
+        """(N, H): what the head of the backbone's sequence-classification model reads for each response."""
+        return extract_features(self.backbone, prompts, responses, batch_size=batch_size)
+
+    def raw_scores_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        return self.weights @ features.T  # (K, N)
+
+    def score(self, prompts: Sequence[Sequence[Message]], responses: Sequence[str]) -> EnsembleScores:
+        raw = self.raw_scores_from_features(self.features(prompts, responses))
+        normalized = torch.stack([n.apply(row) for n, row in zip(self.normalizations, raw, strict=True)])
+        return _summarize(normalized)
+
+    def save(self, folder: Path) -> None:
+        """The backbone with head 0 as a loadable reward model, plus every head and its normalization."""
+        from safetensors.torch import save_file
+
+        head: Any = head_module(self.backbone.model)
+        with torch.no_grad():
+            head.weight.copy_(self.weights[:1])
+            if getattr(head, "bias", None) is not None:
+                head.bias.zero_()
+        self.backbone.normalization = self.normalizations[0]
+        self.backbone.save(folder / "backbone")
+        save_file({"weights": self.weights.contiguous()}, str(folder / HEADS_FILE))
+        info = {
+            "kind": "shared-backbone",
+            "backbone": "backbone",
+            "heads": self.weights.shape[0],
+            "normalizations": [vars(n) for n in self.normalizations],
+        }
+        (folder / ENSEMBLE_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def extract_features(
+    model: RewardModel, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int = 16
+) -> torch.Tensor:
+    """The pooled input of the scalar head, read with a forward hook so that pooling is the model's own."""
+    captured: list[torch.Tensor] = []
+    head = head_module(model.model)
+    handle = head.register_forward_hook(lambda _module, inputs, _output: captured.append(inputs[0].detach()))
+    encoded = [model.encode(prompt, response) for prompt, response in zip(prompts, responses, strict=True)]
+    order = sorted(range(len(encoded)), key=lambda index: -len(encoded[index].input_ids))
+    features: torch.Tensor | None = None
+    pad = model.tokenizer.pad_token_id
+    model.model.eval()
+    from rich.progress import track
+
+    try:
+        with torch.no_grad():
+            starts = range(0, len(order), batch_size)
+            for start in track(starts, description="features", transient=True, disable=len(starts) < 4):
+                chunk = order[start : start + batch_size]
+                batch = model.collate([encoded[index] for index in chunk])
+                captured.clear()
+                model.raw_scores(batch)
+                hidden = captured[-1]
+                if hidden.dim() == 3:  # causal LMs score every position and keep the last real token's
+                    non_pad = (batch["input_ids"] != pad).int()
+                    last = (torch.arange(non_pad.shape[1]) * non_pad).argmax(-1)
+                    hidden = hidden[torch.arange(hidden.shape[0]), last.to(hidden.device)]
+                if features is None:
+                    features = torch.zeros((len(encoded), hidden.shape[-1]))
+                features[chunk] = hidden.float().cpu()
+    finally:
+        handle.remove()
+    if features is None:
+        raise ApprenticeError("no responses to compute features for")
+    return features
+
+
+def fit_head(
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    pairs: Sequence[RewardPair],
+    *,
+    l2: float,
+    steps: int,
+    seed: int,
+    margin_scale: float = 1.0,
+) -> torch.Tensor:
+    """A linear head (H,) minimizing the weighted Bradley-Terry loss + l2 |w|^2 on fixed features, by L-BFGS.
+
+    Features are standardized while fitting (their scales differ by orders of magnitude in LLMs),
+    and the scale is folded back into the weights, so the head applies to raw features.
+    """
+    both = torch.cat([chosen, rejected])
+    scale = both.std(dim=0).clamp_min(1e-6)
+    difference = (chosen - rejected) / scale  # (P, H); the bias cancels in a difference
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(chosen.shape[1], generator=generator) / math.sqrt(chosen.shape[1] + 1)
+    weight.requires_grad_(True)
+    margins = torch.tensor([p.margin * margin_scale for p in pairs])
+    targets = torch.tensor([p.target for p in pairs])
+    weights = torch.tensor([p.weight for p in pairs])
+    optimizer = torch.optim.LBFGS([weight], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        scores = difference @ weight
+        loss = bradley_terry_loss(scores, torch.zeros_like(scores), margins=margins, targets=targets, weights=weights)
+        loss = loss + l2 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return (weight.detach() / scale).float()
+
+
+def train_shared_backbone_ensemble(
+    train: PreferenceData,
+    run_dir: Path,
+    *,
+    model: str,
+    heads: int = 5,
+    max_length: int = 512,
+    l2: float = 1e-3,
+    steps: int = 200,
+    bootstrap: bool = True,
+    seed: int = 0,
+    margin_scale: float = 1.0,
+    validation: PreferenceData | None = None,
+    batch_size: int = 16,
+) -> tuple[SharedBackboneEnsemble, dict[str, Any]]:
+    """Features once, K heads on bootstrap resamples, normalization per head; saved to run_dir."""
+    if heads < 1:
+        raise ApprenticeError(f"heads must be at least 1, got {heads}")
+    pairs = evaluation_pairs(train) + [pair for pair in train.pairs if pair.target == 0.5]
+    if not pairs:
+        raise ApprenticeError("no training pairs: the judgments gave nothing to learn from")
+    backbone = RewardModel.from_backbone(model, max_length=max_length, train_mode="full", seed=seed)
+    for parameter in backbone.model.parameters():
+        parameter.requires_grad_(False)
+    texts = _distinct_texts(pairs)
+    index = {key: position for position, key in enumerate(texts)}
+    features = extract_features(
+        backbone, [p for p, _ in texts.values()], [r for _, r in texts.values()], batch_size=batch_size
+    )
+    chosen = features[[index[_key(p.prompt, p.chosen)] for p in pairs]]
+    rejected = features[[index[_key(p.prompt, p.rejected)] for p in pairs]]
+    rng = random.Random(seed)
+    head_weights, normalizations = [], []
+    for head in range(heads):
+        rows = [rng.randrange(len(pairs)) for _ in pairs] if bootstrap and heads > 1 else list(range(len(pairs)))
+        weight = fit_head(
+            chosen[rows],
+            rejected[rows],
+            [pairs[r] for r in rows],
+            l2=l2,
+            steps=steps,
+            seed=seed + head,
+            margin_scale=margin_scale,
+        )
+        raw = features @ weight
+        normalizations.append(
+            Normalization(float(raw.mean()), float(raw.std()) or 1.0, f"{len(texts)} of the training responses")
+        )
+        head_weights.append(weight)
+    initialize_head(head_module(backbone.model), backbone.model.config.hidden_size)
+    ensemble = SharedBackboneEnsemble(backbone, torch.stack(head_weights), normalizations)
+    evaluation = evaluate_ensemble(ensemble, validation) if validation is not None and len(validation) else {}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ensemble.save(run_dir)
+    if evaluation:
+        (run_dir / "eval.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
+    return ensemble, evaluation
+
+
+# -- either kind ----------------------------------------------------------------------------------
+
+
+def load_ensemble(folder: Path) -> MemberEnsemble | SharedBackboneEnsemble:
+    from safetensors.torch import load_file
+
+    info_path = folder / ENSEMBLE_FILE
+    if not info_path.is_file():
+        raise ApprenticeError(f"{folder} is not a reward ensemble (no {ENSEMBLE_FILE})")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    if info["kind"] == "members":
+        return MemberEnsemble([RewardModel.load(folder / member) for member in info["members"]])
+    backbone = RewardModel.load(folder / info["backbone"])
+    weights = load_file(str(folder / HEADS_FILE))["weights"]
+    return SharedBackboneEnsemble(backbone, weights, [Normalization(**n) for n in info["normalizations"]])
+
+
+def evaluate_ensemble(ensemble: MemberEnsemble | SharedBackboneEnsemble, data: PreferenceData) -> dict[str, Any]:
+    """The evaluation of the mean reward, with the mean spread and each member's accuracy beside it."""
+    pairs = evaluation_pairs(data)
+    scores = ensemble.score([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+    count = len(pairs)
+    report = evaluate_scores(pairs, scores.mean[:count], scores.mean[count:])
+    report["member_accuracies"] = [
+        sum(1.0 for c, r in zip(member[:count], member[count:], strict=True) if c > r) / count if count else math.nan
+        for member in scores.members
+    ]
+    report["mean_spread"] = sum(scores.std) / len(scores.std) if scores.std else math.nan
+    report["score_distribution"] = score_distribution(scores.mean)
+    report["note"] = "calibration uses the mean of normalized member rewards"
+    return report
+
+
+def _key(prompt: Sequence[Message], response: str) -> tuple[str, str]:
+    return json.dumps(list(prompt), sort_keys=True), response
+
+
+def _distinct_texts(pairs: Sequence[RewardPair]) -> dict[tuple[str, str], tuple[Sequence[Message], str]]:
+    texts: dict[tuple[str, str], tuple[Sequence[Message], str]] = {}
+    for pair in pairs:
+        for response in (pair.chosen, pair.rejected):
+            texts.setdefault(_key(pair.prompt, response), (pair.prompt, response))
+    return texts
+
+
+def _responses(data: PreferenceData) -> list[tuple[Sequence[Message], str]]:
+    return list(_distinct_texts(evaluation_pairs(data) + list(data.pairs)).values())

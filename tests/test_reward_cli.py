@@ -1,0 +1,118 @@
+"""`apprentice reward train | eval | score` on a project with imported judged pairs, and the ensembles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from apprentice.cli import app
+from apprentice.reward.data import split_by_prompt
+from apprentice.reward.ensemble import load_ensemble, train_member_ensemble, train_shared_backbone_ensemble
+from apprentice.reward.train import RewardTrainingConfig
+
+from test_reward_training import MARKER, synthetic_pairs
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> object:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_pairs(path: Path, count: int) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for pair in synthetic_pairs(count, seed=5).pairs:
+            row = {"prompt": pair.prompt[0]["content"], "chosen": pair.chosen, "rejected": pair.rejected}
+            handle.write(json.dumps(row) + "\n")
+
+
+def test_train_eval_and_score_from_the_command_line(tiny_model: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    assert runner.invoke(app, ["init", str(project)]).exit_code == 0
+    write_pairs(tmp_path / "pairs.jsonl", 240)
+    result = runner.invoke(app, ["prompts", "import", str(tmp_path / "pairs.jsonl"), "-p", str(project)])
+    assert result.exit_code == 0, result.output
+
+    arguments = ["reward", "train", "-p", str(project), "--model", str(tiny_model), "--epochs", "2"]
+    arguments += ["--learning-rate", "3e-3", "--max-length", "64", "--run-dir", str(tmp_path / "run")]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    assert "length-only baseline" in result.output
+    evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert evaluation["accuracy"] >= 0.9
+
+    from apprentice.project import open_project
+
+    opened = open_project(project)
+    runs = opened.store.runs("reward")
+    opened.close()
+    assert [run.status for run in runs] == ["done"] and runs[0].metrics["accuracy"] == evaluation["accuracy"]
+
+    result = runner.invoke(app, ["reward", "eval", str(tmp_path / "run"), "-p", str(project)])
+    assert result.exit_code == 0, result.output
+    assert f"accuracy {evaluation['accuracy']:.3f}" in result.output
+
+    rows = [{"prompt": "the sun", "response": f"the cat {MARKER} the dog"}, {"prompt": "the sun", "response": "the cat"}]
+    (tmp_path / "score.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    arguments = ["reward", "score", str(tmp_path / "run"), "--input", str(tmp_path / "score.jsonl")]
+    result = runner.invoke(app, [*arguments, "--out", str(tmp_path / "scored.jsonl")])
+    assert result.exit_code == 0, result.output
+    scored = [json.loads(line) for line in (tmp_path / "scored.jsonl").read_text().splitlines()]
+    assert scored[0]["response"] == rows[0]["response"] and scored[0]["reward"] > scored[1]["reward"]
+
+    (tmp_path / "bad.jsonl").write_text(json.dumps(rows[0]) + "\n" + '{"prompt": "x"}\n')
+    arguments = ["reward", "score", str(tmp_path / "run"), "--input", str(tmp_path / "bad.jsonl")]
+    result = runner.invoke(app, [*arguments, "--out", str(tmp_path / "bad-out.jsonl")])
+    assert result.exit_code == 1
+    assert "bad.jsonl, line 2, field 'response'" in " ".join(result.output.split())
+    assert not (tmp_path / "bad-out.jsonl").exists()
+
+
+def test_train_refuses_a_project_without_judgments(tiny_model: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    assert runner.invoke(app, ["init", str(project)]).exit_code == 0
+    result = runner.invoke(app, ["reward", "train", "-p", str(project), "--model", str(tiny_model)])
+    assert result.exit_code == 1
+    assert "no training examples" in result.output
+    result = runner.invoke(app, ["reward", "train", "-p", str(project), "--ties", "maybe"])
+    assert result.exit_code == 1 and "--ties" in result.output
+
+
+def test_member_ensemble_gives_a_mean_and_a_spread(tiny_model: Path, tmp_path: Path) -> None:
+    train, validation = split_by_prompt(synthetic_pairs(200, seed=6), validation_share=0.2)
+    config = RewardTrainingConfig(model=str(tiny_model), epochs=2, learning_rate=3e-3, max_length=64)
+    evaluation = train_member_ensemble(train, config, tmp_path / "ens", members=2, validation=validation, show_progress=False)
+    assert evaluation["accuracy"] >= 0.9 and len(evaluation["member_accuracies"]) == 2
+    ensemble = load_ensemble(tmp_path / "ens")
+    prompt = [{"role": "user", "content": "the sun"}]
+    scores = ensemble.score([prompt, prompt], [f"the {MARKER} cat", "the cat"])
+    assert scores.mean[0] > scores.mean[1]
+    assert all(spread > 0 for spread in scores.std)  # members trained on different resamples disagree somewhat
+    assert scores.mean[0] == pytest.approx((scores.members[0][0] + scores.members[1][0]) / 2)
+
+
+def test_shared_backbone_heads(tiny_model: Path, tmp_path: Path) -> None:
+    from apprentice.reward.model import RewardModel
+
+    train, validation = split_by_prompt(synthetic_pairs(200, seed=7), validation_share=0.2)
+    ensemble, evaluation = train_shared_backbone_ensemble(
+        train, tmp_path / "heads", model=str(tiny_model), heads=3, max_length=64, validation=validation
+    )
+    assert len(evaluation["member_accuracies"]) == 3 and evaluation["mean_spread"] > 0
+    # a random frozen 16-wide backbone still separates the marker a little; the heads must do better than chance
+    assert evaluation["accuracy"] > 0.6, evaluation
+    loaded = load_ensemble(tmp_path / "heads")
+    prompt = [{"role": "user", "content": "the sun"}]
+    texts = [f"the {MARKER} cat", "the cat"]
+    assert loaded.score([prompt] * 2, texts).mean == pytest.approx(ensemble.score([prompt] * 2, texts).mean, abs=1e-4)
+    # the backbone folder is a reward model whose score is head 0
+    member_zero = RewardModel.load(tmp_path / "heads" / "backbone").score([prompt] * 2, texts)
+    assert member_zero == pytest.approx(ensemble.score([prompt] * 2, texts).members[0], abs=1e-4)
