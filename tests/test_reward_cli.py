@@ -13,7 +13,6 @@ from apprentice.cli import app
 from apprentice.reward.data import split_by_prompt
 from apprentice.reward.ensemble import load_ensemble, train_member_ensemble, train_shared_backbone_ensemble
 from apprentice.reward.train import RewardTrainingConfig
-
 from test_reward_training import MARKER, synthetic_pairs
 
 runner = CliRunner()
@@ -60,7 +59,10 @@ def test_train_eval_and_score_from_the_command_line(tiny_model: Path, tmp_path: 
     assert result.exit_code == 0, result.output
     assert f"accuracy {evaluation['accuracy']:.3f}" in result.output
 
-    rows = [{"prompt": "the sun", "response": f"the cat {MARKER} the dog"}, {"prompt": "the sun", "response": "the cat"}]
+    rows = [
+        {"prompt": "the sun", "response": f"the cat {MARKER} the dog"},
+        {"prompt": "the sun", "response": "the cat"},
+    ]
     (tmp_path / "score.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     arguments = ["reward", "score", str(tmp_path / "run"), "--input", str(tmp_path / "score.jsonl")]
     result = runner.invoke(app, [*arguments, "--out", str(tmp_path / "scored.jsonl")])
@@ -89,7 +91,9 @@ def test_train_refuses_a_project_without_judgments(tiny_model: Path, tmp_path: P
 def test_member_ensemble_gives_a_mean_and_a_spread(tiny_model: Path, tmp_path: Path) -> None:
     train, validation = split_by_prompt(synthetic_pairs(200, seed=6), validation_share=0.2)
     config = RewardTrainingConfig(model=str(tiny_model), epochs=2, learning_rate=3e-3, max_length=64)
-    evaluation = train_member_ensemble(train, config, tmp_path / "ens", members=2, validation=validation, show_progress=False)
+    evaluation = train_member_ensemble(
+        train, config, tmp_path / "ens", members=2, validation=validation, show_progress=False
+    )
     assert evaluation["accuracy"] >= 0.9 and len(evaluation["member_accuracies"]) == 2
     ensemble = load_ensemble(tmp_path / "ens")
     prompt = [{"role": "user", "content": "the sun"}]

@@ -14,12 +14,12 @@ from rich.console import Console
 from apprentice.cli import ProjectOption, reports_errors
 from apprentice.errors import ApprenticeError, InputError
 
-app = typer.Typer(help="Reward models trained on the project's judgments.", no_args_is_help=True)
+reward_app: typer.Typer = typer.Typer(help="Reward models trained on the project's judgments.", no_args_is_help=True)
 console = Console()
 SPLIT_FILE = "split.json"
 
 
-@app.command("train")
+@reward_app.command("train")
 @reports_errors
 def train(
     project_dir: ProjectOption = Path("."),
@@ -119,7 +119,7 @@ def train(
         project.close()
 
 
-@app.command("eval")
+@reward_app.command("eval")
 @reports_errors
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="A run folder, a reward model folder or an ensemble folder.")],
@@ -157,7 +157,7 @@ def evaluate(
     _print_evaluation(evaluation)
 
 
-@app.command("score")
+@reward_app.command("score")
 @reports_errors
 def score(
     model_dir: Annotated[Path, typer.Argument(help="A run folder, a reward model folder or an ensemble folder.")],
