@@ -211,3 +211,7 @@ app.add_typer(studio_cli.annotators_app, name="annotators")
 from apprentice.reward import cli as reward_cli  # noqa: E402 - registered last: it builds on the helpers above
 
 app.add_typer(reward_cli.reward_app, name="reward")
+
+from apprentice.quality import cli as quality_cli  # noqa: E402 - registered last: it builds on the helpers above
+
+app.add_typer(quality_cli.app, name="quality")
