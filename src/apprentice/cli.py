@@ -215,3 +215,7 @@ app.add_typer(reward_cli.reward_app, name="reward")
 from apprentice.quality import cli as quality_cli  # noqa: E402 - registered last: it builds on the helpers above
 
 app.add_typer(quality_cli.app, name="quality")
+
+from apprentice.rl import cli as policy_cli  # noqa: E402 - registered last: it builds on the helpers above
+
+app.add_typer(policy_cli.policy_app, name="policy")

@@ -19,7 +19,7 @@ from apprentice.errors import ApprenticeError
 from apprentice.rl.config import DPOConfig
 from apprentice.rl.core import dpo_loss, token_logprobs
 from apprentice.rl.rollout import adapter_disabled, pad_token_id
-from apprentice.rl.session import TrainingRun, TrainResult
+from apprentice.rl.session import TrainingRun, TrainResult, distributed_state
 from apprentice.store.records import Message
 
 
@@ -32,6 +32,13 @@ class PreferenceLike(Protocol):
     def chosen(self) -> str: ...
     @property
     def rejected(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class TextPair:
+    prompt: list[Message]
+    chosen: str
+    rejected: str
 
 
 @dataclass(frozen=True)
@@ -147,9 +154,7 @@ def train_dpo(
 ) -> TrainResult:
     if not pairs:
         raise ApprenticeError("no preference pairs to train on; judge some comparisons or import pairs first")
-    from accelerate import PartialState
-
-    processes = PartialState().num_processes
+    processes = distributed_state().num_processes
     steps_per_epoch = max(1, len(pairs) // (config.batch_size * processes))
     total_steps = config.steps or steps_per_epoch * config.epochs
     run = TrainingRun(

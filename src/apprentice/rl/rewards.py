@@ -7,8 +7,10 @@ model's own tokenizer (and chat template, when it has one).
 Spec strings, as the command line takes them (one `--reward` each, summed with their weights):
   `package.module:function`      a callable (prompts: list[str], completions: list[str]) -> list[float];
                                  each prompt is the text of the conversation's last message
-  `path/to/folder`               an AutoModelForSequenceClassification folder with num_labels=1
-  `ensemble:K:folder1,folder2`   the members' mean score minus K times their spread (std)
+  `path/to/folder`               a reward model from `apprentice reward train` (its normalization applied),
+                                 or any AutoModelForSequenceClassification folder with num_labels=1
+  `ensemble:K:folder1,folder2`   the members' mean score minus K times their spread (std); one folder
+                                 holding an ensemble trained by `apprentice reward train` works too
   `0.5*SPEC`                     any of the above with a weight
 """
 
@@ -69,16 +71,17 @@ class ModelReward:
     """A sequence-classification reward model with one output, scoring text with its own tokenizer."""
 
     def __init__(self, folder: str | Path, *, batch_size: int = 32, max_length: int = 512) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         folder = Path(folder)
         if not (folder / "config.json").is_file():
             raise ApprenticeError(f"reward model {folder}: no config.json; is it a transformers model folder?")
-        self.model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True)
-        if self.model.config.num_labels != 1:
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        if config.num_labels != 1:
             raise ApprenticeError(
-                f"reward model {folder} has num_labels={self.model.config.num_labels}; a reward model has one output"
+                f"reward model {folder} has num_labels={config.num_labels}; a reward model has one output"
             )
+        self.model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True)
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -115,6 +118,62 @@ class ModelReward:
         return torch.cat(scores)
 
 
+class TrainedRewardModel:
+    """A reward model trained by `apprentice reward train`: its own encoding and reward normalization."""
+
+    def __init__(self, folder: str | Path, *, batch_size: int = 32) -> None:
+        from apprentice.reward.model import RewardModel
+
+        self.reward_model = RewardModel.load(folder)
+        self.model = self.reward_model.model
+        self.batch_size = batch_size
+        self.name = str(folder)
+
+    def to(self, device: torch.device | str) -> TrainedRewardModel:
+        self.model.to(device)
+        return self
+
+    def __call__(self, prompts: Sequence[list[Message]], completions: Sequence[str]) -> torch.Tensor:
+        scores = self.reward_model.score(prompts, completions, batch_size=self.batch_size)
+        return torch.tensor(scores, dtype=torch.float32)
+
+
+class TrainedEnsembleReward:
+    """An ensemble folder from `apprentice reward train --members/--shared-heads`: mean - K x spread."""
+
+    def __init__(self, folder: str | Path, spread_penalty: float) -> None:
+        from apprentice.reward.ensemble import load_ensemble
+
+        self.ensemble = load_ensemble(Path(folder))
+        self.spread_penalty = spread_penalty
+        self.name = str(folder)
+
+    def to(self, device: torch.device | str) -> TrainedEnsembleReward:
+        for member in getattr(self.ensemble, "members", []):
+            member.model.to(device)
+        backbone = getattr(self.ensemble, "backbone", None)
+        if backbone is not None:
+            backbone.model.to(device)
+        return self
+
+    def __call__(self, prompts: Sequence[list[Message]], completions: Sequence[str]) -> torch.Tensor:
+        scores = self.ensemble.score(prompts, completions)
+        mean = torch.tensor(scores.mean, dtype=torch.float32)
+        return mean - self.spread_penalty * torch.tensor(scores.std, dtype=torch.float32)
+
+
+def reward_model_source(folder: Path, *, batch_size: int, spread_penalty: float = 0.0) -> RewardSource:
+    """The right reader for a folder: an Apprentice reward model or ensemble, or any 1-label classifier."""
+    from apprentice.reward.ensemble import ENSEMBLE_FILE
+    from apprentice.reward.model import REWARD_MODEL_FILE
+
+    if (folder / ENSEMBLE_FILE).is_file():
+        return TrainedEnsembleReward(folder, spread_penalty)
+    if (folder / REWARD_MODEL_FILE).is_file():
+        return TrainedRewardModel(folder, batch_size=batch_size)
+    return ModelReward(folder, batch_size=batch_size)
+
+
 class EnsembleReward:
     """Mean of the members minus `spread_penalty` x their standard deviation: uncertain scores count less."""
 
@@ -148,9 +207,12 @@ def _single_source(spec: str, batch_size: int) -> RewardSource:
             spread_penalty = float(penalty)
         except ValueError:
             raise ApprenticeError(f"reward {spec!r}: write an ensemble as ensemble:K:folder1,folder2") from None
-        return EnsembleReward([ModelReward(f, batch_size=batch_size) for f in folders.split(",") if f], spread_penalty)
+        paths = [Path(folder).expanduser() for folder in folders.split(",") if folder]
+        if len(paths) == 1:  # one folder holding an ensemble trained by `apprentice reward train`
+            return reward_model_source(paths[0], batch_size=batch_size, spread_penalty=spread_penalty)
+        return EnsembleReward([reward_model_source(path, batch_size=batch_size) for path in paths], spread_penalty)
     if Path(spec).expanduser().exists():
-        return ModelReward(Path(spec).expanduser(), batch_size=batch_size)
+        return reward_model_source(Path(spec).expanduser(), batch_size=batch_size)
     if ":" in spec:
         return CallableReward.from_spec(spec)
     raise ApprenticeError(
@@ -181,7 +243,7 @@ def parse_reward(specs: Sequence[str], *, batch_size: int = 32) -> RewardSource:
 
 def move_reward_models(source: Any, device: torch.device) -> None:
     """Put every reward model inside `source` on `device` (callables stay where they are)."""
-    if isinstance(source, ModelReward):
+    if isinstance(source, ModelReward | TrainedRewardModel | TrainedEnsembleReward):
         source.to(device)
     for member in getattr(source, "members", []):
         move_reward_models(member, device)

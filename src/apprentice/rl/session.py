@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import get_scheduler
@@ -82,6 +82,16 @@ def load_models(
     return policy, tokenizer, reference
 
 
+def use_cpu() -> bool:
+    """Train on the CPU when there is no GPU: then two processes under `accelerate launch --multi_gpu` use gloo."""
+    return not torch.cuda.is_available()
+
+
+def distributed_state() -> PartialState:
+    """This process's place among the launched ones (initialised the same way the Accelerator will be)."""
+    return PartialState(cpu=use_cpu())
+
+
 class TrainingRun:
     """One training run: accelerator, model, optimizer, schedule, checkpoints, logs, progress."""
 
@@ -100,7 +110,7 @@ class TrainingRun:
     ) -> None:
         self.config = config
         self.total_steps = total_steps
-        self.accelerator = Accelerator()
+        self.accelerator = Accelerator(cpu=use_cpu())
         set_seed(config.seed)  # the same initialisation (e.g. a value head) on every process
         policy, self.tokenizer, reference = load_models(
             policy_name,

@@ -1,0 +1,162 @@
+"""`apprentice policy train --algo ppo|grpo|rloo|dpo`: optimize the policy. Thin: parse, call, print.
+
+Runs the same under `accelerate launch`: `accelerate launch --multi_gpu --num_processes 2 -m apprentice
+policy train ...` starts two processes (on a machine without a GPU they train on the CPU over gloo;
+accelerate 1.x's `--cpu` flag alone starts one process unless MPI is set up), or with a config from
+src/apprentice/rl/accelerate/ on GPUs. Only the main process prints and writes to the store.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from apprentice.cli import ProjectOption, reports_errors
+from apprentice.errors import ApprenticeError, InputError
+
+policy_app: typer.Typer = typer.Typer(
+    help="Optimize the policy against rewards (PPO, GRPO, RLOO) or preferences (DPO)."
+)
+console = Console()
+CONFIG_FILE = "config.json"
+
+
+def _parse_sets(assignments: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        key, equals, raw = assignment.partition("=")
+        if not equals or not key:
+            raise ApprenticeError(f"--set {assignment!r}: write it as KEY=VALUE, e.g. --set kl_coef=0.05")
+        try:
+            values[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key.strip()] = raw  # a bare string, e.g. --set lr_schedule=cosine
+    return values
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputError("no such file", path=path)
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text(encoding="utf-8"))
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise InputError(f"not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {error}", path=path) from None
+    if not isinstance(loaded, dict):
+        raise InputError("expected an object of option names and values", path=path)
+    return loaded
+
+
+def _check_resume_config(output_dir: Path, config: Any) -> None:
+    """A resumed run must use the options it started with (only `steps` may grow)."""
+    saved_path = output_dir / CONFIG_FILE
+    if not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    current = json.loads(config.model_dump_json())
+    for key in sorted(set(saved) | set(current)):
+        if key != "steps" and saved.get(key) != current.get(key):
+            raise ApprenticeError(
+                f"--resume: option {key} was {saved.get(key)!r} when the run started and is {current.get(key)!r} "
+                f"now; resume with the same options (see {saved_path})"
+            )
+
+
+@policy_app.command("train")
+@reports_errors
+def train(
+    algo: Annotated[str, typer.Option(help="ppo, grpo, rloo or dpo.")],
+    project_dir: ProjectOption = Path("."),
+    reward: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Reward (repeatable, summed): a reward-model folder, 'latest' (the project's newest reward run), "
+            "module:function, ensemble:K:folder1,folder2, each optionally WEIGHT*SPEC."
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="Starting policy: 'default', a folder or hub id (default: the project's).")
+    ] = None,
+    prompts: Annotated[
+        Path | None, typer.Option(help="Prompts file (JSONL/CSV) instead of the project's training prompts.")
+    ] = None,
+    pairs: Annotated[
+        Path | None, typer.Option(help="DPO: preference pairs file (TRL, HH-RLHF) instead of the project's judgments.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Run folder (default: PROJECT/runs/policy-ALGO).")] = None,
+    name: Annotated[str | None, typer.Option(help="Name of the new policy in the store.")] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="JSON or TOML file of algorithm options.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Training steps.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    set_values: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any algorithm option as KEY=VALUE (JSON value), e.g. --set kl_coef=0.05."),
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Carry on from the run folder's latest checkpoint.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a new policy from the current one; the result is a folder transformers loads, stored as a policy."""
+    from apprentice.rl.config import build_config
+    from apprentice.rl.session import distributed_state
+    from apprentice.rl.training import train_policy
+
+    state = distributed_state()
+    project = _open_project_if_any(project_dir)
+    try:
+        values = _read_config_file(config_file) if config_file else {}
+        values |= {
+            k: v for k, v in {"steps": steps, "learning_rate": learning_rate, "seed": seed}.items() if v is not None
+        }
+        values |= _parse_sets(set_values or [])
+        if output is not None:
+            values["output_dir"] = output
+        elif "output_dir" not in values:
+            if project is None:
+                raise ApprenticeError("give --output (the run folder) when not training inside a project")
+            values["output_dir"] = project.root / "runs" / f"policy-{algo}"
+        config = build_config(algo, values)
+        if resume:
+            _check_resume_config(config.output_dir, config)
+        policy_name = policy or (project.settings.model.policy if project is not None else "default")
+        if state.is_main_process:
+            config.output_dir.mkdir(parents=True, exist_ok=True)
+            (config.output_dir / CONFIG_FILE).write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        outcome = train_policy(
+            algo,
+            config,
+            policy_name,
+            project=project,
+            reward_specs=reward or [],
+            prompts_file=prompts,
+            pairs_file=pairs,
+            new_name=name,
+            resume=resume,
+            show_progress=progress,
+        )
+        if state.is_main_process:
+            shown = "  ".join(f"{key} {value:.4g}" for key, value in outcome.metrics.items() if "/" not in key)
+            console.print(f"Trained policy in {outcome.policy_path}")
+            if outcome.policy_name is not None:
+                console.print(f"Stored as policy '{outcome.policy_name}' (id {outcome.policy_id})")
+            console.print(f"Last step: {shown}")
+    finally:
+        if project is not None:
+            project.close()
+
+
+def _open_project_if_any(project_dir: Path) -> Any:
+    from apprentice.project import open_project
+    from apprentice.settings import PROJECT_FILE
+
+    if not (project_dir / PROJECT_FILE).is_file():
+        return None
+    return open_project(project_dir)

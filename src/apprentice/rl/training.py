@@ -1,0 +1,161 @@
+"""From a project (or files) to a trained policy in the store: gather inputs, run the algorithm, record it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from apprentice.errors import ApprenticeError
+from apprentice.rl.config import AnyConfig, DPOConfig, GRPOConfig, PPOConfig, RLOOConfig
+from apprentice.rl.rewards import RewardSource, parse_reward
+from apprentice.rl.session import TrainResult
+from apprentice.store.records import Message
+
+
+@dataclass(frozen=True)
+class PolicyOutcome:
+    policy_path: Path
+    metrics: dict[str, float]
+    policy_name: str | None  # None when trained outside a project
+    policy_id: int | None
+
+
+def training_prompts(project: Any, prompts_file: Path | None) -> list[list[Message]]:
+    if prompts_file is not None:
+        from apprentice.importing import read_import_file
+
+        prompts = [record.messages for record in read_import_file(prompts_file).prompts]
+    elif project is not None:
+        prompts = [row.messages for row in project.store.prompts(held_out=False)]
+    else:
+        raise ApprenticeError("no prompts: give --prompts FILE or run inside a project")
+    if not prompts:
+        raise ApprenticeError("no training prompts; import some with `apprentice prompts import FILE`")
+    return prompts
+
+
+def preference_data(project: Any, pairs_file: Path | None) -> list[Any]:
+    if pairs_file is not None:
+        from apprentice.importing import read_import_file
+        from apprentice.rl.dpo import TextPair
+
+        return [
+            TextPair(pair.prompt.messages, pair.chosen, pair.rejected) for pair in read_import_file(pairs_file).pairs
+        ]
+    if project is None:
+        raise ApprenticeError("no preference pairs: give --pairs FILE or run inside a project")
+    from apprentice.preferences import preference_pairs
+
+    return preference_pairs(project.store.judged_comparisons())
+
+
+def _latest_reward_folder(project: Any) -> str:
+    if project is None:
+        raise ApprenticeError("--reward latest needs a project; give a reward-model folder instead")
+    done = [run for run in project.store.runs("reward") if run.status == "done"]
+    for run in reversed(done):
+        folder = Path(run.output_path) if run.output_path else project.root / "runs" / f"reward-{run.id}"
+        if folder.is_dir():
+            return str(folder)
+    raise ApprenticeError("the project has no finished reward model yet; run `apprentice reward train` first")
+
+
+def reward_source(project: Any, specs: list[str], batch_size: int) -> RewardSource:
+    resolved = []
+    for spec in specs:
+        weight, star, rest = spec.rpartition("*")
+        if rest == "latest":
+            rest = _latest_reward_folder(project)
+        resolved.append(f"{weight}{star}{rest}")
+    return parse_reward(resolved, batch_size=batch_size)
+
+
+def train_policy(
+    algorithm: str,
+    config: AnyConfig,
+    policy_name: str,
+    *,
+    project: Any = None,
+    reward_specs: list[str] | None = None,
+    prompts_file: Path | None = None,
+    pairs_file: Path | None = None,
+    new_name: str | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> PolicyOutcome:
+    from apprentice.models import resolve_model
+    from apprentice.rl.session import distributed_state
+
+    is_main = distributed_state().is_main_process
+    record = project is not None and is_main
+    run_id = None
+    if record:
+        run_id = project.store.start_run(
+            "policy",
+            {
+                "algorithm": algorithm,
+                "policy": policy_name,
+                "rewards": reward_specs or [],
+                **config.model_dump(mode="json"),
+            },
+            output_path=str(config.output_dir),
+        ).id
+    try:
+        result = _run(
+            algorithm, config, policy_name, project, reward_specs or [], prompts_file, pairs_file, resume, show_progress
+        )
+    except BaseException:
+        if record and run_id is not None:
+            project.store.finish_run(run_id, metrics={}, status="failed")
+        raise
+    name = policy_id = None
+    if record and run_id is not None:
+        base = project.store.ensure_policy(policy_name, kind="base", model_path=resolve_model(policy_name))
+        name = new_name or f"{algorithm}-run{run_id}"
+        trained = project.store.ensure_policy(
+            name, kind="trained", model_path=str(result.policy_path.resolve()), parent_id=base.id
+        )
+        policy_id = trained.id
+        project.store.finish_run(run_id, metrics=result.metrics | {"policy_id": trained.id})
+    return PolicyOutcome(result.policy_path, result.metrics, name, policy_id)
+
+
+def _run(
+    algorithm: str,
+    config: AnyConfig,
+    policy_name: str,
+    project: Any,
+    reward_specs: list[str],
+    prompts_file: Path | None,
+    pairs_file: Path | None,
+    resume: bool,
+    show_progress: bool,
+) -> TrainResult:
+    if isinstance(config, DPOConfig):
+        from apprentice.rl.dpo import train_dpo
+
+        if reward_specs:
+            raise ApprenticeError("DPO learns from preference pairs, not a reward; drop --reward")
+        return train_dpo(
+            config, policy_name, preference_data(project, pairs_file), resume=resume, show_progress=show_progress
+        )
+    if not reward_specs:
+        raise ApprenticeError(
+            f"{algorithm} needs a reward: pass --reward (a reward-model folder, 'latest' or module:function)"
+        )
+    prompts = training_prompts(project, prompts_file)
+    reward = reward_source(project, reward_specs, config.reward_batch_size)
+    if isinstance(config, PPOConfig):
+        from apprentice.rl.ppo import train_ppo
+
+        return train_ppo(config, policy_name, prompts, reward, resume=resume, show_progress=show_progress)
+    if isinstance(config, GRPOConfig):
+        from apprentice.rl.grpo import train_grpo
+
+        return train_grpo(config, policy_name, prompts, reward, resume=resume, show_progress=show_progress)
+    if isinstance(config, RLOOConfig):
+        from apprentice.rl.rloo import train_rloo
+
+        return train_rloo(config, policy_name, prompts, reward, resume=resume, show_progress=show_progress)
+    raise ApprenticeError(f"unknown algorithm {algorithm!r}")

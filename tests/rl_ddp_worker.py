@@ -1,0 +1,30 @@
+"""Run under `accelerate launch --multi_gpu --num_processes 2` (CPU processes over gloo when there is no GPU): train GRPO and PPO briefly, save each process's parameters."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from apprentice.rl.config import build_config
+from apprentice.rl.grpo import train_grpo
+from apprentice.rl.ppo import train_ppo
+from apprentice.rl.rewards import CallableReward
+from rl_toy import PROMPTS, letter_fraction
+
+
+def main(model: str, out: Path) -> None:
+    reward = CallableReward(letter_fraction, "rl_toy:letter_fraction")
+    common = {"steps": 2, "prompts_per_step": 2, "max_new_tokens": 6, "learning_rate": 1e-2, "tensorboard": False}
+    for algorithm, train in (("grpo", train_grpo), ("ppo", train_ppo)):
+        config = build_config(algorithm, common | {"output_dir": out / algorithm})
+        result = train(config, model, PROMPTS, reward, show_progress=False)
+        rank = result.run.accelerator.process_index
+        state = {name: value.detach().cpu() for name, value in result.run.unwrapped.state_dict().items()}
+        indices = result.run.batch_indices(len(PROMPTS), config.prompts_per_step, 1)  # type: ignore[union-attr]
+        torch.save({"state": state, "step1_prompts": indices}, out / f"{algorithm}-rank{rank}.pt")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]))

@@ -1,0 +1,196 @@
+"""Rollouts (padding, EOS, log-probs), reward sources and config validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from apprentice.errors import ApprenticeError
+from apprentice.models import load_policy
+from apprentice.rl.config import build_config
+from apprentice.rl.rewards import CallableReward, EnsembleReward, ModelReward, parse_reward
+from apprentice.rl.rollout import (
+    Rollout,
+    completion_mask_after_eos,
+    forward_completions,
+    left_pad,
+    sample_rollout,
+)
+from rl_toy import PROMPTS
+
+
+def test_completion_mask_stops_after_the_first_eos() -> None:
+    eos = 9
+    completions = torch.tensor([[5, 9, 0, 0], [5, 6, 7, 8], [9, 9, 0, 0]])
+    mask, finished = completion_mask_after_eos(completions, [eos])
+    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+    assert finished.tolist() == [True, False, True]
+
+
+def test_left_padding() -> None:
+    ids, mask = left_pad([[1, 2, 3], [4]], pad_id=0)
+    assert ids.tolist() == [[1, 2, 3], [0, 0, 4]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_rollout_shapes_groups_and_eos(tiny_model: Path) -> None:
+    model, tokenizer = load_policy(str(tiny_model))
+    torch.manual_seed(0)
+    rollout = sample_rollout(
+        model, tokenizer, PROMPTS[:3], completions_per_prompt=4, max_new_tokens=12, temperature=1.0
+    )
+    assert rollout.completion_ids.shape[0] == 12
+    assert [messages[0]["content"] for messages in rollout.prompts[:5]] == [PROMPTS[0][0]["content"]] * 4 + [
+        PROMPTS[1][0]["content"]
+    ]
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    for row, mask, finished in zip(rollout.completion_ids, rollout.completion_mask, rollout.finished, strict=True):
+        length = int(mask.sum())
+        if finished:
+            assert row[length - 1] == eos and eos not in row[: length - 1].tolist()
+        assert all(token == pad for token in row[length:].tolist())  # padded with pad, never EOS
+    # The prompt's padding sits on the left: every prompt ends in the last prompt column.
+    assert bool(rollout.prompt_mask[:, -1].all())
+
+
+def test_left_padded_logprobs_equal_unpadded_ones(tiny_model: Path) -> None:
+    """Left padding must not change a row's log-probs: positions are counted over real tokens only."""
+    model, tokenizer = load_policy(str(tiny_model))
+    torch.manual_seed(1)
+    rollout = sample_rollout(model, tokenizer, PROMPTS[:4], completions_per_prompt=1, max_new_tokens=6, temperature=1.0)
+    with torch.no_grad():
+        batched = forward_completions(model, rollout, temperature=0.7).logprobs
+        for row in range(4):
+            real = rollout.prompt_mask[row].bool()
+            alone = Rollout(
+                prompt_ids=rollout.prompt_ids[row : row + 1, real],
+                prompt_mask=rollout.prompt_mask[row : row + 1, real],
+                completion_ids=rollout.completion_ids[row : row + 1],
+                completion_mask=rollout.completion_mask[row : row + 1],
+                finished=rollout.finished[row : row + 1],
+                prompts=rollout.prompts[row : row + 1],
+                completion_texts=rollout.completion_texts[row : row + 1],
+            )
+            single = forward_completions(model, alone, temperature=0.7).logprobs
+            mask = rollout.completion_mask[row]
+            torch.testing.assert_close(batched[row] * mask, single[0] * mask, atol=1e-5, rtol=0)
+
+
+def test_logprobs_match_the_sampling_distribution(tiny_model: Path) -> None:
+    """forward_completions gives the log-probs of generate's own (tempered) distribution."""
+    model, tokenizer = load_policy(str(tiny_model))
+    torch.manual_seed(2)
+    rollout = sample_rollout(model, tokenizer, PROMPTS[:2], completions_per_prompt=2, max_new_tokens=5, temperature=0.5)
+    with torch.no_grad():
+        output = model.generate(
+            input_ids=rollout.prompt_ids,
+            attention_mask=rollout.prompt_mask,
+            max_new_tokens=1,
+            do_sample=False,
+            output_logits=True,
+            return_dict_in_generate=True,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        first = torch.log_softmax(output.logits[0] / 0.5, dim=-1)  # (B, V), the first new token
+        expected = first.gather(1, rollout.completion_ids[:, :1]).squeeze(1)
+        ours = forward_completions(model, rollout, temperature=0.5).logprobs[:, 0]
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
+
+
+def _tiny_reward_model(folder: Path) -> Path:
+    """A sequence classifier with one label and a tokenizer of its own (character level, no chat template)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
+
+    vocab = {"[PAD]": 0, "[UNK]": 1} | {c: i + 2 for i, c in enumerate("abcdefghijklmnopqrstuvwxyz !?.\n")}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]")
+    torch.manual_seed(3)
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_labels=1,
+        pad_token_id=0,
+    )
+    LlamaForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_model_reward_retokenizes_text_with_its_own_tokenizer(tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = _tiny_reward_model(tmp_path / "rm")
+    reward = ModelReward(folder, batch_size=2)
+    prompts = [[{"role": "user", "content": "hello"}]] * 3
+    completions = ["hi there!", "no", "a longer answer."]
+    scores = reward(prompts, completions)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    with torch.no_grad():
+        for score, completion in zip(scores, completions, strict=True):
+            encoded = tokenizer("hello\n\n" + completion, return_tensors="pt")
+            assert float(score) == pytest.approx(float(model(**encoded).logits[0, 0]), abs=1e-5)
+    assert parse_reward([str(folder)]).name == str(folder)  # type: ignore[attr-defined]
+
+
+def test_model_reward_refuses_a_classifier_with_several_labels(tmp_path: Path) -> None:
+    folder = _tiny_reward_model(tmp_path / "rm")
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder)
+    config.num_labels = 3
+    config.save_pretrained(folder)
+    with pytest.raises(ApprenticeError, match="num_labels=3"):
+        ModelReward(folder)
+
+
+def test_ensemble_and_weighted_sum() -> None:
+    one = CallableReward(lambda prompts, completions: [1.0, 0.0], "one")
+    three = CallableReward(lambda prompts, completions: [3.0, 0.0], "three")
+    prompts = [[{"role": "user", "content": "x"}]] * 2
+    # mean 2, population std 1 -> 2 - 0.5 * 1 = 1.5; second: 0.
+    scores = EnsembleReward([one, three], spread_penalty=0.5)(prompts, ["a", "b"])
+    assert scores.tolist() == pytest.approx([1.5, 0.0])
+    summed = parse_reward(["rl_toy:letter_fraction", "0.5*rl_toy:letter_fraction"])
+    assert summed(prompts, ["a b", "the sun"]).tolist() == pytest.approx([1.5, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nosuchmodule_xyz:f", "cannot import module"),
+        ("rl_toy:nope", "has no function 'nope'"),
+        ("nothing-here", "neither a folder nor module:function"),
+        ("x*rl_toy:letter_fraction", "must be a number"),
+    ],
+)
+def test_bad_reward_specs_say_what_is_wrong(spec: str, message: str) -> None:
+    with pytest.raises(ApprenticeError, match=message):
+        parse_reward([spec])
+
+
+def test_callable_returning_the_wrong_number_of_scores() -> None:
+    reward = CallableReward(lambda prompts, completions: [1.0], "short")
+    with pytest.raises(ApprenticeError, match=r"returned \(1,\) scores for 2 completions"):
+        reward([[{"role": "user", "content": "x"}]] * 2, ["a", "b"])
+
+
+def test_configs_validate_themselves_with_a_sentence() -> None:
+    with pytest.raises(ApprenticeError, match=r"must be divisible by minibatches \(4\); change one of them"):
+        build_config("ppo", {"prompts_per_step": 6, "minibatches": 4})
+    with pytest.raises(ApprenticeError, match="grpo option completions_per_prompt"):
+        build_config("grpo", {"completions_per_prompt": 1})
+    with pytest.raises(ApprenticeError, match="label_smoothing applies to the sigmoid loss only"):
+        build_config("dpo", {"loss": "ipo", "label_smoothing": 0.1})
+    with pytest.raises(ApprenticeError, match="unknown algorithm 'a2c'"):
+        build_config("a2c", {})
+    dr = build_config("grpo", {"variant": "dr_grpo"})
+    assert dr.scale_rewards is False and dr.loss_aggregation == "constant"  # type: ignore[union-attr]
