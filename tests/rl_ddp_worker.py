@@ -1,4 +1,4 @@
-"""Run under `accelerate launch --multi_gpu --num_processes 2` (CPU processes over gloo when there is no GPU): train GRPO and PPO briefly, save each process's parameters."""
+"""Under `accelerate launch --multi_gpu --num_processes 2`: train GRPO and PPO, save each rank's parameters."""
 
 from __future__ import annotations
 

@@ -82,9 +82,11 @@ def save_checkpoint(
         staging.mkdir()
     accelerator.wait_for_everyone()
     torch.save(rng_state(), staging / f"rng-{accelerator.process_index}.pt")
+    # Every process takes part: under FSDP or DeepSpeed gathering the full state dict is a collective.
+    model_state = accelerator.get_state_dict(model)
     if accelerator.is_main_process:
         state = {
-            "model": accelerator.unwrap_model(model).state_dict(),
+            "model": model_state,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "training": training_state,
