@@ -7,6 +7,9 @@ from typing import Any
 
 from apprentice.store import Store
 from apprentice.store.records import ComparisonPlan, GeneratedResponse, PromptRecord
+from apprentice.studio.testing import StudioServer, free_port
+
+__all__ = ["StudioServer", "api_token", "free_port", "seed_comparisons", "sign_in", "studio_client"]
 
 # argon2's cheapest profile: the real one costs most of a second per hash on a busy test machine.
 os.environ["APPRENTICE_TEST_CHEAP_HASHES"] = "1"
@@ -102,69 +105,3 @@ def sign_in(client: Any, store: Store, name: str, *, role: str = "annotator") ->
     judge = client.get("/account")
     assert judge.status_code == 200, judge.text
     return re.search(r'name="csrf_token" value="([^"]+)"', judge.text).group(1)  # type: ignore[union-attr]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class StudioServer:
-    """`uvicorn` serving a project's studio in a child process on a free loopback port."""
-
-    def __init__(self, project_dir: Any, *, workers: int = 1, port: int | None = None) -> None:
-        self.project_dir = project_dir
-        self.workers = workers
-        self.port = port or free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.process: Any = None
-
-    def start(self, timeout: float = 60.0) -> StudioServer:
-        import subprocess
-        import sys
-        import time
-
-        import httpx
-
-        env = {**os.environ, "APPRENTICE_PROJECT": str(self.project_dir), "APPRENTICE_TEST_CHEAP_HASHES": "1"}
-        command = [sys.executable, "-m", "uvicorn", "apprentice.studio.server:app_from_environment", "--factory"]
-        command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
-        command += ["--log-level", "warning", "--no-access-log"]
-        self.process = subprocess.Popen(command, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the studio server exited with {self.process.returncode}")
-            try:
-                if httpx.get(f"{self.base_url}/api/openapi.json", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the studio server did not answer within {timeout} s")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no flushing; what was committed must survive on its own."""
-        import signal
-
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except Exception:
-                self.kill()
-
-    def __enter__(self) -> StudioServer:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()

@@ -23,13 +23,28 @@ from __future__ import annotations
 
 import random
 import threading
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, cast, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    String,
+    Table,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -98,6 +113,28 @@ class SubmitOutcome:
     kind: str
     answer: dict[str, Any]  # canonical positions
     gold: dict[str, Any] | None
+    next_task: Task | None = None  # when the submission asked for the next lease too
+
+
+@dataclass(frozen=True)
+class LeaseRequest:
+    """How to lease: for how long, how often to draw a gold item, and the randomness for both."""
+
+    lease_seconds: float
+    gold_rate: float = 0.0
+    rng: random.Random | None = None
+
+    def keywords(self) -> dict[str, Any]:
+        return {"lease_seconds": self.lease_seconds, "gold_rate": self.gold_rate, "rng": self.rng}
+
+
+@dataclass(frozen=True)
+class _Content:
+    kind: str
+    round: int
+    messages: list[dict[str, str]]
+    texts: list[str]  # canonical order
+    is_gold: bool
 
 
 @dataclass(frozen=True)
@@ -153,11 +190,117 @@ def _gold_value(value: Any) -> dict[str, Any] | None:
 # JSON None is stored as the JSON text 'null' by the ORM, so "no gold" is SQL NULL or that text.
 _IS_GOLD = and_(Comparison.gold.is_not(None), cast(Comparison.gold, String) != "null")
 
+# The hot path's statements, built once: constructing a statement costs more than SQLite running it.
+_assignments = typing.cast(Table, Assignment.__table__)
+_comparisons = typing.cast(Table, Comparison.__table__)
+_judgments = typing.cast(Table, Judgment.__table__)
+_NOW = bindparam("now", type_=DateTime(timezone=True))
+_JUDGED = select(func.count()).where(Judgment.comparison_id == Comparison.id).scalar_subquery()
+_LIVE_LEASES = (
+    select(func.count())
+    .where(Assignment.comparison_id == Comparison.id, Assignment.status == "leased", Assignment.lease_expires_at > _NOW)
+    .scalar_subquery()
+)
+_MINE = exists().where(Assignment.comparison_id == Comparison.id, Assignment.annotator_id == bindparam("annotator"))
+
+
+def _candidate_query(*, gold: bool, lock: str | None) -> Any:
+    """The first open comparison this annotator may take, in queue order (ix_comparisons_queue)."""
+    query = select(Comparison.id, Comparison.overlap).where(Comparison.status == "open", ~_MINE)
+    # Gold items ignore overlap: each annotator meets each one at most once.
+    query = query.where(_IS_GOLD) if gold else query.where(~_IS_GOLD, Comparison.overlap > _JUDGED + _LIVE_LEASES)
+    query = query.order_by(Comparison.status, Comparison.priority.desc(), Comparison.id).limit(1)
+    if lock is not None:
+        query = query.with_for_update(of=Comparison, skip_locked=lock == "skip")
+    return query
+
+
+_CANDIDATES = {
+    (gold, lock): _candidate_query(gold=gold, lock=lock) for gold in (False, True) for lock in (None, "skip", "wait")
+}
+_COUNT_JUDGED = (
+    select(func.count()).select_from(_judgments).where(_judgments.c.comparison_id == bindparam("comparison"))
+)
+_COUNT_LIVE_LEASES = (
+    select(func.count())
+    .select_from(_assignments)
+    .where(
+        _assignments.c.comparison_id == bindparam("comparison"),
+        _assignments.c.status == "leased",
+        _assignments.c.lease_expires_at > _NOW,
+        _assignments.c.id != bindparam("besides"),
+    )
+)
+_HELD = (
+    select(_assignments.c.id, _assignments.c.comparison_id, _assignments.c.order_shown, _assignments.c.lease_expires_at)
+    .where(_assignments.c.annotator_id == bindparam("annotator"), _assignments.c.status == "leased")
+    .order_by(_assignments.c.id)
+)
+_RENEW_LEASE = (
+    update(_assignments)
+    .where(_assignments.c.id == bindparam("assignment"))
+    .values(lease_expires_at=bindparam("expires", type_=DateTime(timezone=True)))
+)
+_SET_STATUS = (
+    update(_assignments).where(_assignments.c.id == bindparam("assignment")).values(status=bindparam("status"))
+)
+_INSERT_ASSIGNMENT = insert(_assignments).returning(_assignments.c.id)
+_CONTENT = (
+    select(Comparison.kind, Comparison.round, Prompt.messages, _IS_GOLD.label("is_gold"))
+    .join(Prompt, Prompt.id == Comparison.prompt_id)
+    .where(Comparison.id == bindparam("comparison"))
+)
+_MEMBER_TEXTS = (
+    select(Response.text)
+    .join(ComparisonMember, ComparisonMember.response_id == Response.id)
+    .where(ComparisonMember.comparison_id == bindparam("comparison"))
+    .order_by(ComparisonMember.position)
+)
+_ASSIGNMENT_ROW = (
+    select(
+        Assignment.annotator_id,
+        Assignment.comparison_id,
+        Assignment.order_shown,
+        Assignment.status,
+        Assignment.lease_expires_at,
+        Comparison.kind,
+        Comparison.overlap,
+        Comparison.gold,
+    )
+    .join(Comparison, Comparison.id == Assignment.comparison_id)
+    .where(Assignment.id == bindparam("assignment"))
+)
+_STORED = (
+    select(Judgment.id, Judgment.assignment_id, Judgment.answer, Comparison.kind, Comparison.gold)
+    .join(Comparison, Comparison.id == Judgment.comparison_id)
+    .where(Judgment.idempotency_key == bindparam("key"))
+)
+_ACCOUNT_COLUMNS = (
+    Annotator.id,
+    Annotator.name,
+    Annotator.role,
+    Annotator.kind,
+    Annotator.disabled,
+    Annotator.session_version,
+    Annotator.credential_hash,
+    Annotator.signin_hash,
+    Annotator.signin_expires_at,
+)
+_ACCOUNT_BY_ID = select(*_ACCOUNT_COLUMNS).where(Annotator.id == bindparam("annotator"))
+_ACCOUNT_BY_NAME = select(*_ACCOUNT_COLUMNS).where(Annotator.name == bindparam("name"))
+_INSERT_JUDGMENT = insert(_judgments).returning(_judgments.c.id)
+_COMPLETE = (
+    update(_comparisons)
+    .where(_comparisons.c.id == bindparam("comparison"), _comparisons.c.status == "open")
+    .values(status="complete")
+)
+
 
 class AssignmentQueries(StoreBase):
     """Leasing comparisons to annotators and recording what they submit."""
 
     is_sqlite: bool
+    engine: Engine
     # SQLite takes one writer at a time anyway: queueing writers of this process here keeps them out of
     # SQLite's busy handler, whose growing sleeps would dominate the tail latency.
     _sqlite_write_lock = threading.Lock()
@@ -189,18 +332,6 @@ class AssignmentQueries(StoreBase):
             signin_expires_at=_aware(row.signin_expires_at),
         )
 
-    _ACCOUNT_COLUMNS = (
-        Annotator.id,
-        Annotator.name,
-        Annotator.role,
-        Annotator.kind,
-        Annotator.disabled,
-        Annotator.session_version,
-        Annotator.credential_hash,
-        Annotator.signin_hash,
-        Annotator.signin_expires_at,
-    )
-
     def add_studio_annotator(self, name: str, *, role: str = "annotator") -> AnnotatorAccount:
         """Create a human annotator; refuse a name that is taken."""
         if role not in ("annotator", "admin"):
@@ -217,21 +348,22 @@ class AssignmentQueries(StoreBase):
             return self._account(row)
 
     def annotator_account(self, *, annotator_id: int | None = None, name: str | None = None) -> AnnotatorAccount | None:
-        with self._transaction() as session:
-            query = select(*self._ACCOUNT_COLUMNS)
-            if annotator_id is not None:
-                query = query.where(Annotator.id == annotator_id)
-            elif name is not None:
-                query = query.where(Annotator.name == name)
-            else:
-                raise ValueError("give annotator_id or name")
-            row = session.execute(query).first()
-            return self._account(row) if row is not None else None
+        params: dict[str, Any]
+        if annotator_id is not None:
+            query, params = _ACCOUNT_BY_ID, {"annotator": annotator_id}
+        elif name is not None:
+            query, params = _ACCOUNT_BY_NAME, {"name": name}
+        else:
+            raise ValueError("give annotator_id or name")
+        # Every request reads this (session and token checks): a plain connection, no ORM session.
+        with self.engine.connect() as connection:
+            row = connection.execute(query, params).first()
+        return self._account(row) if row is not None else None
 
     def annotator_accounts(self) -> list[AnnotatorAccount]:
         """Every human annotator (imported and simulated sources are not accounts)."""
         with self._transaction() as session:
-            rows = session.execute(select(*self._ACCOUNT_COLUMNS).order_by(Annotator.id)).all()
+            rows = session.execute(select(*_ACCOUNT_COLUMNS).order_by(Annotator.id)).all()
             return [self._account(row) for row in rows if row.kind == "human"]
 
     def set_signin_hash(self, annotator_id: int, signin_hash: str, expires_at: datetime) -> None:
@@ -285,45 +417,19 @@ class AssignmentQueries(StoreBase):
 
     # -- leasing --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _taken(now: datetime) -> Any:
-        """Judgments plus live leases of a comparison, as a correlated scalar subquery."""
-        judged = select(func.count()).where(Judgment.comparison_id == Comparison.id).scalar_subquery()
-        leased = (
-            select(func.count())
-            .where(
-                Assignment.comparison_id == Comparison.id,
-                Assignment.status == "leased",
-                Assignment.lease_expires_at > now,
-            )
-            .scalar_subquery()
-        )
-        return judged + leased
-
     def _taken_now(self, session: Session, comparison_id: int, now: datetime, *, besides: int | None = None) -> int:
-        judged = session.scalar(select(func.count()).where(Judgment.comparison_id == comparison_id)) or 0
-        query = select(func.count()).where(
-            Assignment.comparison_id == comparison_id,
-            Assignment.status == "leased",
-            Assignment.lease_expires_at > now,
-        )
-        if besides is not None:
-            query = query.where(Assignment.id != besides)
-        return int(judged) + int(session.scalar(query) or 0)
+        params = {"comparison": comparison_id, "now": now, "besides": besides or 0}
+        judged = session.connection().execute(_COUNT_JUDGED, params).scalar_one()
+        return int(judged) + int(session.connection().execute(_COUNT_LIVE_LEASES, params).scalar_one())
 
     def _candidate(
         self, session: Session, annotator_id: int, now: datetime, *, gold: bool, tried: set[int], wait: bool
     ) -> Any:
-        mine = exists().where(Assignment.comparison_id == Comparison.id, Assignment.annotator_id == annotator_id)
-        query = select(Comparison.id, Comparison.overlap).where(Comparison.status == "open", ~mine)
-        # Gold items ignore overlap: each annotator meets each one at most once.
-        query = query.where(_IS_GOLD) if gold else query.where(~_IS_GOLD, self._taken(now) < Comparison.overlap)
+        lock = None if self.is_sqlite or gold else ("wait" if wait else "skip")
+        query = _CANDIDATES[(gold, lock)]
         if tried:
             query = query.where(Comparison.id.not_in(tried))
-        query = query.order_by(Comparison.priority.desc(), Comparison.id).limit(1)
-        if not self.is_sqlite and not gold:
-            query = query.with_for_update(of=Comparison, skip_locked=not wait)
-        return session.execute(query).first()
+        return session.execute(query, {"annotator": annotator_id, "now": now}).first()
 
     def _lease_new(self, session: Session, annotator_id: int, now: datetime, *, gold: bool) -> int | None:
         tried: set[int] = set()
@@ -352,45 +458,39 @@ class AssignmentQueries(StoreBase):
 
         A task they hold already (a reload, a second tab) comes back with its lease renewed.
         """
-        rng = rng or random.Random()
-        now = utc_now()
-        expires = now + timedelta(seconds=lease_seconds)
         with self._write_transaction() as session:
-            held = session.execute(
-                select(Assignment.id, Assignment.comparison_id, Assignment.lease_expires_at)
-                .where(Assignment.annotator_id == annotator_id, Assignment.status == "leased")
-                .order_by(Assignment.id)
-            ).all()
-            for assignment_id, comparison_id, lease_expires_at in held:
-                lease_live = _aware(lease_expires_at) > now  # type: ignore[operator]
-                if lease_live or self._slot_free(session, comparison_id, assignment_id, now):
-                    session.execute(
-                        update(Assignment).where(Assignment.id == assignment_id).values(lease_expires_at=expires)
-                    )
-                    return self._task(session, assignment_id)
-                session.execute(update(Assignment).where(Assignment.id == assignment_id).values(status="expired"))
-            use_gold = gold_rate > 0 and rng.random() < gold_rate
-            chosen = self._lease_new(session, annotator_id, now, gold=True) if use_gold else None
-            if chosen is None:
-                chosen = self._lease_new(session, annotator_id, now, gold=False)
-            if chosen is None:
-                return None
-            size = session.scalar(select(func.count()).where(ComparisonMember.comparison_id == chosen)) or 0
-            order = list(range(int(size)))
-            rng.shuffle(order)
-            assignment_id = session.execute(
-                insert(Assignment)
-                .values(
-                    comparison_id=chosen,
-                    annotator_id=annotator_id,
-                    order_shown=order,
-                    status="leased",
-                    leased_at=now,
-                    lease_expires_at=expires,
-                )
-                .returning(Assignment.id)
-            ).scalar_one()
-            return self._task(session, assignment_id)
+            return self._next_task(session, annotator_id, LeaseRequest(lease_seconds, gold_rate, rng), utc_now())
+
+    def _next_task(self, session: Session, annotator_id: int, request: LeaseRequest, now: datetime) -> Task | None:
+        rng = request.rng or random.Random()
+        expires = now + timedelta(seconds=request.lease_seconds)
+        held = session.connection().execute(_HELD, {"annotator": annotator_id}).all()
+        for assignment_id, comparison_id, order_shown, lease_expires_at in held:
+            lease_live = _aware(lease_expires_at) > now  # type: ignore[operator]
+            if lease_live or self._slot_free(session, comparison_id, assignment_id, now):
+                session.connection().execute(_RENEW_LEASE, {"assignment": assignment_id, "expires": expires})
+                return self._task(session, assignment_id, comparison_id, order_shown, expires)
+            session.connection().execute(_SET_STATUS, {"assignment": assignment_id, "status": "expired"})
+        use_gold = request.gold_rate > 0 and rng.random() < request.gold_rate
+        chosen = self._lease_new(session, annotator_id, now, gold=True) if use_gold else None
+        if chosen is None:
+            chosen = self._lease_new(session, annotator_id, now, gold=False)
+        if chosen is None:
+            return None
+        order = list(range(len(self._comparison_content(session, chosen).texts)))
+        rng.shuffle(order)
+        assignment_id = session.execute(
+            _INSERT_ASSIGNMENT,
+            {
+                "comparison_id": chosen,
+                "annotator_id": annotator_id,
+                "order_shown": order,
+                "status": "leased",
+                "leased_at": now,
+                "lease_expires_at": expires,
+            },
+        ).scalar_one()
+        return self._task(session, assignment_id, chosen, order, expires)
 
     def _slot_free(self, session: Session, comparison_id: int, assignment_id: int, now: datetime) -> bool:
         """Whether an expired lease may still be used: gold, or nobody filled its comparison meanwhile."""
@@ -405,68 +505,46 @@ class AssignmentQueries(StoreBase):
             return True
         return self._taken_now(session, comparison_id, now, besides=assignment_id) < row.overlap
 
-    def _comparison_content(self, session: Session, comparison_id: int) -> tuple[int, str, int, list[Any], list[str]]:
-        """(prompt id, kind, round, prompt messages, responses in canonical order); immutable, so cached."""
-        cache = self.__dict__.setdefault("_content_cache", {})
+    def _comparison_content(self, session: Session, comparison_id: int) -> _Content:
+        """What a comparison shows: fixed once the comparison exists, so it is cached per process."""
+        cache: dict[int, _Content] = self.__dict__.setdefault("_content_cache", {})
         cached = cache.get(comparison_id)
         if cached is not None:
             return cached
-        comparison = session.execute(
-            select(Comparison.prompt_id, Comparison.kind, Comparison.round, Prompt.messages)
-            .join(Prompt, Prompt.id == Comparison.prompt_id)
-            .where(Comparison.id == comparison_id)
-        ).one()
-        texts = list(
-            session.scalars(
-                select(Response.text)
-                .join(ComparisonMember, ComparisonMember.response_id == Response.id)
-                .where(ComparisonMember.comparison_id == comparison_id)
-                .order_by(ComparisonMember.position)
-            )
-        )
-        content = (comparison.prompt_id, comparison.kind, comparison.round, comparison.messages, texts)
+        row = session.connection().execute(_CONTENT, {"comparison": comparison_id}).one()
+        texts = list(session.connection().execute(_MEMBER_TEXTS, {"comparison": comparison_id}).scalars())
+        content = _Content(row.kind, row.round, row.messages, texts, bool(row.is_gold))
         if len(cache) >= _CONTENT_CACHE_SIZE:
             cache.clear()
         cache[comparison_id] = content
         return content
 
-    def _task(self, session: Session, assignment_id: int) -> Task:
-        row = session.execute(
-            select(
-                Assignment.id,
-                Assignment.comparison_id,
-                Assignment.order_shown,
-                Assignment.lease_expires_at,
-                _IS_GOLD.label("is_gold"),
-            )
-            .join(Comparison, Comparison.id == Assignment.comparison_id)
-            .where(Assignment.id == assignment_id)
-        ).one()
-        _, kind, round_number, messages, texts = self._comparison_content(session, row.comparison_id)
-        order = [int(position) for position in row.order_shown]
+    def _task(
+        self, session: Session, assignment_id: int, comparison_id: int, order_shown: list[Any], expires: datetime
+    ) -> Task:
+        content = self._comparison_content(session, comparison_id)
+        order = [int(position) for position in order_shown]
         return Task(
-            assignment_id=row.id,
-            comparison_id=row.comparison_id,
-            kind=kind,
-            round=round_number,
-            prompt_messages=messages,
-            responses=[texts[position] for position in order],
+            assignment_id=assignment_id,
+            comparison_id=comparison_id,
+            kind=content.kind,
+            round=content.round,
+            prompt_messages=content.messages,
+            responses=[content.texts[position] for position in order],
             order_shown=order,
-            lease_expires_at=_aware(row.lease_expires_at),  # type: ignore[arg-type]
-            is_gold=bool(row.is_gold),
+            lease_expires_at=_aware(expires),  # type: ignore[arg-type]
+            is_gold=content.is_gold,
         )
 
     def task_for(self, annotator_id: int, assignment_id: int) -> Task:
         """An assignment of this annotator's, still under lease; anyone else's is 'not found'."""
         with self._transaction() as session:
-            owner = session.execute(
-                select(Assignment.annotator_id, Assignment.status).where(Assignment.id == assignment_id)
-            ).first()
-            if owner is None or owner.annotator_id != annotator_id:
+            row = session.connection().execute(_ASSIGNMENT_ROW, {"assignment": assignment_id}).first()
+            if row is None or row.annotator_id != annotator_id:
                 raise AssignmentNotFound(f"no assignment {assignment_id} for you")
-            if owner.status != "leased":
-                raise AssignmentConflict(f"assignment {assignment_id} is {owner.status}")
-            return self._task(session, assignment_id)
+            if row.status != "leased":
+                raise AssignmentConflict(f"assignment {assignment_id} is {row.status}")
+            return self._task(session, assignment_id, row.comparison_id, row.order_shown, row.lease_expires_at)
 
     # -- submitting -----------------------------------------------------------------------------
 
@@ -480,18 +558,20 @@ class AssignmentQueries(StoreBase):
         source: str,
         rationale: str | None = None,
         duration_ms: int | None = None,
+        then_lease: LeaseRequest | None = None,
     ) -> SubmitOutcome:
-        """Record an answer to a leased assignment, once.
+        """Record an answer to a leased assignment, once; with `then_lease`, also lease the next task.
 
         `canonical_answer(kind, order_shown)` turns what the annotator saw into canonical positions and
         raises an ApprenticeError for a malformed answer. A repeat of the same idempotency key by the same
-        annotator returns the stored judgment instead of a second one.
+        annotator returns the stored judgment instead of a second one. Answer and next lease are one
+        transaction: the hot path of a busy studio.
         """
         key = f"{annotator_id}:{idempotency_key}"
         now = utc_now()
         try:
             with self._write_transaction() as session:
-                return self._submit(
+                outcome = self._submit(
                     session,
                     annotator_id,
                     assignment_id,
@@ -502,20 +582,21 @@ class AssignmentQueries(StoreBase):
                     rationale=rationale,
                     duration_ms=duration_ms,
                 )
+                if then_lease is not None:
+                    outcome = replace(outcome, next_task=self._next_task(session, annotator_id, then_lease, now))
+                return outcome
         except IntegrityError:
             # Two requests with one key raced each other past the check (PostgreSQL): the winner's row stands.
             with self._transaction() as session:
                 stored = self._stored(session, key, assignment_id)
                 if stored is None:
                     raise AssignmentConflict(f"assignment {assignment_id} was answered already") from None
-                return stored
+            if then_lease is not None:
+                stored = replace(stored, next_task=self.next_task(annotator_id, **then_lease.keywords()))
+            return stored
 
     def _stored(self, session: Session, key: str, assignment_id: int) -> SubmitOutcome | None:
-        row = session.execute(
-            select(Judgment.id, Judgment.assignment_id, Judgment.answer, Comparison.kind, Comparison.gold)
-            .join(Comparison, Comparison.id == Judgment.comparison_id)
-            .where(Judgment.idempotency_key == key)
-        ).first()
+        row = session.connection().execute(_STORED, {"key": key}).first()
         if row is None:
             return None
         if row.assignment_id != assignment_id:
@@ -535,20 +616,7 @@ class AssignmentQueries(StoreBase):
         rationale: str | None,
         duration_ms: int | None,
     ) -> SubmitOutcome:
-        row = session.execute(
-            select(
-                Assignment.annotator_id,
-                Assignment.comparison_id,
-                Assignment.order_shown,
-                Assignment.status,
-                Assignment.lease_expires_at,
-                Comparison.kind,
-                Comparison.overlap,
-                Comparison.gold,
-            )
-            .join(Comparison, Comparison.id == Assignment.comparison_id)
-            .where(Assignment.id == assignment_id)
-        ).first()
+        row = session.connection().execute(_ASSIGNMENT_ROW, {"assignment": assignment_id}).first()
         if row is None or row.annotator_id != annotator_id:
             raise AssignmentNotFound(f"no assignment {assignment_id} for you")
         stored = self._stored(session, key, assignment_id)
@@ -563,31 +631,31 @@ class AssignmentQueries(StoreBase):
         order = [int(position) for position in row.order_shown]
         answer = canonical_answer(row.kind, order)
         judgment_id = session.execute(
-            insert(Judgment)
-            .values(
-                comparison_id=row.comparison_id,
-                annotator_id=annotator_id,
-                assignment_id=assignment_id,
-                answer=answer,
-                order_shown=order,
-                rationale=rationale,
-                duration_ms=duration_ms,
-                idempotency_key=key,
-                source=source,
-                weight=1.0,
-                created_at=now,
-            )
-            .returning(Judgment.id)
+            _INSERT_JUDGMENT,
+            {
+                "comparison_id": row.comparison_id,
+                "annotator_id": annotator_id,
+                "assignment_id": assignment_id,
+                "answer": answer,
+                "order_shown": order,
+                "rationale": rationale,
+                "duration_ms": duration_ms,
+                "idempotency_key": key,
+                "source": source,
+                "weight": 1.0,
+                "created_at": now,
+            },
         ).scalar_one()
-        session.execute(update(Assignment).where(Assignment.id == assignment_id).values(status="submitted"))
+        session.connection().execute(_SET_STATUS, {"assignment": assignment_id, "status": "submitted"})
         if gold is None:
-            judged = session.scalar(select(func.count()).where(Judgment.comparison_id == row.comparison_id)) or 0
+            # With overlap 1 (the usual case) this judgment completes the comparison: no need to count.
+            judged = (
+                1
+                if row.overlap <= 1
+                else session.connection().execute(_COUNT_JUDGED, {"comparison": row.comparison_id}).scalar_one()
+            )
             if judged >= row.overlap:
-                session.execute(
-                    update(Comparison)
-                    .where(Comparison.id == row.comparison_id, Comparison.status == "open")
-                    .values(status="complete")
-                )
+                session.connection().execute(_COMPLETE, {"comparison": row.comparison_id})
         return SubmitOutcome(judgment_id, True, row.kind, answer, gold)
 
     def skip_assignment(self, annotator_id: int, assignment_id: int, reason: str) -> None:
@@ -664,12 +732,12 @@ class AssignmentQueries(StoreBase):
             skipped = session.scalar(
                 select(func.count()).where(Assignment.annotator_id == annotator_id, Assignment.status == "skipped")
             )
-            mine = exists().where(Assignment.comparison_id == Comparison.id, Assignment.annotator_id == annotator_id)
-            left = session.scalar(
+            left = session.execute(
                 select(func.count()).where(
-                    Comparison.status == "open", ~_IS_GOLD, ~mine, self._taken(now) < Comparison.overlap
-                )
-            )
+                    Comparison.status == "open", ~_IS_GOLD, ~_MINE, Comparison.overlap > _JUDGED + _LIVE_LEASES
+                ),
+                {"annotator": annotator_id, "now": now},
+            ).scalar_one()
             held = session.scalar(
                 select(func.count()).where(Assignment.annotator_id == annotator_id, Assignment.status == "leased")
             )
@@ -720,7 +788,7 @@ class AssignmentQueries(StoreBase):
             ).all()
             accounts = [
                 self._account(row)
-                for row in session.execute(select(*self._ACCOUNT_COLUMNS).order_by(Annotator.id)).all()
+                for row in session.execute(select(*_ACCOUNT_COLUMNS).order_by(Annotator.id)).all()
                 if row.kind == "human"
             ]
         skips: dict[int, int] = {}

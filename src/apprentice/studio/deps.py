@@ -1,5 +1,9 @@
 """Request dependencies: who is asking (session cookie or API token), and checks of their rights.
 
+The API's dependency and routes are `async` and call the store directly, on the event loop: their store
+calls are a few short queries, and on SQLite (one writer at a time) a thread pool only adds lock hand-offs
+and GIL contention between threads that would queue for the same write lock anyway.
+
 Routes read like their signature: `user: PageUser` is a signed-in person, `admin: AdminUser` an admin,
 `caller: ApiCaller` anyone with a valid token (or a session plus its CSRF header for writes).
 """
@@ -75,7 +79,7 @@ def check_csrf(user: SignedIn, token: str | None) -> None:
 _bearer = HTTPBearer(auto_error=False, description="The annotator's API token (apt_...), from the account page.")
 
 
-def api_caller(
+async def api_caller(
     request: Request,
     context: Context,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from apprentice.store.assignments import LeaseRequest
 from apprentice.studio.answers import canonical_answer, matches_gold
 from apprentice.studio.context import StudioContext
 from apprentice.studio.deps import ApiCaller, Context
@@ -33,7 +34,7 @@ def _next(context: StudioContext, annotator_id: int) -> TaskOut | None:
 
 
 @router.get("/tasks/next")
-def next_task(caller: ApiCaller, context: Context, include_progress: bool = False) -> NextTaskOut:
+async def next_task(caller: ApiCaller, context: Context, include_progress: bool = False) -> NextTaskOut:
     """Your next task: the one you hold already, or a newly leased one. `task` is null when none is left."""
     task = _next(context, caller.id)
     progress = ProgressOut.of(context.store.annotator_progress(caller.id)) if include_progress else None
@@ -41,16 +42,20 @@ def next_task(caller: ApiCaller, context: Context, include_progress: bool = Fals
 
 
 @router.get("/assignments/{assignment_id}")
-def get_assignment(assignment_id: AssignmentId, caller: ApiCaller, context: Context) -> TaskOut:
+async def get_assignment(assignment_id: AssignmentId, caller: ApiCaller, context: Context) -> TaskOut:
     """A task you hold (404 for anyone else's)."""
     task = context.store.task_for(caller.id, assignment_id)
     return TaskOut.of(task, criteria=context.settings.criteria)
 
 
 @router.post("/assignments/{assignment_id}/judgment")
-def submit_judgment(assignment_id: AssignmentId, body: JudgmentIn, caller: ApiCaller, context: Context) -> JudgmentOut:
+async def submit_judgment(
+    assignment_id: AssignmentId, body: JudgmentIn, caller: ApiCaller, context: Context
+) -> JudgmentOut:
     """Answer a task you hold. Retrying with the same idempotency key returns the stored judgment."""
     display = body.answer.display()
+    settings = context.settings
+    lease = LeaseRequest(settings.lease_seconds, settings.gold_rate, context.rng) if body.include_next else None
     outcome = context.store.submit_judgment(
         caller.id,
         assignment_id,
@@ -59,6 +64,7 @@ def submit_judgment(assignment_id: AssignmentId, body: JudgmentIn, caller: ApiCa
         source="api" if caller.csrf is None else "studio",
         rationale=body.rationale or None,
         duration_ms=body.duration_ms,
+        then_lease=lease,
     )
     gold_correct = None
     if context.settings.gold_feedback and outcome.gold is not None:
@@ -67,19 +73,19 @@ def submit_judgment(assignment_id: AssignmentId, body: JudgmentIn, caller: ApiCa
         judgment_id=outcome.judgment_id,
         created=outcome.created,
         gold_correct=gold_correct,
-        next=_next(context, caller.id) if body.include_next else None,
+        next=TaskOut.of(outcome.next_task, criteria=settings.criteria) if outcome.next_task is not None else None,
     )
 
 
 @router.post("/assignments/{assignment_id}/skip")
-def skip_assignment(assignment_id: AssignmentId, body: SkipIn, caller: ApiCaller, context: Context) -> SkipOut:
+async def skip_assignment(assignment_id: AssignmentId, body: SkipIn, caller: ApiCaller, context: Context) -> SkipOut:
     """Give a task back with a reason; you will not get it again."""
     context.store.skip_assignment(caller.id, assignment_id, body.reason)
     return SkipOut(skipped=True, next=_next(context, caller.id) if body.include_next else None)
 
 
 @router.post("/undo")
-def undo(caller: ApiCaller, context: Context) -> UndoOut:
+async def undo(caller: ApiCaller, context: Context) -> UndoOut:
     """Take back your last judgment if it is within the undo window; its task becomes yours again."""
     assignment_id = context.store.undo_last_judgment(
         caller.id, window_seconds=context.settings.undo_seconds, lease_seconds=context.settings.lease_seconds
@@ -88,6 +94,6 @@ def undo(caller: ApiCaller, context: Context) -> UndoOut:
 
 
 @router.get("/progress")
-def progress(caller: ApiCaller, context: Context) -> ProgressOut:
+async def progress(caller: ApiCaller, context: Context) -> ProgressOut:
     """How many tasks you judged and skipped, and how many are left for you."""
     return ProgressOut.of(context.store.annotator_progress(caller.id))

@@ -1,0 +1,143 @@
+"""Load on the studio: N concurrent simulated annotators judging over loopback HTTP for a bounded time.
+
+Each annotator takes a task and answers it (the answer's reply carries the next task), as fast as the
+server answers. Reported: judgments per second and p50/p99 latency of a submission, on SQLite with one
+server process and on PostgreSQL with several workers, each against a baseline run in the same script:
+the same setup with a single annotator (so the ratio shows how the server scales with concurrency).
+
+    python benchmarks/studio_load.py                       # SQLite and PostgreSQL, 50 annotators, 20 s each
+    python benchmarks/studio_load.py --stores sqlite --annotators 50 --seconds 10
+
+Goal on a 2-core machine: >= 500 judgments/s with p99 < 100 ms on SQLite at 50 annotators. Hashes of API
+tokens use argon2's cheapest profile here: sign-in cost is not what this measures (tokens are verified
+once per server process and then remembered).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+os.environ.setdefault("APPRENTICE_TEST_CHEAP_HASHES", "1")
+
+from apprentice.project import init_project
+from apprentice.studio.testing import LoadResult, StudioServer, make_tokens, run_load, seed_pairs
+
+POSTGRES = os.environ.get("APPRENTICE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def fresh_postgres() -> tuple[str, str]:
+    name = f"apprentice_bench_{uuid.uuid4().hex[:10]}"
+    with create_engine(POSTGRES, isolation_level="AUTOCOMMIT").connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    return make_url(POSTGRES).set(database=name).render_as_string(hide_password=False), name
+
+
+def drop_postgres(name: str) -> None:
+    with create_engine(POSTGRES, isolation_level="AUTOCOMMIT").connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def measure(
+    store_kind: str, *, annotators: int, seconds: float, warmup: float, workers: int, comparisons: int
+) -> LoadResult:
+    """One run on a fresh project: enough comparisons that nobody runs out, then the load."""
+    database = None
+    with tempfile.TemporaryDirectory() as folder:
+        url = None
+        if store_kind == "postgres":
+            url, database = fresh_postgres()
+        try:
+            project = init_project(Path(folder) / "project", store_url=url)
+            seed_pairs(project.store, comparisons)
+            tokens = make_tokens(project.store, annotators)
+            project.close()
+            with StudioServer(project.root, workers=workers) as server:
+                cpu_before = server.cpu_seconds()
+                result = run_load(server.base_url, tokens, seconds=seconds, warmup=warmup)
+                # Scaled to the measured window: the warm-up's share is taken off in proportion.
+                result.server_cpu_seconds = (server.cpu_seconds() - cpu_before) * seconds / (seconds + warmup)
+                return result
+        finally:
+            if database is not None:
+                drop_postgres(database)
+
+
+def cpu_ms_per_judgment(cpu_seconds: float, result: LoadResult) -> float:
+    return 1000 * cpu_seconds / result.judgments if result.judgments else float("nan")
+
+
+def describe(result: LoadResult) -> str:
+    return (
+        f"{result.judgments_per_second:7.1f} judgments/s  p50 {result.percentile(0.5):6.1f} ms  "
+        f"p99 {result.percentile(0.99):6.1f} ms  errors {result.errors}  CPU per judgment: server "
+        f"{cpu_ms_per_judgment(result.server_cpu_seconds, result):.1f} ms, "
+        f"client {cpu_ms_per_judgment(result.client_cpu_seconds, result):.1f} ms"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stores", default="sqlite,postgres", help="Comma-separated: sqlite, postgres.")
+    parser.add_argument("--annotators", type=int, default=50, help="Concurrent simulated annotators.")
+    parser.add_argument("--seconds", type=float, default=20.0, help="Measured time per run.")
+    parser.add_argument("--warmup", type=float, default=3.0, help="Unmeasured time before each run.")
+    parser.add_argument("--postgres-workers", type=int, default=2, help="Server processes on PostgreSQL.")
+    parser.add_argument(
+        "--comparisons", type=int, help="Pairs to seed (default: 1,000 per second of run, so that none runs out)."
+    )
+    parser.add_argument("--json", type=Path, help="Also write the figures to this JSON file.")
+    args = parser.parse_args()
+    figures = {}
+    for store_kind in [kind.strip() for kind in args.stores.split(",") if kind.strip()]:
+        workers = args.postgres_workers if store_kind == "postgres" else 1
+        print(f"{store_kind} ({workers} worker{'s' if workers > 1 else ''}):", flush=True)
+        runs = {}
+        for label, count in (("baseline, 1 annotator", 1), (f"{args.annotators} annotators", args.annotators)):
+            started = time.monotonic()
+            result = measure(
+                store_kind,
+                annotators=count,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                workers=workers,
+                comparisons=args.comparisons or int(1000 * (args.seconds + args.warmup)),
+            )
+            print(f"  {label:24} {describe(result)}   ({time.monotonic() - started:.0f} s with setup)", flush=True)
+            runs[count] = result
+        base, loaded = runs[1], runs[args.annotators]
+        ratio = loaded.judgments_per_second / base.judgments_per_second if base.judgments_per_second else float("nan")
+        print(f"  throughput at {args.annotators} annotators = {ratio:.2f} x the single annotator's", flush=True)
+        # On a shared machine the wall-clock figures depend on what else runs; CPU per judgment does not much.
+        print(f"  machine load average (1 min): {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+        figures[store_kind] = {
+            "workers": workers,
+            "annotators": args.annotators,
+            "judgments_per_second": round(loaded.judgments_per_second, 1),
+            "p50_ms": round(loaded.percentile(0.5), 1),
+            "p99_ms": round(loaded.percentile(0.99), 1),
+            "errors": loaded.errors,
+            "baseline_judgments_per_second": round(base.judgments_per_second, 1),
+            "baseline_p50_ms": round(base.percentile(0.5), 1),
+            "ratio_to_baseline": round(ratio, 2),
+            "server_cpu_ms_per_judgment": round(cpu_ms_per_judgment(loaded.server_cpu_seconds, loaded), 2),
+            "client_cpu_ms_per_judgment": round(cpu_ms_per_judgment(loaded.client_cpu_seconds, loaded), 2),
+            "load_average_1min": round(os.getloadavg()[0], 2),
+        }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
