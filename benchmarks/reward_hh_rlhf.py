@@ -10,7 +10,7 @@ the same held-out pairs. Backbones:
     python benchmarks/reward_hh_rlhf.py --backbone minilm
     python benchmarks/reward_hh_rlhf.py --backbone default --mode heads
 
---train-limit subsamples the training pairs (the validation set is always complete); say so when quoting.
+--train-limit and --validation-limit subsample the pairs (still split by prompt); say so when quoting.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=5, help="heads of the shared-backbone ensemble (--mode heads)")
     parser.add_argument("--l2", type=float, default=1e-2, help="L2 penalty of the heads (--mode heads)")
     parser.add_argument("--train-limit", type=int, default=None, help="subsample the training pairs")
+    parser.add_argument("--validation-limit", type=int, default=None, help="subsample the held-out pairs")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-reward-hh"))
@@ -53,7 +54,9 @@ def main() -> None:
     data = pairs_from_records(read_import_file(args.data).pairs)
     train, validation = split_by_prompt(data, validation_share=0.2, seed=args.seed)
     full_train = len(train.pairs)
+    full_validation = len(validation.pairs)
     train = subsample(train, limit=args.train_limit, seed=args.seed)
+    validation = subsample(validation, limit=args.validation_limit, seed=args.seed)
     assert train.prompts.isdisjoint(validation.prompts)
     run_dir = args.out / f"{Path(args.backbone).name}-{args.mode}"
     started = time.perf_counter()
@@ -91,10 +94,12 @@ def main() -> None:
         "train_pairs": len(train.pairs),
         "train_pairs_available": full_train,
         "validation_pairs": evaluation["pairs"],
+        "validation_pairs_available": full_validation,
         "max_length": args.max_length,
         "epochs": args.epochs,
         "accuracy": evaluation["accuracy"],
         "length_baseline_accuracy": evaluation["length_baseline_accuracy"],
+        "shorter_wins_accuracy": 1 - evaluation["length_baseline_accuracy"],  # length ties count half either way
         "expected_calibration_error": evaluation["expected_calibration_error"],
         "train_pairs_per_second": throughput,
         "seconds": seconds,
@@ -103,8 +108,9 @@ def main() -> None:
     print(json.dumps(summary, indent=2))
     print(
         f"\n{args.backbone} ({args.mode}), {len(train.pairs)} of {full_train} training pairs, "
-        f"{evaluation['pairs']} held-out pairs: accuracy {evaluation['accuracy']:.3f} vs length-only baseline "
-        f"{evaluation['length_baseline_accuracy']:.3f} ({seconds / 60:.1f} min)"
+        f"{evaluation['pairs']} of {full_validation} held-out pairs: accuracy {evaluation['accuracy']:.3f}; "
+        f"length-only baseline {evaluation['length_baseline_accuracy']:.3f} (longer wins), "
+        f"{1 - evaluation['length_baseline_accuracy']:.3f} (shorter wins) ({seconds / 60:.1f} min)"
     )
     (run_dir / "benchmark.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 

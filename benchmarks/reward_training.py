@@ -2,10 +2,11 @@
 
 Same backbone (all-MiniLM-L6-v2 by default), same pairs (HH-RLHF harmless-base, tokenized once by
 our encoder at --max-length so both trainers see identical token ids), same batch size, one epoch,
-same learning rate, dropout off in both (TRL's default). Each trainer runs --repeats times,
-alternating, in this one process (same threads); the figure is training pairs per second of the
-training loop: TRL's own `train_runtime`, and our loop's time (which includes writing its end-of-epoch
-checkpoint, while TRL saves nothing here).
+same learning rate, float32 in both (TRL would default to bf16 autocast, slow on most CPUs),
+dropout off in both (TRL's default). Each trainer runs --repeats times, alternating, in this one
+process (same threads); the figure is training pairs per second of the training loop: TRL's own
+`train_runtime`, and our loop's time (which includes writing its end-of-epoch checkpoint, while
+TRL saves nothing here).
 
     python benchmarks/reward_training.py                 # 96 pairs, batch 8, max length 256
     python benchmarks/reward_training.py --pairs 256 --repeats 3
@@ -16,6 +17,7 @@ Needs trl==1.16.0 (a benchmark-only dependency).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import tempfile
@@ -31,6 +33,7 @@ from apprentice.reward.data import pairs_from_records, subsample
 from apprentice.reward.model import RewardModel
 from apprentice.reward.train import RewardTrainingConfig, train_reward_model
 
+print = functools.partial(print, flush=True)  # progress lines must show up when piped to a file
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 
 
@@ -68,6 +71,7 @@ def run_trl(rows: list[dict[str, list[int]]], args: argparse.Namespace, folder: 
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         disable_tqdm=True,
+        bf16=False,  # TRL defaults to bf16 autocast; ours trains in float32, so compare like with like
     )
     trainer = RewardTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     output = trainer.train()

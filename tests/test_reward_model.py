@@ -98,3 +98,8 @@ def test_export_loads_as_sequence_classification_and_scores_the_same(
 def test_load_refuses_a_folder_that_is_not_a_reward_model(tmp_path: Path) -> None:
     with pytest.raises(ApprenticeError, match="not a reward model folder"):
         RewardModel.load(tmp_path)
+
+
+def test_max_length_beyond_the_backbone_is_refused(tiny_model: Path) -> None:
+    with pytest.raises(ApprenticeError, match="max_length 1024 is more than"):
+        RewardModel.from_backbone(str(tiny_model), max_length=1024)

@@ -122,6 +122,9 @@ class RewardModel:
             location, num_labels=1, local_files_only=True, dtype=torch.float32, pad_token_id=tokenizer.pad_token_id
         )
         model.config.pad_token_id = tokenizer.pad_token_id
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if positions is not None and max_length > positions:
+            raise ApprenticeError(f"max_length {max_length} is more than {name} can read ({positions} positions)")
         initialize_head(head_module(model), model.config.hidden_size)
         if train_mode == "lora":
             from peft import LoraConfig, TaskType, get_peft_model
