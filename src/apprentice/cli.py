@@ -203,6 +203,60 @@ def demo(
 
     run_demo(folder, model_name=model, limit=limit, console=console)
 
+
+@app.command()
+@reports_errors
+def simulate(
+    project_dir: ProjectOption = Path("."),
+    annotators: Annotated[int, typer.Option(help="Simulated annotators in the panel.", min=1, max=200)] = 8,
+    oracle: Annotated[
+        str, typer.Option(help="Gold oracle: sentiment, relevance, concision, composite or module:function.")
+    ] = "composite",
+    flip_rate: Annotated[
+        float, typer.Option(help="Chance each answer is flipped (AlpacaFarm: 0.25).", min=0, max=1)
+    ] = 0.0,
+    careless: Annotated[int, typer.Option(help="How many of them click at random.", min=0)] = 0,
+    left_leaners: Annotated[int, typer.Option(help="How many lean to the response shown first.", min=0)] = 0,
+    agreement: Annotated[
+        float, typer.Option(help="Agreement between two simulated annotators to calibrate for (people: 0.73).")
+    ] = 0.73,
+    url: Annotated[str | None, typer.Option(help="A running studio; default: start one on the project.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Judge the open comparisons with simulated annotators, through the studio's HTTP API."""
+    from apprentice.project import open_project
+    from apprentice.simulate import simulate_project
+
+    if careless + left_leaners > annotators:
+        raise ApprenticeError(
+            f"--careless ({careless}) + --left-leaners ({left_leaners}) exceed --annotators ({annotators})"
+        )
+    project = open_project(project_dir)
+    try:
+        report = simulate_project(
+            project,
+            annotators=annotators,
+            oracle=oracle,
+            flip_rate=flip_rate,
+            careless=careless,
+            left_leaners=left_leaners,
+            target_agreement=agreement,
+            base_url=url,
+            seed=seed,
+        )
+    finally:
+        project.close()
+    console.print(
+        f"{report.judgments} judgments by {len(report.per_annotator)} simulated annotators "
+        f"(Bradley-Terry temperature {report.temperature:.4g})"
+    )
+    if report.agreement is not None:
+        console.print(
+            f"Agreement between annotators on {report.overlapping_pairs} overlapping answers: "
+            f"{report.agreement:.1%} (target {agreement:.0%})"
+        )
+
+
 from apprentice.studio import cli as studio_cli  # noqa: E402 - registered last: it builds on the helpers above
 
 app.add_typer(studio_cli.studio_app, name="studio")

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
 
 HUMAN_AGREEMENT = 0.73  # InstructGPT: labelers agreed 72.6 +/- 1.5% of the time
 
@@ -115,3 +119,314 @@ def calibrate_temperature(
         if high / low < 1 + tolerance:
             break
     return math.sqrt(low * high)
+
+
+# -- answering every kind of task -----------------------------------------------------------------
+
+
+def choose_ranking(
+    scores: Sequence[float], profile: AnnotatorProfile, rng: random.Random, lengths: Sequence[int] | None = None
+) -> list[int]:
+    """Ranks (1 = best) for responses in display order, drawn from the Plackett-Luce model.
+
+    Adding independent Gumbel noise to each utility and sorting draws a Plackett-Luce ranking; the
+    utilities carry the same temperature, left and length pulls as the pairwise choice.
+    """
+    lengths = lengths or [0] * len(scores)
+    utilities = []
+    for position, (score, length) in enumerate(zip(scores, lengths, strict=True)):
+        utility = score / profile.temperature + profile.length_bias * length / 100.0
+        utility += profile.left_bias * (len(scores) - 1 - position) / max(len(scores) - 1, 1)
+        utilities.append(utility)
+    if rng.random() < profile.careless_rate:
+        utilities = [0.0] * len(scores)
+    noisy = [utility - math.log(-math.log(rng.random() or 1e-12)) for utility in utilities]
+    order = sorted(range(len(scores)), key=lambda index: -noisy[index])
+    if rng.random() < profile.flip_rate:
+        order.reverse()
+    ranks = [0] * len(scores)
+    for rank, index in enumerate(order, start=1):
+        ranks[index] = rank
+    return ranks
+
+
+def choose_rating(score: float, profile: AnnotatorProfile, rng: random.Random, *, scale: float = 1.0) -> int:
+    """A 1-7 rating: 4 + 3 tanh(score / scale) plus logistic noise at the profile's temperature."""
+    if rng.random() < profile.careless_rate:
+        return rng.randint(1, 7)
+    u = min(max(rng.random(), 1e-12), 1 - 1e-12)
+    noise = profile.temperature / scale * math.log(u / (1 - u))
+    value = 4 + 3 * math.tanh(score / scale) + noise
+    return int(min(7, max(1, round(value))))
+
+
+@dataclass
+class SimulationStats:
+    name: str
+    judged: int = 0
+    retries: int = 0
+
+
+class SimulatedAnnotator:
+    """One simulated annotator working through the studio's JSON API, as a script of a real person would.
+
+    It asks for its next task, scores the shown responses with the gold oracle (through `scorer`, which
+    caches), answers by its profile, and repeats until nothing is left. Every answer carries an
+    idempotency key, so a request retried after a dropped connection is stored once.
+    """
+
+    def __init__(
+        self,
+        profile: AnnotatorProfile,
+        scorer: Callable[[str, Sequence[str]], list[float]],
+        base_url: str,
+        token: str,
+        *,
+        seed: int = 0,
+        timeout: float = 30.0,
+    ) -> None:
+        import httpx
+
+        self.profile = profile
+        self.scorer = scorer
+        self.rng = random.Random(f"{seed}:{profile.name}")
+        self.client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+        self.stats = SimulationStats(profile.name)
+
+    def answer(self, task: dict[str, Any]) -> dict[str, Any]:
+        prompt = task["prompt"][-1]["content"]
+        texts = [shown["text"] for shown in task["responses"]]
+        scores = self.scorer(prompt, texts)
+        lengths = [len(text) for text in texts]
+        if task["kind"] == "pair":
+            first = choose_first(scores[0], scores[1], self.profile, self.rng, lengths[0], lengths[1])
+            return {"choice": "A" if first else "B"}
+        if task["kind"] == "ranking":
+            return {"ranks": choose_ranking(scores, self.profile, self.rng, lengths)}
+        return {"score": choose_rating(scores[0], self.profile, self.rng)}
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        for attempt in range(5):
+            try:
+                response = self.client.post(path, json=body)
+            except httpx.TransportError:
+                self.stats.retries += 1
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            response.raise_for_status()
+            result: dict[str, Any] = response.json()
+            return result
+        raise ConnectionError(f"{self.profile.name}: the studio did not answer after 5 tries")
+
+    def run(self, *, max_judgments: int | None = None) -> SimulationStats:
+        response = self.client.get("/api/v1/tasks/next")
+        response.raise_for_status()
+        task = response.json()["task"]
+        while task is not None and (max_judgments is None or self.stats.judged < max_judgments):
+            body = {
+                "answer": self.answer(task),
+                "idempotency_key": f"sim-{self.profile.name}-{task['assignment_id']}",
+                "duration_ms": int(1000 * self.profile.seconds_per_judgment * (0.5 + self.rng.random())),
+                "include_next": True,
+            }
+            result = self._post(f"/api/v1/assignments/{task['assignment_id']}/judgment", body)
+            self.stats.judged += 1
+            task = result.get("next")
+        self.client.close()
+        return self.stats
+
+
+class OracleScorer:
+    """Oracle scores of (prompt, response) texts, computed once and shared by every simulated annotator."""
+
+    def __init__(self, oracle: Callable[[Sequence[str], Sequence[str]], list[float]]) -> None:
+        self.oracle = oracle
+        self._cache: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def prefill(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Score many (prompt, response) pairs in one call (the oracle batches), before annotators start."""
+        missing = [pair for pair in dict.fromkeys(pairs) if pair not in self._cache]
+        if missing:
+            scores = self.oracle([prompt for prompt, _ in missing], [response for _, response in missing])
+            with self._lock:
+                self._cache.update(zip(missing, scores, strict=True))
+
+    def __call__(self, prompt: str, responses: Sequence[str]) -> list[float]:
+        with self._lock:  # one oracle call at a time: torch models are not re-entrant across threads
+            missing = [(prompt, text) for text in responses if (prompt, text) not in self._cache]
+            if missing:
+                scores = self.oracle([prompt] * len(missing), [text for _, text in missing])
+                self._cache.update(zip(missing, scores, strict=True))
+            return [self._cache[(prompt, text)] for text in responses]
+
+
+def panel(
+    count: int,
+    *,
+    temperature: float,
+    flip_rate: float = 0.0,
+    careless: int = 0,
+    left_leaners: int = 0,
+    left_bias: float = math.log(4),
+    length_bias: float = 0.0,
+    prefix: str = "sim",
+) -> list[AnnotatorProfile]:
+    """`count` annotators: the first `careless` click at random, the next `left_leaners` lean left, the rest honest."""
+    profiles = []
+    for index in range(count):
+        name = f"{prefix}-{index + 1:02d}"
+        profile = AnnotatorProfile(name, temperature=temperature, flip_rate=flip_rate, length_bias=length_bias)
+        if index < careless:
+            profile = replace(profile, careless_rate=1.0, seconds_per_judgment=3.0)
+        elif index < careless + left_leaners:
+            profile = replace(profile, left_bias=left_bias)
+        profiles.append(profile)
+    return profiles
+
+
+def run_panel(
+    profiles: Sequence[AnnotatorProfile],
+    tokens: dict[str, str],
+    scorer: Callable[[str, Sequence[str]], list[float]],
+    base_url: str,
+    *,
+    seed: int = 0,
+    max_judgments_each: int | None = None,
+) -> list[SimulationStats]:
+    """Run the annotators concurrently (one thread each) until the studio has nothing left for them."""
+    annotators = [
+        SimulatedAnnotator(profile, scorer, base_url, tokens[profile.name], seed=seed) for profile in profiles
+    ]
+    with ThreadPoolExecutor(max_workers=max(1, len(annotators))) as pool:
+        futures = [pool.submit(annotator.run, max_judgments=max_judgments_each) for annotator in annotators]
+        return [future.result() for future in futures]
+
+
+def register_panel(store: Any, profiles: Sequence[AnnotatorProfile]) -> dict[str, str]:
+    """Make (or reuse) a `simulated` annotator per profile and issue each a fresh API token."""
+    from apprentice.studio.security import issue_api_token
+
+    tokens = {}
+    for profile in profiles:
+        annotator = store.ensure_annotator(profile.name, kind="simulated")
+        account = store.annotator_account(annotator_id=annotator.id)
+        tokens[profile.name] = issue_api_token(store, account)
+    return tokens
+
+
+def open_pair_texts(store: Any) -> list[tuple[str, list[str]]]:
+    """(prompt text, response texts in canonical order) of every open comparison."""
+    prompts = {prompt.id: prompt.text for prompt in store.prompts()}
+    texts: dict[int, str] = {}
+    result = []
+    for comparison in store.comparisons(status="open"):
+        if comparison.prompt_id not in prompts:
+            continue
+        missing = [m.response_id for m in comparison.members if m.response_id not in texts]
+        if missing:
+            texts.update({r.id: r.text for r in store.responses_for(comparison.prompt_id)})
+        result.append((prompts[comparison.prompt_id], [texts[m.response_id] for m in comparison.members]))
+    return result
+
+
+def calibrated_temperature(
+    scorer: OracleScorer,
+    comparisons: Sequence[tuple[str, list[str]]],
+    *,
+    target_agreement: float = HUMAN_AGREEMENT,
+    flip_rate: float = 0.0,
+) -> float:
+    """Score the comparisons' responses and calibrate the temperature on their pairwise differences.
+
+    When the flips alone make the target unreachable, annotators choose by the oracle without further
+    noise (a tiny temperature), the closest they can come to it.
+    """
+    scorer.prefill([(prompt, text) for prompt, texts in comparisons for text in texts])
+    differences = []
+    for prompt, texts in comparisons:
+        scores = scorer(prompt, texts)
+        differences += [a - b for index, a in enumerate(scores) for b in scores[index + 1 :]]
+    if not differences:
+        return 1.0
+    try:
+        return calibrate_temperature(differences, target_agreement, flip_rate=flip_rate)
+    except ValueError:
+        return 1e-3
+
+
+@dataclass(frozen=True)
+class SimulationReport:
+    temperature: float
+    judgments: int
+    per_annotator: dict[str, int]
+    agreement: float | None  # share of same answers among pairs of annotators on the same pair comparison
+    overlapping_pairs: int
+
+
+def measured_pair_agreement(judged: Sequence[Any], annotators: set[str]) -> tuple[float | None, int]:
+    """Raw agreement between every two of `annotators` who answered the same pair comparison."""
+    answers: dict[int, list[Any]] = {}
+    for row in judged:
+        if row.kind == "pair" and row.annotator in annotators:
+            answers.setdefault(row.comparison_id, []).append(row.answer.get("winner"))
+    agreeing = total = 0
+    for winners in answers.values():
+        for index, first in enumerate(winners):
+            for second in winners[index + 1 :]:
+                total += 1
+                agreeing += first == second
+    return (agreeing / total if total else None), total
+
+
+def simulate_project(
+    project: Any,
+    *,
+    annotators: int = 8,
+    oracle: str = "composite",
+    flip_rate: float = 0.0,
+    careless: int = 0,
+    left_leaners: int = 0,
+    target_agreement: float = HUMAN_AGREEMENT,
+    base_url: str | None = None,
+    seed: int = 0,
+    prefix: str = "sim",
+) -> SimulationReport:
+    """Judge the project's open comparisons with a calibrated simulated panel through a real studio server.
+
+    With `base_url` the panel uses a running studio; otherwise one is started on the project for the
+    duration and stopped after.
+    """
+    from apprentice.oracles import load_oracle
+
+    scorer = OracleScorer(load_oracle(oracle))
+    temperature = calibrated_temperature(
+        scorer, open_pair_texts(project.store), target_agreement=target_agreement, flip_rate=flip_rate
+    )
+    profiles = panel(
+        annotators,
+        temperature=temperature,
+        flip_rate=flip_rate,
+        careless=careless,
+        left_leaners=left_leaners,
+        prefix=prefix,
+    )
+    tokens = register_panel(project.store, profiles)
+    if base_url is not None:
+        stats = run_panel(profiles, tokens, scorer, base_url, seed=seed)
+    else:
+        from apprentice.studio.testing import StudioServer
+
+        with StudioServer(project.root, cheap_hashes=False) as server:
+            stats = run_panel(profiles, tokens, scorer, server.base_url, seed=seed)
+    names = {profile.name for profile in profiles}
+    agreement, overlapping = measured_pair_agreement(project.store.judged_comparisons(), names)
+    return SimulationReport(
+        temperature=temperature,
+        judgments=sum(stat.judged for stat in stats),
+        per_annotator={stat.name: stat.judged for stat in stats},
+        agreement=agreement,
+        overlapping_pairs=overlapping,
+    )
