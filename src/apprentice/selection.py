@@ -12,14 +12,24 @@ loop writes the scores into the studio's priorities, highest first.
   when members are confident but contradict each other, low when all are merely unsure.
 - `uncertainty`: the entropy of the mean probability (plain uncertainty sampling).
 - `random`: the baseline every rule is measured against.
+
+`select_next` applies a rule to a pool (leaving out what is already labeled), `acquisition_curve`
+runs batch acquisition (fit, measure, choose the next batch, repeat) for one rule, and
+`labels_to_reach` reads off how many labels a curve needs to reach an accuracy. The loop takes the
+model fitting and the measure as functions, so the same loop serves the benchmark and the tests; its
+fitting is told the step number, never the rule, so that every rule gets the same training.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+
+from apprentice.errors import ApprenticeError
 
 Scores = NDArray[np.float64]
 
@@ -67,3 +77,81 @@ def choose(scores: Scores, budget: int) -> list[int]:
     """Indices of the `budget` highest scores, best first (ties broken by index, so it is deterministic)."""
     order = np.lexsort((np.arange(len(scores)), -scores))
     return [int(index) for index in order[:budget]]
+
+
+def select_next(
+    rule: str, member_margins: NDArray[np.float64], labeled: Collection[int], budget: int, *, seed: int = 0
+) -> list[int]:
+    """The `budget` unlabeled comparisons that `rule` scores highest (pool indices, best first).
+
+    `member_margins` has shape (members, pool size); `seed` only matters to `random`.
+    """
+    if rule not in RULES:
+        raise ApprenticeError(f"unknown acquisition rule {rule!r}; use one of {', '.join(RULES)}")
+    if budget < 0:
+        raise ApprenticeError(f"budget must be at least 0, got {budget}")
+    scores = random_scores(member_margins, seed=seed) if rule == "random" else RULES[rule](member_margins)
+    taken = np.zeros(member_margins.shape[1], dtype=bool)
+    taken[list(labeled)] = True
+    candidates = np.flatnonzero(~taken)
+    return [int(candidates[position]) for position in choose(scores[candidates], budget)]
+
+
+Model = TypeVar("Model")
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    labels: int
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class AcquisitionRun:
+    """What one rule did: the accuracy after each step and every label it asked for, in order."""
+
+    rule: str
+    curve: list[CurvePoint]
+    labeled: list[int]
+
+
+def acquisition_curve(
+    rule: str,
+    *,
+    initial: Sequence[int],
+    batch: int,
+    steps: int,
+    fit: Callable[[list[int], int], Model],
+    pool_margins: Callable[[Model], NDArray[np.float64]],
+    accuracy: Callable[[Model], float],
+    seed: int = 0,
+) -> AcquisitionRun:
+    """Batch active learning: fit on the labels so far, measure, add the `batch` the rule picks; `steps` times.
+
+    `fit(labeled, step)` trains a model (an ensemble) on the labeled pool indices; `pool_margins(model)`
+    gives its members' margins on the whole pool, shape (members, pool size); `accuracy(model)` is the
+    measure (validation accuracy). The curve has steps + 1 points, from len(initial) labels up.
+    """
+    if len(set(initial)) != len(initial):
+        raise ApprenticeError("the initial labels repeat a comparison")
+    labeled = list(initial)
+    curve = []
+    for step in range(steps + 1):
+        model = fit(list(labeled), step)
+        curve.append(CurvePoint(len(labeled), accuracy(model)))
+        if step == steps:
+            break
+        margins = pool_margins(model)
+        chosen = select_next(rule, margins, labeled, batch, seed=seed * 100_003 + step)
+        if not chosen:
+            break  # the pool is exhausted
+        labeled.extend(chosen)
+    return AcquisitionRun(rule, curve, labeled)
+
+
+def labels_to_reach(curve: Sequence[CurvePoint], target: float) -> int | None:
+    """The fewest labels at which the curve's accuracy is at least `target`; None if it never gets there."""
+    for point in curve:
+        if point.accuracy >= target - 1e-12:
+            return point.labels
+    return None

@@ -1,0 +1,124 @@
+"""Active selection over a pool: choosing among unlabeled comparisons, the acquisition loop, labels to reach."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from apprentice.errors import ApprenticeError
+from apprentice.selection import CurvePoint, acquisition_curve, labels_to_reach, select_next
+
+
+def test_select_next_takes_the_highest_unlabeled_scores() -> None:
+    # Two members; spreads per comparison: 0, 2, 1, 3, 0.5.
+    margins = np.array([[0.0, 2.0, 1.0, 3.0, 0.5], [0.0, -2.0, -1.0, -3.0, -0.5]])
+    assert select_next("disagreement", margins, labeled=[3], budget=2) == [1, 2]
+    assert select_next("disagreement", margins, labeled=[], budget=1) == [3]
+
+
+def test_select_next_never_repeats_a_label_and_stops_at_the_pool() -> None:
+    margins = np.random.default_rng(0).normal(size=(3, 6))
+    for rule in ("disagreement", "bald", "uncertainty", "random"):
+        chosen = select_next(rule, margins, labeled=[0, 2, 4], budget=10, seed=1)
+        assert sorted(chosen) == [1, 3, 5], rule
+
+
+def test_random_selection_follows_its_seed() -> None:
+    margins = np.zeros((2, 50))
+    first = select_next("random", margins, labeled=[], budget=10, seed=3)
+    assert first == select_next("random", margins, labeled=[], budget=10, seed=3)
+    assert first != select_next("random", margins, labeled=[], budget=10, seed=4)
+
+
+def test_select_next_rejects_an_unknown_rule() -> None:
+    with pytest.raises(ApprenticeError, match="unknown acquisition rule 'entropy'; use one of disagreement"):
+        select_next("entropy", np.zeros((2, 3)), labeled=[], budget=1)
+
+
+def test_labels_to_reach_by_hand() -> None:
+    curve = [CurvePoint(32, 0.60), CurvePoint(64, 0.71), CurvePoint(96, 0.70), CurvePoint(128, 0.75)]
+    assert labels_to_reach(curve, 0.70) == 64
+    assert labels_to_reach(curve, 0.75) == 128
+    assert labels_to_reach(curve, 0.60) == 32
+    assert labels_to_reach(curve, 0.76) is None
+
+
+# -- the loop on a toy: learn a threshold on [0, 1] from labeled points ---------------------------
+
+POOL = np.random.default_rng(0).uniform(0.0, 1.0, 400)
+GRID = np.linspace(0.0, 1.0, 2001)
+TRUE_THRESHOLD = 0.37
+
+
+def _fit_thresholds(labeled: list[int], step: int, members: int = 5) -> NDArray[np.float64]:
+    """Each member: the midpoint between the largest negative and smallest positive point of a bootstrap."""
+    rng = np.random.default_rng(1000 + step)  # depends on the step only, as the benchmark's fitting does
+    points = POOL[labeled]
+    thresholds = []
+    for _ in range(members):
+        sample = points[rng.integers(0, len(points), len(points))]
+        negatives, positives = sample[sample <= TRUE_THRESHOLD], sample[sample > TRUE_THRESHOLD]
+        low = negatives.max() if len(negatives) else 0.0
+        high = positives.min() if len(positives) else 1.0
+        thresholds.append((low + high) / 2)
+    return np.asarray(thresholds)
+
+
+def _margins(thresholds: NDArray[np.float64]) -> NDArray[np.float64]:
+    return 50.0 * (POOL[None, :] - thresholds[:, None])  # (members, pool)
+
+
+def _accuracy(thresholds: NDArray[np.float64]) -> float:
+    return float(np.mean((thresholds.mean() < GRID) == (TRUE_THRESHOLD < GRID)))
+
+
+def _run(rule: str, fit_calls: list[tuple[int, int]] | None = None) -> tuple[list[CurvePoint], list[int]]:
+    def fit(labeled: list[int], step: int) -> NDArray[np.float64]:
+        if fit_calls is not None:
+            fit_calls.append((len(labeled), step))
+        return _fit_thresholds(labeled, step)
+
+    initial = [int(i) for i in np.random.default_rng(7).choice(len(POOL), 8, replace=False)]
+    run = acquisition_curve(
+        rule, initial=initial, batch=4, steps=5, fit=fit, pool_margins=_margins, accuracy=_accuracy, seed=7
+    )
+    return run.curve, run.labeled
+
+
+def test_every_rule_gets_the_same_start_and_the_same_training_steps() -> None:
+    seen: dict[str, list[tuple[int, int]]] = {}
+    starts = set()
+    for rule in ("random", "disagreement", "bald", "uncertainty"):
+        seen[rule] = []
+        curve, labeled = _run(rule, seen[rule])
+        starts.add(tuple(labeled[:8]))
+        assert [point.labels for point in curve] == [8, 12, 16, 20, 24, 28], rule
+        assert len(set(labeled)) == len(labeled) == 28, rule
+    assert len(starts) == 1
+    assert all(calls == seen["random"] for calls in seen.values())
+    assert seen["random"] == [(8 + 4 * step, step) for step in range(6)]
+
+
+def test_uncertainty_and_bald_learn_the_threshold_with_fewer_labels_than_random() -> None:
+    # Asking near the current boundary halves the interval like a binary search; random points rarely land there.
+    random_curve, _ = _run("random")
+    for rule in ("uncertainty", "bald"):
+        curve, _ = _run(rule)
+        assert curve[0].accuracy == random_curve[0].accuracy  # the same starting labels
+        assert curve[-1].accuracy > random_curve[-1].accuracy, rule
+        reached = labels_to_reach(curve, random_curve[-1].accuracy)
+        assert reached is not None and reached <= 16, rule
+
+
+def test_the_loop_refuses_repeated_initial_labels() -> None:
+    with pytest.raises(ApprenticeError, match="repeat"):
+        acquisition_curve(
+            "random",
+            initial=[1, 1],
+            batch=1,
+            steps=1,
+            fit=_fit_thresholds,
+            pool_margins=_margins,
+            accuracy=_accuracy,
+        )
