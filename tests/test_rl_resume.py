@@ -103,6 +103,9 @@ def test_resume_refuses_changed_options(tiny_model: Path, tmp_path: Path) -> Non
     changed = runner.invoke(app, [*base, "--resume", "--set", "kl_coef=0.5"])
     assert changed.exit_code == 1
     assert "option kl_coef was 0.04 when the run started and is 0.5 now" in " ".join(changed.output.split())
+    other = runner.invoke(app, [*base, "--resume", "--algo", "rloo"])
+    assert other.exit_code == 1
+    assert "holds a grpo run, not rloo" in " ".join(other.output.split())
 
 
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tiny_model: Path, tmp_path: Path) -> None:

@@ -194,3 +194,28 @@ def test_configs_validate_themselves_with_a_sentence() -> None:
         build_config("a2c", {})
     dr = build_config("grpo", {"variant": "dr_grpo"})
     assert dr.scale_rewards is False and dr.loss_aggregation == "constant"  # type: ignore[union-attr]
+
+
+def test_reward_models_trained_by_apprentice_are_read_with_normalization(tiny_model: Path, tmp_path: Path) -> None:
+    from apprentice.reward.model import RewardModel
+    from apprentice.rl.rewards import TrainedRewardModel, reward_model_source
+
+    reward_model = RewardModel.from_backbone(str(tiny_model), max_length=64)
+    reward_model.save(tmp_path / "rm")
+    source = reward_model_source(tmp_path / "rm", batch_size=4)
+    assert isinstance(source, TrainedRewardModel)
+    prompts = [[{"role": "user", "content": "hello"}]] * 2
+    expected = RewardModel.load(tmp_path / "rm").score(prompts, ["good", "bad dog"])
+    assert source(prompts, ["good", "bad dog"]).tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def test_ppo_value_head_can_start_from_a_reward_models_head(tiny_model: Path, tmp_path: Path) -> None:
+    from apprentice.reward.model import RewardModel, head_module
+    from apprentice.rl.ppo import PolicyWithValueHead
+
+    reward_model = RewardModel.from_backbone(str(tiny_model), max_length=64, seed=5)
+    reward_model.save(tmp_path / "rm")
+    model = PolicyWithValueHead(load_policy(str(tiny_model))[0])
+    assert model.value_head.weight.abs().sum() == 0  # zero-initialized by default
+    model.init_value_head_from(str(tmp_path / "rm"))
+    torch.testing.assert_close(model.value_head.weight, head_module(reward_model.model).weight)

@@ -53,13 +53,23 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _check_resume_config(output_dir: Path, config: Any) -> None:
-    """A resumed run must use the options it started with (only `steps` may grow)."""
+def _config_record(algorithm: str, config: Any) -> dict[str, Any]:
+    return {"algorithm": algorithm, **json.loads(config.model_dump_json())}
+
+
+def _check_resume_config(output_dir: Path, algorithm: str, config: Any) -> None:
+    """A resumed run must use the algorithm and options it started with (only `steps` may grow)."""
+    from apprentice.rl.checkpoint import latest_checkpoint
+
+    if latest_checkpoint(output_dir) is None:
+        raise ApprenticeError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}; start a fresh run")
     saved_path = output_dir / CONFIG_FILE
     if not saved_path.is_file():
         return
     saved = json.loads(saved_path.read_text(encoding="utf-8"))
-    current = json.loads(config.model_dump_json())
+    if saved.get("algorithm") != algorithm:
+        raise ApprenticeError(f"--resume: {output_dir} holds a {saved.get('algorithm')} run, not {algorithm}")
+    current = _config_record(algorithm, config)
     for key in sorted(set(saved) | set(current)):
         if key != "steps" and saved.get(key) != current.get(key):
             raise ApprenticeError(
@@ -125,11 +135,12 @@ def train(
             values["output_dir"] = project.root / "runs" / f"policy-{algo}"
         config = build_config(algo, values)
         if resume:
-            _check_resume_config(config.output_dir, config)
+            _check_resume_config(config.output_dir, algo, config)
         policy_name = policy or (project.settings.model.policy if project is not None else "default")
         if state.is_main_process:
             config.output_dir.mkdir(parents=True, exist_ok=True)
-            (config.output_dir / CONFIG_FILE).write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            record = json.dumps(_config_record(algo, config), indent=2)
+            (config.output_dir / CONFIG_FILE).write_text(record + "\n", encoding="utf-8")
         outcome = train_policy(
             algo,
             config,
@@ -160,3 +171,15 @@ def _open_project_if_any(project_dir: Path) -> Any:
     if not (project_dir / PROJECT_FILE).is_file():
         return None
     return open_project(project_dir)
+
+
+@policy_app.command("options")
+@reports_errors
+def options(algo: Annotated[str, typer.Argument(help="ppo, grpo, rloo or dpo.")]) -> None:
+    """Every option of an algorithm (for --set KEY=VALUE or --config), with its default and meaning."""
+    from apprentice.rl.config import CONFIGS
+
+    if algo not in CONFIGS:
+        raise ApprenticeError(f"unknown algorithm {algo!r}; choose one of {', '.join(CONFIGS)}")
+    for field_name, field in CONFIGS[algo].model_fields.items():
+        console.print(f"[bold]{field_name}[/] = {field.default!r}  {field.description}", highlight=False)

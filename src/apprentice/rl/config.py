@@ -51,6 +51,9 @@ class OnlineConfig(_Config):
     max_loss: float = Field(1e4, gt=0.0, description="A loss above this (or not finite) stops the run.")
     reward_batch_size: int = Field(32, ge=1, description="Texts per forward pass of a reward model.")
     tensorboard: bool = Field(True, description="Write TensorBoard logs beside the metrics JSONL.")
+    time_limit_minutes: float | None = Field(
+        None, gt=0.0, description="Stop after the step that passes this many minutes (then save as usual)."
+    )
 
     @property
     def completions_per_step(self) -> int:

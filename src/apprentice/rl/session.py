@@ -208,11 +208,20 @@ class TrainingRun:
     # -- the loop -------------------------------------------------------------------------------
 
     def steps(self) -> Iterator[int]:
+        started = time.monotonic()
+        limit = getattr(self.config, "time_limit_minutes", None)
         with self._progress:
             for step in range(self.start_step + 1, self.total_steps + 1):
                 self.step = step
                 self.timings = {}
                 yield step
+                out_of_time = limit is not None and time.monotonic() - started > limit * 60
+                # All processes must stop at the same step, or one waits forever in the next all-reduce.
+                flag = torch.tensor([1.0 if out_of_time else 0.0], device=self.device)
+                if limit is not None and self.accelerator.reduce(flag, reduction="sum").item() > 0:
+                    if self.step % self.config.checkpoint_every != 0:
+                        self.save_checkpoint()
+                    break
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:

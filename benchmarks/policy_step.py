@@ -1,0 +1,152 @@
+"""Seconds per GRPO step: Apprentice's GRPO against TRL's GRPOTrainer, side by side in one process.
+
+Same model (SmolLM2-135M-Instruct, the default policy), same prompts, 2 prompts x 4 completions,
+32 new tokens at temperature 1, no reference model (beta 0), one optimizer step per generation,
+the same VADER sentiment reward. Each side runs `--warmup` steps that are not timed, then `--steps`
+timed ones; a step is generation + scoring + the update. Completion lengths differ between the two
+(sampling), so the mean completion length of each side is printed beside its time.
+
+    python benchmarks/policy_step.py                 # CPU
+    python benchmarks/policy_step.py --steps 10      # more steps, steadier figures
+
+TRL is a dev dependency (`pip install -e '.[dev]'`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from apprentice.demo import bundled_prompts_path
+from apprentice.importing import read_import_file
+from apprentice.models import resolve_model
+from apprentice.rl.rewards import vader_sentiment
+
+
+def trl_step_times(
+    model_path: str, prompts: list[str], args: argparse.Namespace, out: Path
+) -> tuple[list[float], float]:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    times: list[float] = []
+    lengths: list[float] = []
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, *_: Any, **__: Any) -> None:
+            self.started = time.perf_counter()
+
+        def on_step_end(self, *_: Any, **__: Any) -> None:
+            times.append(time.perf_counter() - self.started)
+
+        def on_log(
+            self, _args: Any, _state: Any, _control: Any, logs: dict[str, float] | None = None, **__: Any
+        ) -> None:
+            if logs and "completions/mean_length" in logs:
+                lengths.append(logs["completions/mean_length"])
+
+    def reward(completions: list[Any], **_: Any) -> list[float]:
+        texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
+        return vader_sentiment([], texts)
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(model_path, local_files_only=True, dtype=torch.float32)
+    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": text}]} for text in prompts])
+    config = GRPOConfig(
+        output_dir=str(out / "trl"),
+        per_device_train_batch_size=args.prompts * args.completions,
+        num_generations=args.completions,
+        max_completion_length=args.new_tokens,
+        temperature=1.0,
+        beta=0.0,
+        learning_rate=1e-6,
+        max_steps=args.warmup + args.steps,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,
+        seed=args.seed,
+        disable_dropout=True,
+    )
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=reward, args=config, train_dataset=dataset, processing_class=tokenizer
+    )
+    trainer.add_callback(StepTimer())
+    trainer.train()
+    mean_length = statistics.mean(lengths[args.warmup :]) if len(lengths) > args.warmup else float("nan")
+    return times[args.warmup :], mean_length
+
+
+def apprentice_step_times(
+    model_path: str, prompts: list[str], args: argparse.Namespace, out: Path
+) -> tuple[list[float], float]:
+    from apprentice.rl.config import GRPOConfig
+    from apprentice.rl.grpo import train_grpo
+    from apprentice.rl.metrics import read_metrics
+    from apprentice.rl.rewards import CallableReward
+
+    config = GRPOConfig(
+        output_dir=out / "apprentice",
+        steps=args.warmup + args.steps,
+        prompts_per_step=args.prompts,
+        completions_per_prompt=args.completions,
+        max_new_tokens=args.new_tokens,
+        temperature=1.0,
+        kl_coef=0.0,
+        learning_rate=1e-6,
+        checkpoint_every=10_000,
+        tensorboard=False,
+        seed=args.seed,
+    )
+    messages = [[{"role": "user", "content": text}] for text in prompts]
+    train_grpo(config, model_path, messages, CallableReward(vader_sentiment, "vader"), show_progress=False)
+    rows = read_metrics(config.output_dir)[args.warmup :]
+    phases = ("time/generate", "time/score", "time/logprobs", "time/train")
+    return [sum(row.get(phase, 0.0) for phase in phases) for row in rows], statistics.mean(r["length"] for r in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--prompts", type=int, default=2, help="prompts per step")
+    parser.add_argument("--completions", type=int, default=4, help="completions per prompt")
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per side")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per side")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=["trl", "apprentice"], default=None)
+    args = parser.parse_args()
+    model_path = resolve_model(args.model)
+    prompts = [record.text for record in read_import_file(bundled_prompts_path()).prompts][:64]
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    shape = f"{args.prompts} prompts x {args.completions} completions, {args.new_tokens} new tokens"
+    print(f"model {model_path}; {shape}")
+    print(f"device {device}; {args.warmup} warm-up + {args.steps} timed steps per side")
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for side, measure in (("trl", trl_step_times), ("apprentice", apprentice_step_times)):
+            if args.only and side != args.only:
+                continue
+            times, length = measure(model_path, prompts, args, Path(folder))
+            results[side] = {"seconds_per_step": statistics.mean(times), "min": min(times), "mean_length": length}
+            seconds = statistics.mean(times)
+            print(f"{side:>10}: {seconds:6.2f} s/step (min {min(times):.2f}), mean completion {length:.1f} tokens")
+    if len(results) == 2:
+        ratio = results["apprentice"]["seconds_per_step"] / results["trl"]["seconds_per_step"]
+        print(f"ratio apprentice / trl: {ratio:.2f} (goal <= 0.6)")
+        results["ratio"] = {"apprentice_over_trl": ratio}
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

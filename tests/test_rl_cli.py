@@ -1,0 +1,82 @@
+"""`apprentice policy ...` through the CLI runner: DPO from a pairs file into a project, options, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from typer.testing import CliRunner
+
+from apprentice.cli import app
+from apprentice.project import init_project, open_project
+
+runner = CliRunner()
+
+
+def test_dpo_from_a_pairs_file_is_stored_as_a_trained_policy(tiny_model: Path, tmp_path: Path) -> None:
+    init_project(tmp_path / "proj").close()
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": prompt}],
+            "chosen": [{"role": "assistant", "content": "a b c"}],
+            "rejected": [{"role": "assistant", "content": "the sun"}],
+        }
+        for prompt in ("hello", "write a poem", "why is the moon sad")
+    ]
+    pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = runner.invoke(
+        app,
+        [
+            *("policy", "train", "--algo", "dpo", "-p", str(tmp_path / "proj"), "--policy", str(tiny_model)),
+            *("--pairs", str(pairs), "--steps", "2", "--set", "batch_size=2", "--name", "dpo-tiny", "--no-progress"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    project = open_project(tmp_path / "proj")
+    try:
+        runs = project.store.runs("policy")
+        assert [run.status for run in runs] == ["done"]
+        assert runs[0].config["algorithm"] == "dpo" and runs[0].config["beta"] == 0.1
+        from sqlalchemy import select
+
+        from apprentice.store.tables import Policy
+
+        with project.store._transaction() as session:
+            policies = {policy.name: policy for policy in session.scalars(select(Policy))}
+        trained = policies["dpo-tiny"]
+        assert trained.kind == "trained"
+        assert trained.parent_id == policies[str(tiny_model)].id
+        folder = Path(trained.model_path or "")
+        assert folder == (tmp_path / "proj" / "runs" / "policy-dpo" / "policy").resolve()
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(folder)  # loads as it is
+        assert isinstance(model.lm_head.weight, torch.Tensor)
+    finally:
+        project.close()
+
+
+def test_options_lists_every_field_with_its_help() -> None:
+    result = runner.invoke(app, ["policy", "options", "ppo"])
+    assert result.exit_code == 0, result.output
+    assert "kl_target = 6.0" in result.output and "GAE lambda" in result.output
+
+
+def test_errors_are_one_sentence_and_exit_1(tiny_model: Path, tmp_path: Path) -> None:
+    base = ["policy", "train", "-p", str(tmp_path), "--policy", str(tiny_model), "--output", str(tmp_path / "r")]
+    cases = [
+        (["--algo", "a2c"], "unknown algorithm 'a2c'"),
+        (["--algo", "grpo", "--set", "nonsense"], "write it as KEY=VALUE"),
+        (["--algo", "grpo", "--set", "completions_per_prompt=1"], "completions_per_prompt"),
+        (["--algo", "grpo", "--reward", "rl_toy:letter_fraction"], "no prompts: give --prompts FILE"),
+        (["--algo", "ppo", "--prompts", str(tmp_path / "missing.jsonl"), "--reward", "x:y"], "no such file"),
+        (["--algo", "ppo", "--resume", "--output", str(tmp_path / "fresh"), "--reward", "x:y"], "no checkpoint under"),
+    ]
+    (tmp_path / "prompts.jsonl").write_text(json.dumps({"prompt": "hello"}) + "\n")
+    cases.append((["--algo", "rloo", "--prompts", str(tmp_path / "prompts.jsonl")], "rloo needs a reward"))
+    for extra, message in cases:
+        result = runner.invoke(app, base + extra + ["--no-progress"])
+        assert result.exit_code == 1, (extra, result.output)
+        assert message in " ".join(result.output.split()), (extra, result.output)
