@@ -102,15 +102,22 @@ class TokenCache:
     def __init__(self) -> None:
         self._verified: dict[str, str] = {}
 
-    def check(self, account: AnnotatorAccount, secret: str) -> bool:
-        digest = hashlib.sha256(f"{account.id}:{secret}".encode()).hexdigest()
+    @staticmethod
+    def _digest(account: AnnotatorAccount, secret: str) -> str:
+        return hashlib.sha256(f"{account.id}:{secret}".encode()).hexdigest()
+
+    def known(self, account: AnnotatorAccount, secret: str) -> bool:
+        """Verified before against the hash the account holds now (cheap: no argon2)."""
+        remembered = self._verified.get(self._digest(account, secret))
         stored = account.credential_hash
-        if stored is None:
-            return False
-        remembered = self._verified.get(digest)
-        if remembered is not None and hmac.compare_digest(remembered, stored):
+        return remembered is not None and stored is not None and hmac.compare_digest(remembered, stored)
+
+    def check(self, account: AnnotatorAccount, secret: str) -> bool:
+        if self.known(account, secret):
             return True
-        if not verify_secret(stored, secret):
+        stored = account.credential_hash
+        digest = self._digest(account, secret)
+        if stored is None or not verify_secret(stored, secret):
             return False
         if len(self._verified) >= _TOKEN_CACHE_SIZE:
             self._verified.clear()

@@ -25,10 +25,14 @@ router = APIRouter(prefix="/api/v1", tags=["annotate"])
 AssignmentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="From the task you were given.")]
 
 
-def _next(context: StudioContext, annotator_id: int) -> TaskOut | None:
+async def _next(context: StudioContext, annotator_id: int) -> TaskOut | None:
     settings = context.settings
-    task = context.store.next_task(
-        annotator_id, lease_seconds=settings.lease_seconds, gold_rate=settings.gold_rate, rng=context.rng
+    task = await context.run(
+        context.store.next_task,
+        annotator_id,
+        lease_seconds=settings.lease_seconds,
+        gold_rate=settings.gold_rate,
+        rng=context.rng,
     )
     return TaskOut.of(task, criteria=settings.criteria) if task is not None else None
 
@@ -36,15 +40,17 @@ def _next(context: StudioContext, annotator_id: int) -> TaskOut | None:
 @router.get("/tasks/next")
 async def next_task(caller: ApiCaller, context: Context, include_progress: bool = False) -> NextTaskOut:
     """Your next task: the one you hold already, or a newly leased one. `task` is null when none is left."""
-    task = _next(context, caller.id)
-    progress = ProgressOut.of(context.store.annotator_progress(caller.id)) if include_progress else None
+    task = await _next(context, caller.id)
+    progress = (
+        ProgressOut.of(await context.run(context.store.annotator_progress, caller.id)) if include_progress else None
+    )
     return NextTaskOut(task=task, progress=progress)
 
 
 @router.get("/assignments/{assignment_id}")
 async def get_assignment(assignment_id: AssignmentId, caller: ApiCaller, context: Context) -> TaskOut:
     """A task you hold (404 for anyone else's)."""
-    task = context.store.task_for(caller.id, assignment_id)
+    task = await context.run(context.store.task_for, caller.id, assignment_id)
     return TaskOut.of(task, criteria=context.settings.criteria)
 
 
@@ -56,7 +62,8 @@ async def submit_judgment(
     display = body.answer.display()
     settings = context.settings
     lease = LeaseRequest(settings.lease_seconds, settings.gold_rate, context.rng) if body.include_next else None
-    outcome = context.store.submit_judgment(
+    outcome = await context.run(
+        context.store.submit_judgment,
         caller.id,
         assignment_id,
         canonical_answer=lambda kind, order: canonical_answer(kind, display, order),
@@ -80,15 +87,18 @@ async def submit_judgment(
 @router.post("/assignments/{assignment_id}/skip")
 async def skip_assignment(assignment_id: AssignmentId, body: SkipIn, caller: ApiCaller, context: Context) -> SkipOut:
     """Give a task back with a reason; you will not get it again."""
-    context.store.skip_assignment(caller.id, assignment_id, body.reason)
-    return SkipOut(skipped=True, next=_next(context, caller.id) if body.include_next else None)
+    await context.run(context.store.skip_assignment, caller.id, assignment_id, body.reason)
+    return SkipOut(skipped=True, next=await _next(context, caller.id) if body.include_next else None)
 
 
 @router.post("/undo")
 async def undo(caller: ApiCaller, context: Context) -> UndoOut:
     """Take back your last judgment if it is within the undo window; its task becomes yours again."""
-    assignment_id = context.store.undo_last_judgment(
-        caller.id, window_seconds=context.settings.undo_seconds, lease_seconds=context.settings.lease_seconds
+    assignment_id = await context.run(
+        context.store.undo_last_judgment,
+        caller.id,
+        window_seconds=context.settings.undo_seconds,
+        lease_seconds=context.settings.lease_seconds,
     )
     return UndoOut(undone=assignment_id is not None, assignment_id=assignment_id)
 
@@ -96,4 +106,4 @@ async def undo(caller: ApiCaller, context: Context) -> UndoOut:
 @router.get("/progress")
 async def progress(caller: ApiCaller, context: Context) -> ProgressOut:
     """How many tasks you judged and skipped, and how many are left for you."""
-    return ProgressOut.of(context.store.annotator_progress(caller.id))
+    return ProgressOut.of(await context.run(context.store.annotator_progress, caller.id))
