@@ -60,6 +60,7 @@ def test_an_annotator_judges_every_kind_by_keyboard_and_the_dashboard_counts(tmp
     with StudioServer(project.root) as server, sync_playwright() as playwright:
         browser = launch(playwright)
         admin = browser.new_context().new_page()
+        admin.set_default_timeout(90_000)  # generous: CI machines can be busy
         sign_in(admin, server.base_url, admin_link)
         admin.goto(server.base_url + "/admin/annotators")
         admin.fill("#new-name", "alice")
@@ -68,6 +69,7 @@ def test_an_annotator_judges_every_kind_by_keyboard_and_the_dashboard_counts(tmp
         alice_link = admin.input_value("#new-link")
 
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.set_default_timeout(90_000)
         page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
         page.on("request", lambda request: _assert_local(request.url, server.base_url))
         sign_in(page, server.base_url, alice_link)
