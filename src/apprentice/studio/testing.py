@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,7 @@ async def _annotate(
     measure_from: float,
     retry_seconds: float,
     seed: int,
+    stop: threading.Event | None = None,
 ) -> None:
     """One simulated annotator: take a task, answer it (getting the next in the same call), repeat.
 
@@ -166,7 +168,11 @@ async def _annotate(
     acknowledged = result.acknowledged.setdefault(token, set())
     task: dict[str, Any] | None = None
     count = 0
-    while time.monotonic() < deadline:
+
+    def running() -> bool:
+        return time.monotonic() < deadline and not (stop is not None and stop.is_set())
+
+    while running():
         if task is None:
             try:
                 response = await client.get("/api/v1/tasks/next", headers=headers)
@@ -185,7 +191,7 @@ async def _annotate(
         count += 1
         body = {"answer": _display_answer(task, rng), "idempotency_key": key, "include_next": True}
         path = f"/api/v1/assignments/{task['assignment_id']}/judgment"
-        while time.monotonic() < deadline:
+        while running():
             started = time.perf_counter()
             try:
                 response = await client.post(path, json=body, headers=headers)
@@ -207,7 +213,12 @@ async def _annotate(
 
 
 async def _run_load(
-    base_url: str, tokens: list[str], seconds: float, warmup: float, retry_seconds: float
+    base_url: str,
+    tokens: list[str],
+    seconds: float,
+    warmup: float,
+    retry_seconds: float,
+    stop: threading.Event | None,
 ) -> LoadResult:
     result = LoadResult(seconds=seconds, judgments=0)
     # One client (one keep-alive connection) per annotator, as separate people would have: a single
@@ -234,6 +245,7 @@ async def _run_load(
                     measure_from=start + warmup,
                     retry_seconds=retry_seconds,
                     seed=index,
+                    stop=stop,
                 )
                 for index, (client, token) in enumerate(zip(clients, tokens, strict=True))
             )
@@ -246,13 +258,20 @@ async def _run_load(
 
 
 def run_load(
-    base_url: str, tokens: list[str], *, seconds: float, warmup: float = 0.0, retry_seconds: float = 0.2
+    base_url: str,
+    tokens: list[str],
+    *,
+    seconds: float,
+    warmup: float = 0.0,
+    retry_seconds: float = 0.2,
+    stop: threading.Event | None = None,
 ) -> LoadResult:
     """Simulated annotators, one per token, judging as fast as the server answers for `warmup + seconds`.
 
-    Throughput and latency count only the last `seconds`; acknowledged keys cover the whole run.
+    Throughput and latency count only the last `seconds`; acknowledged keys cover the whole run. Setting
+    `stop` ends the run early (requests in flight still finish).
     """
-    return asyncio.run(_run_load(base_url, tokens, seconds, warmup, retry_seconds))
+    return asyncio.run(_run_load(base_url, tokens, seconds, warmup, retry_seconds, stop))
 
 
 def seed_pairs(store: Store, count: int, *, overlap: int = 1, prefix: str = "load") -> None:
