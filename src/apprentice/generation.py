@@ -170,13 +170,14 @@ def generate_for_project(
     model_name: str | None = None,
     settings: GenerationSection | None = None,
     limit: int | None = None,
+    prompt_ids: Sequence[int] | None = None,
     round_number: int = 0,
     show_progress: bool = True,
 ) -> GenerationSummary:
     """Generate candidates for the project's prompts, store them and build comparisons.
 
-    Held-out prompts are left for evaluation. Identical responses to a prompt are stored once;
-    empty ones are dropped.
+    Held-out prompts are left for evaluation; `prompt_ids` picks a subset of the others. Identical
+    responses to a prompt are stored once; empty ones are dropped.
     """
     from apprentice.comparisons import ComparisonPlanner
     from apprentice.errors import ApprenticeError
@@ -184,7 +185,10 @@ def generate_for_project(
 
     settings = settings or project.settings.generation
     name = model_name or project.settings.model.policy
-    rows = project.store.prompts(held_out=False, limit=limit)
+    rows = project.store.prompts(held_out=False, limit=None if prompt_ids is not None else limit)
+    if prompt_ids is not None:
+        wanted = set(prompt_ids)
+        rows = [row for row in rows if row.id in wanted]
     if not rows:
         raise ApprenticeError("the project has no prompts yet; run `apprentice prompts import FILE` first")
     location = resolve_model(name)

@@ -115,6 +115,42 @@ class StudioSection(_Section):
     session_days: int = Field(14, ge=1, le=365, description="How long a studio sign-in lasts before a new link.")
 
 
+class LoopSection(_Section):
+    rounds: int = Field(3, ge=1, le=100, description="Rounds of generate, judge, train reward, optimize, evaluate.")
+    prompts_per_round: int = Field(32, ge=1, description="Training prompts that get new candidates each round.")
+    labels_per_round: int = Field(
+        64, ge=1, description="Judgments the round waits for before training (the quota people or simulators fill)."
+    )
+    eval_prompts: int = Field(24, ge=1, description="Prompts held out for evaluation (set aside on the first round).")
+    selection: Literal["disagreement", "bald", "uncertainty", "random"] = Field(
+        "disagreement",
+        description="Which comparisons are judged first: by the reward ensemble's disagreement, BALD, uncertainty, "
+        "or at random.",
+    )
+    annotators: int = Field(
+        8, ge=0, le=200, description="Simulated annotators judging through the studio; 0 waits for people."
+    )
+    oracle: str = Field(
+        "composite",
+        description="Gold oracle of the simulated annotators: sentiment, relevance, concision, composite or "
+        "module:function.",
+    )
+    flip_rate: float = Field(0.25, ge=0.0, le=1.0, description="Simulated label flips (AlpacaFarm used 0.25).")
+    reward_model: str = Field("minilm", description="Backbone of the reward ensemble: minilm, default or a folder.")
+    reward_heads: int = Field(
+        5,
+        ge=2,
+        le=64,
+        description="Heads of the reward ensemble on a shared frozen backbone (its spread drives selection).",
+    )
+    algorithm: Literal["grpo", "rloo", "ppo"] = Field("grpo", description="Policy optimization algorithm.")
+    policy_steps: int = Field(20, ge=1, description="Policy optimization steps per round.")
+    spread_penalty: float = Field(
+        1.0, ge=0.0, description="The RL reward is the ensemble's mean minus this times its spread."
+    )
+    poll_seconds: float = Field(5.0, gt=0, description="How often to check the quota while people judge.")
+
+
 class Settings(_Section):
     project: ProjectSection = Field(default_factory=ProjectSection)
     store: StoreSection = Field(default_factory=StoreSection)
@@ -122,6 +158,7 @@ class Settings(_Section):
     generation: GenerationSection = Field(default_factory=GenerationSection)
     comparisons: ComparisonsSection = Field(default_factory=ComparisonsSection)
     studio: StudioSection = Field(default_factory=StudioSection)
+    loop: LoopSection = Field(default_factory=LoopSection)
 
     @model_validator(mode="after")
     def _comparisons_need_enough_candidates(self) -> Settings:

@@ -393,11 +393,12 @@ def simulate_project(
     base_url: str | None = None,
     seed: int = 0,
     prefix: str = "sim",
+    max_judgments: int | None = None,
 ) -> SimulationReport:
     """Judge the project's open comparisons with a calibrated simulated panel through a real studio server.
 
     With `base_url` the panel uses a running studio; otherwise one is started on the project for the
-    duration and stopped after.
+    duration and stopped after. `max_judgments` caps the panel's total (split evenly between annotators).
     """
     from apprentice.oracles import load_oracle
 
@@ -414,13 +415,14 @@ def simulate_project(
         prefix=prefix,
     )
     tokens = register_panel(project.store, profiles)
+    each = None if max_judgments is None else max(1, math.ceil(max_judgments / annotators))
     if base_url is not None:
-        stats = run_panel(profiles, tokens, scorer, base_url, seed=seed)
+        stats = run_panel(profiles, tokens, scorer, base_url, seed=seed, max_judgments_each=each)
     else:
         from apprentice.studio.testing import StudioServer
 
         with StudioServer(project.root, cheap_hashes=False) as server:
-            stats = run_panel(profiles, tokens, scorer, server.base_url, seed=seed)
+            stats = run_panel(profiles, tokens, scorer, server.base_url, seed=seed, max_judgments_each=each)
     names = {profile.name for profile in profiles}
     agreement, overlapping = measured_pair_agreement(project.store.judged_comparisons(), names)
     return SimulationReport(

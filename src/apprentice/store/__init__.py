@@ -34,6 +34,7 @@ from apprentice.store.records import (
     PromptRecord,
     content_hash,
 )
+from apprentice.store.rounds import RoundQueries
 from apprentice.store.tables import (
     Annotator,
     Comparison,
@@ -87,7 +88,7 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Store(AssignmentQueries, QualityQueries):
+class Store(AssignmentQueries, QualityQueries, RoundQueries):
     """All reads and writes of one project's database; studio and quality queries live in their own files."""
 
     def __init__(self, url: str) -> None:

@@ -201,3 +201,20 @@ class Run(Base):
     output_path: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoopRound(Base):
+    """One round of the loop and the step it has reached, so a stopped loop resumes where it was."""
+
+    __tablename__ = "rounds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    # generate | collect | quality | reward | policy | evaluate | done: the next step to run
+    step: Mapped[str] = mapped_column(String(16), default="generate")
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"))  # the policy that generates this round
+    new_policy_id: Mapped[int | None] = mapped_column(ForeignKey("policies.id"))
+    # What each finished step produced (counts, folders, metrics), by step name.
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)

@@ -1,0 +1,166 @@
+"""Did the policy really improve? Scores of a policy's answers to held-out prompts.
+
+For each policy: sampled answers to the held-out prompts, their reward-model score (the proxy), their
+gold-oracle score when the annotators are simulated, their length, and the policy's KL divergence
+from the base policy, estimated on its own samples as the mean over sequences of
+sum_t log pi(y_t | ...) - log pi_base(y_t | ...) (both at the sampling temperature). Win rates compare
+two policies' answers prompt by prompt, ties counting half, with a Wilson interval.
+Tracking proxy and gold against KL shows over-optimization (Gao, Schulman and Hilton 2022): the
+proxy keeps rising while the gold score peaks and falls.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from apprentice.quality.bias import wilson_interval
+from apprentice.store.records import Message
+
+Scorer = Callable[[Sequence[list[Message]], Sequence[str]], list[float]]
+
+
+@dataclass(frozen=True)
+class PolicySamples:
+    """One policy's answers to the held-out prompts (completions_per_prompt per prompt, grouped by prompt)."""
+
+    policy: str
+    prompts: list[list[Message]]
+    completions: list[str]
+    lengths: list[int]  # tokens
+    kl_from_base: float
+
+
+@dataclass(frozen=True)
+class PolicyScores:
+    policy: str
+    reward_mean: float | None
+    gold_mean: float | None
+    length_mean: float
+    kl_from_base: float
+    rewards: list[float]
+    golds: list[float]
+
+
+@dataclass(frozen=True)
+class WinRate:
+    wins: float  # ties count half
+    comparisons: int
+    rate: float
+    low: float
+    high: float
+
+
+def sample_policy(
+    policy_path: str,
+    base_path: str,
+    prompts: Sequence[list[Message]],
+    *,
+    completions_per_prompt: int = 2,
+    max_new_tokens: int = 48,
+    temperature: float = 0.7,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> PolicySamples:
+    """Sample answers from the policy and estimate its KL from the base on those samples."""
+    from apprentice.models import load_policy
+    from apprentice.rl.rollout import forward_completions, sample_rollout
+
+    model, tokenizer = load_policy(policy_path)
+    same_as_base = Path(policy_path).resolve() == Path(base_path).resolve() if Path(policy_path).exists() else False
+    base = None if same_as_base or policy_path == base_path else load_policy(base_path)[0]
+    completions: list[str] = []
+    lengths: list[int] = []
+    kl_per_sequence: list[float] = []
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        for start in range(0, len(prompts), batch_size):
+            batch = list(prompts[start : start + batch_size])
+            rollout = sample_rollout(
+                model,
+                tokenizer,
+                batch,
+                completions_per_prompt=completions_per_prompt,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+            )
+            completions += rollout.completion_texts
+            lengths += [int(length) for length in rollout.completion_lengths.tolist()]
+            if base is None:
+                kl_per_sequence += [0.0] * len(rollout.completion_texts)
+                continue
+            own = forward_completions(model, rollout, temperature).logprobs
+            reference = forward_completions(base, rollout, temperature).logprobs
+            kl_per_sequence += ((own - reference) * rollout.completion_mask).sum(dim=1).tolist()
+    repeated = [list(prompt) for prompt in prompts for _ in range(completions_per_prompt)]
+    return PolicySamples(
+        policy=policy_path,
+        prompts=repeated,
+        completions=completions,
+        lengths=lengths,
+        kl_from_base=float(statistics.fmean(kl_per_sequence)) if kl_per_sequence else 0.0,
+    )
+
+
+def score_samples(samples: PolicySamples, *, reward: Scorer | None, gold: Scorer | None) -> PolicyScores:
+    rewards = reward(samples.prompts, samples.completions) if reward is not None else []
+    golds = gold(samples.prompts, samples.completions) if gold is not None else []
+    return PolicyScores(
+        policy=samples.policy,
+        reward_mean=float(statistics.fmean(rewards)) if rewards else None,
+        gold_mean=float(statistics.fmean(golds)) if golds else None,
+        length_mean=float(statistics.fmean(samples.lengths)) if samples.lengths else 0.0,
+        kl_from_base=samples.kl_from_base,
+        rewards=[float(value) for value in rewards],
+        golds=[float(value) for value in golds],
+    )
+
+
+def win_rate(challenger: Sequence[float], incumbent: Sequence[float]) -> WinRate:
+    """Share of answers where the challenger scores higher (ties half), with a 95% Wilson interval."""
+    if len(challenger) != len(incumbent):
+        raise ValueError(f"win rate needs paired scores, got {len(challenger)} and {len(incumbent)}")
+    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(challenger, incumbent, strict=True))
+    count = len(challenger)
+    low, high = wilson_interval(round(wins), count) if count else (0.0, 1.0)
+    return WinRate(wins=wins, comparisons=count, rate=wins / count if count else 0.5, low=low, high=high)
+
+
+def gold_scorer(oracle: Callable[[Sequence[str], Sequence[str]], list[float]]) -> Scorer:
+    """An oracle on texts, as a scorer of (messages, completion) pairs."""
+
+    def score(prompts: Sequence[list[Message]], completions: Sequence[str]) -> list[float]:
+        return oracle([prompt[-1]["content"] for prompt in prompts], completions)
+
+    return score
+
+
+def save_samples(path: Path, samples: PolicySamples, scores: PolicyScores) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index, (prompt, completion) in enumerate(zip(samples.prompts, samples.completions, strict=True)):
+        rows.append(
+            {
+                "prompt": prompt[-1]["content"],
+                "completion": completion,
+                "reward": scores.rewards[index] if scores.rewards else None,
+                "gold": scores.golds[index] if scores.golds else None,
+            }
+        )
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    partial.replace(path)
+
+
+def load_samples(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def summary(scores: PolicyScores) -> dict[str, Any]:
+    return {key: value for key, value in asdict(scores).items() if key not in ("rewards", "golds")}

@@ -1,0 +1,358 @@
+"""The loop: rounds of generate, collect judgments, check them, train the reward, optimize, evaluate.
+
+Each round is a row in the store with the next step to run; a step records what it produced and
+moves the round on in one transaction, so the loop can be stopped anywhere (Ctrl-C, a crash) and
+`apprentice loop` resumes at the step it was in. Every step is safe to run again: generation notices
+the comparisons it already committed, collection counts the judgments already made, policy training
+resumes from its own checkpoints, and the rest are recomputed.
+
+Round r generates with the policy that round r-1 produced (round 1 with the project's policy). The
+reward is an ensemble of heads on a shared frozen backbone, trained on every judgment so far with the
+weights the quality checks give; its spread chooses which comparisons people see first next round,
+and the policy is optimized against its mean minus a multiple of its spread.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from apprentice.errors import ApprenticeError
+from apprentice.store.rounds import RoundState
+
+LOOP_FOLDER = "loop"
+
+
+@dataclass
+class LoopContext:
+    project: Any
+    console: Console
+    show_progress: bool = True
+
+    @property
+    def settings(self) -> Any:
+        return self.project.settings.loop
+
+    def round_dir(self, number: int) -> Path:
+        folder = self.project.root / LOOP_FOLDER / f"round-{number}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+class LoopStopped(Exception):
+    """Raised by `stop_after` in tests and by the user's Ctrl-C: the loop resumes where it stopped."""
+
+
+# -- set-up ---------------------------------------------------------------------------------------
+
+
+def base_policy(context: LoopContext) -> Any:
+    from apprentice.models import resolve_model
+
+    name = context.project.settings.model.policy
+    return context.project.store.ensure_policy(name, kind="base", model_path=resolve_model(name))
+
+
+def held_out_prompts(context: LoopContext) -> list[Any]:
+    """The evaluation prompts; on the first run a seeded sample of the project's prompts is set aside."""
+    store = context.project.store
+    held = store.prompts(held_out=True)
+    if held:
+        return held
+    candidates = store.prompts(held_out=False)
+    count = context.settings.eval_prompts
+    if len(candidates) < count + context.settings.prompts_per_round // 2:
+        raise ApprenticeError(
+            f"the loop needs at least {count} evaluation prompts plus training prompts; the project has "
+            f"{len(candidates)} (import more, or lower loop.eval_prompts)"
+        )
+    chosen = random.Random(context.project.settings.generation.seed).sample(candidates, count)
+    store.hold_out_prompts([prompt.id for prompt in chosen])
+    return store.prompts(held_out=True)
+
+
+def training_prompt_ids(context: LoopContext, number: int) -> list[int]:
+    """Round r takes the next `prompts_per_round` training prompts, cycling, so rounds see different prompts."""
+    ids = [prompt.id for prompt in context.project.store.prompts(held_out=False)]
+    per_round = min(context.settings.prompts_per_round, len(ids))
+    start = ((number - 1) * per_round) % len(ids)
+    return [ids[(start + offset) % len(ids)] for offset in range(per_round)]
+
+
+# -- the steps ------------------------------------------------------------------------------------
+
+
+def step_generate(context: LoopContext, state: RoundState) -> dict[str, Any]:
+    from apprentice.generation import generate_for_project
+
+    store = context.project.store
+    already = store.round_comparison_count(state.number)
+    if already:  # a previous attempt committed its generation before it was stopped
+        return {"comparisons": already, "resumed": True}
+    summary = generate_for_project(
+        context.project,
+        model_name=state.policy_path,
+        prompt_ids=training_prompt_ids(context, state.number),
+        round_number=state.number,
+        show_progress=context.show_progress,
+    )
+    return {
+        "prompts": summary.prompts,
+        "responses": summary.responses_stored,
+        "comparisons": summary.comparisons,
+        "tokens_per_second": round(summary.tokens_per_second, 2),
+    }
+
+
+def _previous_reward_folder(context: LoopContext, number: int) -> Path | None:
+    for state in reversed(context.project.store.rounds()):
+        if state.number < number and "reward" in state.outputs:
+            return Path(state.outputs["reward"]["folder"])
+    return None
+
+
+def set_priorities(context: LoopContext, number: int) -> dict[str, Any]:
+    """Order this round's open comparisons by the selection rule on the previous round's ensemble."""
+    import numpy as np
+
+    from apprentice.selection import RULES, random_scores
+
+    store = context.project.store
+    comparison_ids = store.open_comparison_ids(number)
+    if not comparison_ids:
+        return {"rule": "none", "scored": 0}
+    rule = context.settings.selection
+    folder = _previous_reward_folder(context, number)
+    if rule == "random" or folder is None:
+        scores = random_scores(np.zeros((1, len(comparison_ids))), seed=number)
+        used = "random"
+    else:
+        from apprentice.reward.ensemble import load_ensemble
+
+        ensemble = load_ensemble(folder)
+        contents = store.comparison_contents(comparison_ids)
+        prompts: list[Any] = []
+        responses: list[str] = []
+        rows: list[tuple[int, int]] = []
+        for comparison_id in comparison_ids:
+            messages, texts = contents[comparison_id]
+            rows.append((len(responses), len(texts)))
+            prompts += [messages] * len(texts)
+            responses += texts
+        members = np.asarray(ensemble.score(prompts, responses).members)  # (K, responses)
+        # A comparison's margin: first response against the best of the others (pairs: plainly a - b).
+        margins = np.stack(
+            [
+                members[:, start] - members[:, start + 1 : start + size].max(axis=1) if size > 1 else members[:, start]
+                for start, size in rows
+            ],
+            axis=1,
+        )
+        scores = RULES[rule](margins)
+        used = rule
+    store.set_priorities({cid: float(score) for cid, score in zip(comparison_ids, scores, strict=True)})
+    return {"rule": used, "scored": len(comparison_ids)}
+
+
+def step_collect(context: LoopContext, state: RoundState) -> dict[str, Any]:
+    """Wait until the round's quota of judgments is met: by simulated annotators, or by people."""
+    store = context.project.store
+    quota = context.settings.labels_per_round
+    selection = state.outputs.get("collect_selection") or set_priorities(context, state.number)
+    done = store.round_judgment_count(state.number)
+    available = len(store.open_comparison_ids(state.number))
+    if done < quota and context.settings.annotators > 0 and available:
+        from apprentice.simulate import simulate_project
+
+        report = simulate_project(
+            context.project,
+            annotators=context.settings.annotators,
+            oracle=context.settings.oracle,
+            flip_rate=context.settings.flip_rate,
+            seed=state.number,
+            max_judgments=quota - done,
+        )
+        context.console.print(
+            f"   {report.judgments} simulated judgments (temperature {report.temperature:.3g}, "
+            f"agreement {report.agreement if report.agreement is None else round(report.agreement, 3)})"
+        )
+    elif done < quota and available:
+        context.console.print(
+            f"   waiting for {quota - done} judgments from people: run `apprentice studio -p {context.project.root}` "
+            f"and hand out sign-in links with `apprentice annotators add NAME -p {context.project.root}`"
+        )
+        while store.round_judgment_count(state.number) < quota and store.open_comparison_ids(state.number):
+            time.sleep(context.settings.poll_seconds)
+    return {"judgments": store.round_judgment_count(state.number), "quota": quota, "selection": selection}
+
+
+def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:
+    from apprentice.quality.correction import correct
+    from apprentice.quality.flags import check_annotators
+
+    store = context.project.store
+    judgments = store.quality_judgments()
+    if not judgments:
+        return {"judgments": 0, "flagged": []}
+    checks = check_annotators(judgments)
+    correction = correct(judgments, checks)
+    store.set_judgment_weights(correction.weights)
+    return {
+        "judgments": len(judgments),
+        "flagged": sorted(checks.flagged),
+        "mean_weight": sum(correction.weights.values()) / max(len(correction.weights), 1),
+    }
+
+
+def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
+    from apprentice.reward.data import DerivationOptions, derive_preferences, split_by_prompt
+    from apprentice.reward.ensemble import train_shared_backbone_ensemble
+
+    store = context.project.store
+    data = derive_preferences(store.judged_comparisons(), DerivationOptions())
+    train, validation = split_by_prompt(data, validation_share=0.2, seed=state.number)
+    folder = context.round_dir(state.number) / "reward"
+    run = store.start_run("reward", {"loop_round": state.number, "heads": context.settings.reward_heads})
+    try:
+        _, evaluation = train_shared_backbone_ensemble(
+            train,
+            folder,
+            model=context.settings.reward_model,
+            heads=context.settings.reward_heads,
+            max_length=256,
+            validation=validation,
+            seed=state.number,
+        )
+    except BaseException:
+        store.finish_run(run.id, metrics={}, status="failed")
+        raise
+    accuracy = evaluation.get("accuracy")
+    store.finish_run(run.id, metrics={"accuracy": accuracy, "pairs": len(train)})
+    return {"folder": str(folder), "train_pairs": len(train), "validation_pairs": len(validation), "accuracy": accuracy}
+
+
+def step_policy(context: LoopContext, state: RoundState) -> tuple[dict[str, Any], int | None]:
+    from apprentice.rl.config import build_config
+    from apprentice.rl.training import train_policy
+
+    settings = context.settings
+    reward_folder = state.outputs["reward"]["folder"]
+    output_dir = context.round_dir(state.number) / "policy"
+    config = build_config(
+        settings.algorithm,
+        {"output_dir": output_dir, "steps": settings.policy_steps, "seed": state.number},
+    )
+    resume = any(output_dir.glob("checkpoint*"))
+    outcome = train_policy(
+        settings.algorithm,
+        config,
+        str(state.policy_path),
+        project=context.project,
+        reward_specs=[f"ensemble:{settings.spread_penalty}:{reward_folder}"],
+        new_name=f"round-{state.number}-{settings.algorithm}",
+        resume=resume,
+        show_progress=context.show_progress,
+    )
+    metrics = {key: value for key, value in outcome.metrics.items() if "/" not in key}
+    return {"policy": outcome.policy_name, "path": str(outcome.policy_path), "metrics": metrics}, outcome.policy_id
+
+
+def step_evaluate(context: LoopContext, state: RoundState) -> dict[str, Any]:
+    from apprentice.evaluation import gold_scorer, sample_policy, save_samples, score_samples, summary, win_rate
+    from apprentice.oracles import load_oracle
+    from apprentice.reward.ensemble import load_ensemble
+
+    store = context.project.store
+    prompts = [prompt.messages for prompt in held_out_prompts(context)]
+    base_path = str(base_policy(context).model_path)
+    new_path = str(store.policy_by_id(state.new_policy_id).model_path) if state.new_policy_id else base_path
+    ensemble = load_ensemble(Path(state.outputs["reward"]["folder"]))
+
+    def reward(prompts_: Any, completions: Any) -> list[float]:
+        return list(ensemble.score(prompts_, completions).mean)
+
+    gold = gold_scorer(load_oracle(context.settings.oracle)) if context.settings.annotators > 0 else None
+    folder = context.round_dir(state.number)
+    results: dict[str, Any] = {}
+    scored: dict[str, Any] = {}
+    for label, path in (("base", base_path), ("previous", str(state.policy_path)), ("new", new_path)):
+        if label == "previous" and path == base_path:
+            scored[label] = scored["base"]
+            continue
+        samples = sample_policy(path, base_path, prompts, seed=0)
+        scores = score_samples(samples, reward=reward, gold=gold)
+        save_samples(folder / f"eval-{label}.jsonl", samples, scores)
+        scored[label] = scores
+        results[label] = summary(scores)
+    results.setdefault("previous", results["base"])
+    for label in ("base", "previous"):
+        for kind, attribute in (("reward", "rewards"), ("gold", "golds")):
+            new_values, old_values = getattr(scored["new"], attribute), getattr(scored[label], attribute)
+            if new_values:
+                rate = win_rate(new_values, old_values)
+                results[f"win_rate_vs_{label}_{kind}"] = {
+                    "rate": rate.rate,
+                    "low": rate.low,
+                    "high": rate.high,
+                    "n": rate.comparisons,
+                }
+    (folder / "evaluation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results
+
+
+# -- driving the rounds ---------------------------------------------------------------------------
+
+
+def run_loop(
+    project: Any,
+    *,
+    rounds: int | None = None,
+    console: Console | None = None,
+    show_progress: bool = True,
+    stop_after: Callable[[int, str], bool] | None = None,
+) -> list[RoundState]:
+    """Run (or resume) the loop until `rounds` rounds are done; returns every round's final state."""
+    context = LoopContext(project, console or Console(), show_progress)
+    total = rounds or context.settings.rounds
+    held_out_prompts(context)
+    store = project.store
+    current = base_policy(context)
+    for number in range(1, total + 1):
+        existing = {state.number: state for state in store.rounds()}
+        if number in existing and existing[number].step == "done":
+            if existing[number].new_policy_id is not None:
+                current = store.policy_by_id(existing[number].new_policy_id)
+            continue
+        state = store.start_round(number, current.id)
+        context.console.rule(f"Round {number} of {total} (policy {state.policy_name})")
+        while state.step != "done":
+            step = state.step
+            context.console.print(f"[bold]{number}.{step}[/]")
+            new_policy_id = None
+            started = time.perf_counter()
+            if step == "generate":
+                output = step_generate(context, state)
+            elif step == "collect":
+                output = step_collect(context, state)
+            elif step == "quality":
+                output = step_quality(context, state)
+            elif step == "reward":
+                output = step_reward(context, state)
+            elif step == "policy":
+                output, new_policy_id = step_policy(context, state)
+            else:
+                output = step_evaluate(context, state)
+            output["seconds"] = round(time.perf_counter() - started, 2)
+            state = store.finish_step(number, step, output, new_policy_id=new_policy_id)
+            if stop_after is not None and stop_after(number, step):
+                raise LoopStopped(f"stopped after round {number} step {step}")
+        if state.new_policy_id is not None:
+            current = store.policy_by_id(state.new_policy_id)
+    return store.rounds()

@@ -1,0 +1,87 @@
+"""The closed loop on tiny models: two rounds with simulated annotators, stopped and resumed between steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from apprentice.loop import LoopStopped, run_loop
+from apprentice.project import init_project, open_project
+from apprentice.settings import Settings
+from apprentice.store.records import PromptRecord
+from apprentice.studio.security import CHEAP_HASHES_ENV
+
+WORDS = [
+    "sun",
+    "moon",
+    "cat",
+    "dog",
+    "tree",
+    "water",
+    "friend",
+    "code",
+    "python",
+    "list",
+    "number",
+    "poem",
+    "story",
+    "love",
+]
+
+
+@pytest.fixture
+def loop_project(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(CHEAP_HASHES_ENV, "1")
+    settings = Settings()
+    settings.model.policy = str(tiny_model)
+    settings.generation.max_new_tokens = 8
+    settings.generation.candidates = 3  # three pairs per prompt: more comparisons than the quota
+    loop = settings.loop
+    loop.rounds, loop.prompts_per_round, loop.labels_per_round, loop.eval_prompts = 2, 6, 8, 4
+    loop.annotators, loop.oracle, loop.reward_model, loop.reward_heads = 3, "concision", str(tiny_model), 3
+    loop.policy_steps = 2
+    project = init_project(tmp_path / "project", settings=settings)
+    prompts = [PromptRecord([{"role": "user", "content": f"write a poem about the {word}"}]) for word in WORDS]
+    project.store.import_prompts(prompts, [], source="test")
+    project.close()
+    return tmp_path / "project"
+
+
+def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -> None:
+    stops = {(1, "reward"), (2, "collect")}
+
+    def stop_after(number: int, step: str) -> bool:
+        """Stop once at each of these points, as a Ctrl-C between steps would."""
+        if (number, step) in stops:
+            stops.remove((number, step))
+            return True
+        return False
+
+    attempts = 0
+    while True:
+        project = open_project(loop_project)
+        try:
+            states = run_loop(project, show_progress=False, stop_after=stop_after)
+            break
+        except LoopStopped:
+            attempts += 1
+        finally:
+            project.close()
+    assert attempts == 2
+    assert [state.step for state in states] == ["done", "done"]
+    first, second = states
+    assert second.policy_id == first.new_policy_id  # round 2 generates with round 1's policy
+    assert first.outputs["collect"]["judgments"] >= 8
+    assert second.outputs["collect"]["selection"]["rule"] == "disagreement"  # round 1's ensemble ordered round 2
+    assert 0.0 <= first.outputs["reward"]["accuracy"] <= 1.0
+    evaluation = second.outputs["evaluate"]
+    assert evaluation["base"]["kl_from_base"] == 0.0
+    assert evaluation["new"]["kl_from_base"] != 0.0
+    assert evaluation["new"]["gold_mean"] is not None
+    assert 0.0 <= evaluation["win_rate_vs_base_gold"]["rate"] <= 1.0
+    project = open_project(loop_project)
+    assert len(project.store.prompts(held_out=True)) == 4
+    assert {policy.kind for policy in (project.store.policy_by_id(s.new_policy_id) for s in states)} == {"trained"}
+    assert (loop_project / "loop" / "round-2" / "evaluation.json").is_file()
+    project.close()
