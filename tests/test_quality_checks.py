@@ -161,9 +161,19 @@ def test_correction_weights_on_a_panel() -> None:
     by_annotator: dict[str, list[float]] = {}
     for item in panel.judgments:
         by_annotator.setdefault(item.annotator, []).append(correction.weights[item.judgment_id])
-    for name in checks.flagged:
+    excluded = {flag.annotator for flag in checks.flags if flag.kind != "position_bias"}
+    assert set(correction.excluded_annotators) == excluded
+    for name in excluded:
         assert max(by_annotator[name]) == 0.0
-    kept = [w for name, ws in by_annotator.items() if name not in checks.flagged for w in ws]
+    kept = [w for name, ws in by_annotator.items() if name not in excluded for w in ws]
+    # a left-leaner kept in: their left choices weigh less than their right choices
+    table = pair_table(panel.judgments)
+    leaners = [n for n in by_annotator if n.startswith("leaner") and n not in excluded]
+    for name in leaners:
+        rows = [i for i, j in enumerate(table.judgments) if j.annotator == name]
+        left = [correction.weights[table.judgments[i].judgment_id] for i in rows if table.chose_left[i]]
+        right = [correction.weights[table.judgments[i].judgment_id] for i in rows if not table.chose_left[i]]
+        assert np.mean(left) < np.mean(right)
     assert np.mean(kept) == pytest.approx(1.0)
     assert len(correction.aggregated) == len({j.comparison_id for j in panel.judgments})
     # on pairs with a clear difference the aggregated label finds the better response
@@ -171,7 +181,6 @@ def test_correction_weights_on_a_panel() -> None:
     right = np.mean([(correction.aggregated[c] > 0.5) == (panel.true_winner[c] == 0) for c in clear])
     assert right > 0.9
     # the weighted length regression of the kept judgments has no slope left
-    table = pair_table(panel.judgments)
     weights = np.array([correction.weights[j.judgment_id] for j in table.judgments])
     ratio = np.log(table.length_left / table.length_right)
     features = np.stack([np.ones(len(ratio)), ratio], 1)

@@ -8,7 +8,9 @@ A judgment's weight is the product of:
 - optionally (length control) the same ratio for length: P(choice | length term zeroed) /
   P(choice | fitted length slope), so that in the weighted data preference no longer moves with
   length, the weighting counterpart of AlpacaEval's length-controlled win rate;
-- zero for annotators flagged by the checks, when exclusion is asked for.
+- zero for annotators flagged as unreliable (near random, too fast, straight-lining, failing gold,
+  inconsistent with themselves), when exclusion is asked for. A position-biased annotator is not
+  excluded: their choices still carry what they saw, and the position weight takes the bias out.
 Weights are scaled to mean 1 over the judgments kept. Ties, "both bad" and other kinds keep weight 1:
 they give no preference pair to weight.
 """
@@ -35,7 +37,14 @@ class CorrectionSettings:
     position: bool = True
     """Undo each annotator's fitted side preference by importance weighting."""
     exclude_flagged: bool = True
-    """Give flagged annotators' judgments weight 0."""
+    """Give annotators flagged with one of `exclude_kinds` weight 0."""
+    exclude_kinds: tuple[str, ...] = (
+        "near_random",
+        "too_fast",
+        "straight_lining",
+        "gold_accuracy",
+        "self_inconsistent",
+    )
     length_controlled: bool = False
     """Weight so that preference no longer moves with the length ratio of the two responses."""
     max_weight: float = 5.0
@@ -77,7 +86,11 @@ def correct(
     settings = settings or CorrectionSettings()
     weights = {judgment.judgment_id: 1.0 for judgment in judgments}
     table = pair_table(judgments)
-    excluded = sorted(checks.flagged) if settings.exclude_flagged else []
+    excluded = (
+        sorted({flag.annotator for flag in checks.flags if flag.kind in settings.exclude_kinds})
+        if settings.exclude_flagged
+        else []
+    )
     correction = Correction(weights=weights, aggregated={}, excluded_annotators=excluded)
     fit = checks.fit
     factor = np.ones(len(table))

@@ -106,6 +106,7 @@ def analyse(
         reliability["annotators"][test.annotator].update(
             {
                 "skill": test.skill,
+                "relative_skill": test.skill / test.reference_skill if test.reference_skill else None,
                 "left_when_even": test.left_when_even,
                 "left_share": test.left_share,
                 "bias_p_value": test.bias_p_value,
@@ -200,15 +201,21 @@ def figures(analysis: Mapping[str, Any]) -> dict[str, str]:
         drawn["agreement_over_time"] = _png(figure)
 
     annotators = analysis["reliability"]["annotators"]
-    with_skill = {name: info for name, info in annotators.items() if info.get("skill") is not None}
+    with_skill = {name: info for name, info in annotators.items() if info.get("relative_skill") is not None}
     if with_skill:
         figure, axes = plt.subplots(figsize=(6, 3.6))
         for name, info in with_skill.items():
             flagged = bool(info["flags"])
-            axes.scatter(info["judgments"], info["skill"], color="tab:red" if flagged else "tab:blue", s=18)
+            point = (info["judgments"], info["relative_skill"])
+            axes.scatter(*point, color="tab:red" if flagged else "tab:blue", s=18)
             if flagged:
-                axes.annotate(name, (info["judgments"], info["skill"]), fontsize=6)
-        axes.set(xlabel="judgments", ylabel="skill (1 = typical)", title="Reliability against volume (red: flagged)")
+                axes.annotate(name, point, fontsize=6)
+        axes.axhline(0.0, color="grey", linewidth=0.8)
+        axes.set(
+            xlabel="judgments",
+            ylabel="skill / panel median (0 = blind to quality)",
+            title="Reliability against volume (red: flagged)",
+        )
         drawn["reliability_vs_volume"] = _png(figure)
 
     position = analysis["bias"].get("position")

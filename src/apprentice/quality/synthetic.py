@@ -86,20 +86,33 @@ def simulate_panel(
     categories: Sequence[str] = ("writing", "coding", "advice", "facts"),
     rounds: int = 1,
     record_order: bool = True,
+    margins: Sequence[float] | None = None,
+    lengths: Sequence[tuple[int, int]] | None = None,
     seed: int = 0,
 ) -> SyntheticPanel:
     """Every annotator judges `judgments_per_annotator` pairs; each pair is seen by about `overlap` annotators.
 
     Display order is random per judgment. Response lengths are random and independent of quality.
+    `margins` (and `lengths`) fix the comparisons instead, e.g. from a gold oracle on real responses:
+    comparison k (id k + 1) holds responses 2k + 1 and 2k + 2, with margin s_0 - s_1 = margins[k].
     """
     rng = np.random.default_rng(seed)
-    comparisons = max(overlap, int(np.ceil(len(annotators) * judgments_per_annotator / overlap)))
-    near_tie = rng.random(comparisons) < tie_share
-    size = np.where(near_tie, rng.normal(0.0, 0.3, comparisons), rng.normal(clear_margin, 0.75, comparisons))
-    margins = np.abs(size) * rng.choice([-1.0, 1.0], comparisons)
+    if margins is None:
+        comparisons = max(overlap, int(np.ceil(len(annotators) * judgments_per_annotator / overlap)))
+        near_tie = rng.random(comparisons) < tie_share
+        size = np.where(near_tie, rng.normal(0.0, 0.3, comparisons), rng.normal(clear_margin, 0.75, comparisons))
+        drawn_margins = np.abs(size) * rng.choice([-1.0, 1.0], comparisons)
+    else:
+        drawn_margins = np.asarray(margins, dtype=float)
+        comparisons = len(drawn_margins)
+        if comparisons * overlap < len(annotators) * judgments_per_annotator:
+            raise ValueError(f"{comparisons} comparisons are too few for that many judgments at overlap {overlap}")
     base = rng.normal(0.0, 1.0, comparisons)
-    quality = np.stack([base + margins / 2, base - margins / 2], axis=1)
-    lengths = np.clip(rng.lognormal(6.0, 0.6, size=(comparisons, 2)), 20, None).astype(int)
+    quality = np.stack([base + drawn_margins / 2, base - drawn_margins / 2], axis=1)
+    if lengths is None:
+        response_lengths = np.clip(rng.lognormal(6.0, 0.6, size=(comparisons, 2)), 20, None).astype(int)
+    else:
+        response_lengths = np.asarray(lengths, dtype=int)
     gold_rows = set(np.nonzero(rng.random(comparisons) < gold_share)[0].tolist())
     seen = np.zeros(comparisons)
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -129,7 +142,7 @@ def simulate_panel(
                 answer={"winner": winner, "tie": False, "both_bad": False},
                 order_shown=[left, 1 - left] if record_order else None,
                 response_ids=[2 * row + 1, 2 * row + 2],
-                response_lengths=[int(lengths[row, 0]), int(lengths[row, 1])],
+                response_lengths=[int(response_lengths[row, 0]), int(response_lengths[row, 1])],
                 duration_ms=int(seconds * 1000),
                 prompt_id=row + 1,
                 category=categories[row % len(categories)] if categories else None,
