@@ -26,18 +26,15 @@ import threading
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     DateTime,
     Engine,
-    String,
     Table,
-    and_,
     bindparam,
-    cast,
     delete,
     exists,
     func,
@@ -49,7 +46,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from apprentice.errors import ApprenticeError
-from apprentice.store.base import StoreBase
+from apprentice.store.studio_records import (
+    ACCOUNT_COLUMNS,
+    IS_GOLD,
+    STUDIO_SOURCES,
+    AnnotatorAccount,
+    AnnotatorActivity,
+    AnnotatorProgress,
+    AssignmentConflict,
+    AssignmentNotFound,
+    Content,
+    LeaseRequest,
+    RoundProgress,
+    StudioJudgmentRow,
+    SubmitOutcome,
+    Task,
+    account_from_row,
+    aware,
+    gold_value,
+)
+from apprentice.store.studio_views import StudioViews
 from apprentice.store.tables import (
     Annotator,
     Assignment,
@@ -61,134 +77,9 @@ from apprentice.store.tables import (
     utc_now,
 )
 
-STUDIO_SOURCES = ("studio", "api")
 _CONTENT_CACHE_SIZE = 4096
 _LEASE_ATTEMPTS = 20
 
-
-class AssignmentNotFound(ApprenticeError):
-    """The assignment does not exist or belongs to someone else (the two are not told apart)."""
-
-
-class AssignmentConflict(ApprenticeError):
-    """The assignment can no longer take this action (already answered, skipped, or its slot is gone)."""
-
-
-@dataclass(frozen=True)
-class AnnotatorAccount:
-    id: int
-    name: str
-    role: str
-    kind: str
-    disabled: bool
-    session_version: int
-    credential_hash: str | None
-    signin_hash: str | None
-    signin_expires_at: datetime | None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-
-@dataclass(frozen=True)
-class Task:
-    """A leased assignment as its annotator sees it: responses in display order, nothing about other answers."""
-
-    assignment_id: int
-    comparison_id: int
-    kind: str
-    round: int
-    prompt_messages: list[dict[str, str]]
-    responses: list[str]  # display order
-    order_shown: list[int]  # canonical position of each displayed response
-    lease_expires_at: datetime
-    is_gold: bool
-
-
-@dataclass(frozen=True)
-class SubmitOutcome:
-    judgment_id: int
-    created: bool  # False when the idempotency key was seen before: the stored judgment is returned
-    kind: str
-    answer: dict[str, Any]  # canonical positions
-    gold: dict[str, Any] | None
-    next_task: Task | None = None  # when the submission asked for the next lease too
-
-
-@dataclass(frozen=True)
-class LeaseRequest:
-    """How to lease: for how long, how often to draw a gold item, and the randomness for both."""
-
-    lease_seconds: float
-    gold_rate: float = 0.0
-    rng: random.Random | None = None
-
-    def keywords(self) -> dict[str, Any]:
-        return {"lease_seconds": self.lease_seconds, "gold_rate": self.gold_rate, "rng": self.rng}
-
-
-@dataclass(frozen=True)
-class _Content:
-    kind: str
-    round: int
-    messages: list[dict[str, str]]
-    texts: list[str]  # canonical order
-    is_gold: bool
-
-
-@dataclass(frozen=True)
-class AnnotatorProgress:
-    judged: int
-    skipped: int
-    left: int  # comparisons this annotator could still be given
-
-
-@dataclass(frozen=True)
-class StudioJudgmentRow:
-    """One studio judgment with what the dashboard needs."""
-
-    judgment_id: int
-    annotator_id: int
-    comparison_id: int
-    kind: str
-    round: int
-    answer: dict[str, Any]
-    gold: dict[str, Any] | None
-    duration_ms: int | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class RoundProgress:
-    round: int
-    comparisons: int
-    complete: int
-    judgments_wanted: int
-    judgments: int
-
-
-@dataclass(frozen=True)
-class AnnotatorActivity:
-    account: AnnotatorAccount
-    judgments: int
-    skips: int
-    leased: int
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back without a zone; everything the store writes is UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
-def _gold_value(value: Any) -> dict[str, Any] | None:
-    return value if isinstance(value, dict) else None
-
-
-# JSON None is stored as the JSON text 'null' by the ORM, so "no gold" is SQL NULL or that text.
-_IS_GOLD = and_(Comparison.gold.is_not(None), cast(Comparison.gold, String) != "null")
 
 # The hot path's statements, built once: constructing a statement costs more than SQLite running it.
 _assignments = typing.cast(Table, Assignment.__table__)
@@ -208,7 +99,7 @@ def _candidate_query(*, gold: bool, lock: str | None) -> Any:
     """The first open comparison this annotator may take, in queue order (ix_comparisons_queue)."""
     query = select(Comparison.id, Comparison.overlap).where(Comparison.status == "open", ~_MINE)
     # Gold items ignore overlap: each annotator meets each one at most once.
-    query = query.where(_IS_GOLD) if gold else query.where(~_IS_GOLD, Comparison.overlap > _JUDGED + _LIVE_LEASES)
+    query = query.where(IS_GOLD) if gold else query.where(~IS_GOLD, Comparison.overlap > _JUDGED + _LIVE_LEASES)
     query = query.order_by(Comparison.status, Comparison.priority.desc(), Comparison.id).limit(1)
     if lock is not None:
         query = query.with_for_update(of=Comparison, skip_locked=lock == "skip")
@@ -246,7 +137,7 @@ _SET_STATUS = (
 )
 _INSERT_ASSIGNMENT = insert(_assignments).returning(_assignments.c.id)
 _CONTENT = (
-    select(Comparison.kind, Comparison.round, Prompt.messages, _IS_GOLD.label("is_gold"))
+    select(Comparison.kind, Comparison.round, Prompt.messages, IS_GOLD.label("is_gold"))
     .join(Prompt, Prompt.id == Comparison.prompt_id)
     .where(Comparison.id == bindparam("comparison"))
 )
@@ -275,19 +166,8 @@ _STORED = (
     .join(Comparison, Comparison.id == Judgment.comparison_id)
     .where(Judgment.idempotency_key == bindparam("key"))
 )
-_ACCOUNT_COLUMNS = (
-    Annotator.id,
-    Annotator.name,
-    Annotator.role,
-    Annotator.kind,
-    Annotator.disabled,
-    Annotator.session_version,
-    Annotator.credential_hash,
-    Annotator.signin_hash,
-    Annotator.signin_expires_at,
-)
-_ACCOUNT_BY_ID = select(*_ACCOUNT_COLUMNS).where(Annotator.id == bindparam("annotator"))
-_ACCOUNT_BY_NAME = select(*_ACCOUNT_COLUMNS).where(Annotator.name == bindparam("name"))
+_ACCOUNT_BY_ID = select(*ACCOUNT_COLUMNS).where(Annotator.id == bindparam("annotator"))
+_ACCOUNT_BY_NAME = select(*ACCOUNT_COLUMNS).where(Annotator.name == bindparam("name"))
 _INSERT_JUDGMENT = insert(_judgments).returning(_judgments.c.id)
 _COMPLETE = (
     update(_comparisons)
@@ -296,7 +176,7 @@ _COMPLETE = (
 )
 
 
-class AssignmentQueries(StoreBase):
+class AssignmentQueries(StudioViews):
     """Leasing comparisons to annotators and recording what they submit."""
 
     is_sqlite: bool
@@ -318,20 +198,6 @@ class AssignmentQueries(StoreBase):
 
     # -- annotators and credentials -------------------------------------------------------------
 
-    @staticmethod
-    def _account(row: Any) -> AnnotatorAccount:
-        return AnnotatorAccount(
-            id=row.id,
-            name=row.name,
-            role=row.role,
-            kind=row.kind,
-            disabled=bool(row.disabled),
-            session_version=int(row.session_version or 0),
-            credential_hash=row.credential_hash,
-            signin_hash=row.signin_hash,
-            signin_expires_at=_aware(row.signin_expires_at),
-        )
-
     def add_studio_annotator(self, name: str, *, role: str = "annotator") -> AnnotatorAccount:
         """Create a human annotator; refuse a name that is taken."""
         if role not in ("annotator", "admin"):
@@ -345,7 +211,7 @@ class AssignmentQueries(StoreBase):
             row = Annotator(name=cleaned, role=role, kind="human")
             session.add(row)
             session.flush()
-            return self._account(row)
+            return account_from_row(row)
 
     def annotator_account(self, *, annotator_id: int | None = None, name: str | None = None) -> AnnotatorAccount | None:
         params: dict[str, Any]
@@ -358,13 +224,13 @@ class AssignmentQueries(StoreBase):
         # Every request reads this (session and token checks): a plain connection, no ORM session.
         with self.engine.connect() as connection:
             row = connection.execute(query, params).first()
-        return self._account(row) if row is not None else None
+        return account_from_row(row) if row is not None else None
 
     def annotator_accounts(self) -> list[AnnotatorAccount]:
         """Every human annotator (imported and simulated sources are not accounts)."""
         with self._transaction() as session:
-            rows = session.execute(select(*_ACCOUNT_COLUMNS).order_by(Annotator.id)).all()
-            return [self._account(row) for row in rows if row.kind == "human"]
+            rows = session.execute(select(*ACCOUNT_COLUMNS).order_by(Annotator.id)).all()
+            return [account_from_row(row) for row in rows if row.kind == "human"]
 
     def set_signin_hash(self, annotator_id: int, signin_hash: str, expires_at: datetime) -> None:
         with self._write_transaction() as session:
@@ -413,7 +279,7 @@ class AssignmentQueries(StoreBase):
                     .values(status="expired")
                 )
             session.flush()
-            return self._account(row)
+            return account_from_row(row)
 
     # -- leasing --------------------------------------------------------------------------------
 
@@ -466,7 +332,7 @@ class AssignmentQueries(StoreBase):
         expires = now + timedelta(seconds=request.lease_seconds)
         held = session.connection().execute(_HELD, {"annotator": annotator_id}).all()
         for assignment_id, comparison_id, order_shown, lease_expires_at in held:
-            lease_live = _aware(lease_expires_at) > now  # type: ignore[operator]
+            lease_live = aware(lease_expires_at) > now  # type: ignore[operator]
             if lease_live or self._slot_free(session, comparison_id, assignment_id, now):
                 session.connection().execute(_RENEW_LEASE, {"assignment": assignment_id, "expires": expires})
                 return self._task(session, assignment_id, comparison_id, order_shown, expires)
@@ -495,7 +361,7 @@ class AssignmentQueries(StoreBase):
     def _slot_free(self, session: Session, comparison_id: int, assignment_id: int, now: datetime) -> bool:
         """Whether an expired lease may still be used: gold, or nobody filled its comparison meanwhile."""
         row = session.execute(
-            select(Comparison.overlap, Comparison.status, _IS_GOLD.label("is_gold"))
+            select(Comparison.overlap, Comparison.status, IS_GOLD.label("is_gold"))
             .where(Comparison.id == comparison_id)
             .with_for_update(of=Comparison)
         ).first()
@@ -505,15 +371,15 @@ class AssignmentQueries(StoreBase):
             return True
         return self._taken_now(session, comparison_id, now, besides=assignment_id) < row.overlap
 
-    def _comparison_content(self, session: Session, comparison_id: int) -> _Content:
+    def _comparison_content(self, session: Session, comparison_id: int) -> Content:
         """What a comparison shows: fixed once the comparison exists, so it is cached per process."""
-        cache: dict[int, _Content] = self.__dict__.setdefault("_content_cache", {})
+        cache: dict[int, Content] = self.__dict__.setdefault("_content_cache", {})
         cached = cache.get(comparison_id)
         if cached is not None:
             return cached
         row = session.connection().execute(_CONTENT, {"comparison": comparison_id}).one()
         texts = list(session.connection().execute(_MEMBER_TEXTS, {"comparison": comparison_id}).scalars())
-        content = _Content(row.kind, row.round, row.messages, texts, bool(row.is_gold))
+        content = Content(row.kind, row.round, row.messages, texts, bool(row.is_gold))
         if len(cache) >= _CONTENT_CACHE_SIZE:
             cache.clear()
         cache[comparison_id] = content
@@ -532,7 +398,7 @@ class AssignmentQueries(StoreBase):
             prompt_messages=content.messages,
             responses=[content.texts[position] for position in order],
             order_shown=order,
-            lease_expires_at=_aware(expires),  # type: ignore[arg-type]
+            lease_expires_at=aware(expires),  # type: ignore[arg-type]
             is_gold=content.is_gold,
         )
 
@@ -601,7 +467,7 @@ class AssignmentQueries(StoreBase):
             return None
         if row.assignment_id != assignment_id:
             raise AssignmentConflict("this idempotency key was used for another assignment")
-        return SubmitOutcome(row.id, False, row.kind, row.answer, _gold_value(row.gold))
+        return SubmitOutcome(row.id, False, row.kind, row.answer, gold_value(row.gold))
 
     def _submit(
         self,
@@ -624,8 +490,8 @@ class AssignmentQueries(StoreBase):
             return stored
         if row.status != "leased":
             raise AssignmentConflict(f"assignment {assignment_id} is {row.status}, not open for an answer")
-        gold = _gold_value(row.gold)
-        lease_live = _aware(row.lease_expires_at) > now  # type: ignore[operator]
+        gold = gold_value(row.gold)
+        lease_live = aware(row.lease_expires_at) > now  # type: ignore[operator]
         if not lease_live and not self._slot_free(session, row.comparison_id, assignment_id, now):
             raise AssignmentConflict(f"the lease on assignment {assignment_id} ran out and others filled it")
         order = [int(position) for position in row.order_shown]
@@ -691,7 +557,7 @@ class AssignmentQueries(StoreBase):
                 .order_by(Judgment.id.desc())
                 .limit(1)
             ).first()
-            if row is None or _aware(row.created_at) < now - timedelta(seconds=window_seconds):  # type: ignore[operator]
+            if row is None or aware(row.created_at) < now - timedelta(seconds=window_seconds):  # type: ignore[operator]
                 return None
             session.execute(delete(Judgment).where(Judgment.id == row.id))
             session.execute(
@@ -713,7 +579,7 @@ class AssignmentQueries(StoreBase):
                     Judgment.annotator_id == annotator_id, Judgment.source.in_(STUDIO_SOURCES)
                 )
             )
-            return _aware(moment)
+            return aware(moment)
 
     # -- priorities and progress ----------------------------------------------------------------
 
@@ -734,7 +600,7 @@ class AssignmentQueries(StoreBase):
             )
             left = session.execute(
                 select(func.count()).where(
-                    Comparison.status == "open", ~_IS_GOLD, ~_MINE, Comparison.overlap > _JUDGED + _LIVE_LEASES
+                    Comparison.status == "open", ~IS_GOLD, ~_MINE, Comparison.overlap > _JUDGED + _LIVE_LEASES
                 ),
                 {"annotator": annotator_id, "now": now},
             ).scalar_one()
@@ -743,128 +609,16 @@ class AssignmentQueries(StoreBase):
             )
             return AnnotatorProgress(int(judged or 0), int(skipped or 0), int(left or 0) + int(held or 0))
 
-    # -- the admin's view -----------------------------------------------------------------------
-
-    def round_progress(self) -> list[RoundProgress]:
-        """Per round: comparisons, how many are complete, judgments wanted and stored (gold items apart)."""
-        with self._transaction() as session:
-            counts = session.execute(
-                select(Comparison.round, Comparison.status, func.count(), func.sum(Comparison.overlap))
-                .where(~_IS_GOLD)
-                .group_by(Comparison.round, Comparison.status)
-            ).all()
-            judged = dict(
-                session.execute(
-                    select(Comparison.round, func.count())
-                    .join(Judgment, Judgment.comparison_id == Comparison.id)
-                    .where(~_IS_GOLD)
-                    .group_by(Comparison.round)
-                ).all()
-            )
-        by_round: dict[int, list[int]] = {}
-        for round_number, status, count, wanted in counts:
-            totals = by_round.setdefault(int(round_number), [0, 0, 0])
-            totals[0] += int(count)
-            totals[1] += int(count) if status == "complete" else 0
-            totals[2] += int(wanted or 0)
-        return [
-            RoundProgress(number, totals[0], totals[1], totals[2], int(judged.get(number, 0)))
-            for number, totals in sorted(by_round.items())
-        ]
-
-    def annotator_activity(self) -> list[AnnotatorActivity]:
-        with self._transaction() as session:
-            judgments = dict(
-                session.execute(
-                    select(Judgment.annotator_id, func.count())
-                    .where(Judgment.source.in_(STUDIO_SOURCES))
-                    .group_by(Judgment.annotator_id)
-                ).all()
-            )
-            statuses = session.execute(
-                select(Assignment.annotator_id, Assignment.status, func.count()).group_by(
-                    Assignment.annotator_id, Assignment.status
-                )
-            ).all()
-            accounts = [
-                self._account(row)
-                for row in session.execute(select(*_ACCOUNT_COLUMNS).order_by(Annotator.id)).all()
-                if row.kind == "human"
-            ]
-        skips: dict[int, int] = {}
-        leased: dict[int, int] = {}
-        for annotator_id, status, count in statuses:
-            if status == "skipped":
-                skips[annotator_id] = int(count)
-            elif status == "leased":
-                leased[annotator_id] = int(count)
-        return [
-            AnnotatorActivity(
-                account, int(judgments.get(account.id, 0)), skips.get(account.id, 0), leased.get(account.id, 0)
-            )
-            for account in accounts
-        ]
-
-    def studio_judgments(self) -> list[StudioJudgmentRow]:
-        """Every judgment made in the studio or through its API, oldest first."""
-        with self._transaction() as session:
-            rows = session.execute(
-                select(
-                    Judgment.id,
-                    Judgment.annotator_id,
-                    Judgment.comparison_id,
-                    Comparison.kind,
-                    Comparison.round,
-                    Judgment.answer,
-                    Comparison.gold,
-                    Judgment.duration_ms,
-                    Judgment.created_at,
-                )
-                .join(Comparison, Comparison.id == Judgment.comparison_id)
-                .where(Judgment.source.in_(STUDIO_SOURCES))
-                .order_by(Judgment.id)
-            ).all()
-        return [
-            StudioJudgmentRow(
-                row.id,
-                row.annotator_id,
-                row.comparison_id,
-                row.kind,
-                row.round,
-                row.answer,
-                _gold_value(row.gold),
-                row.duration_ms,
-                _aware(row.created_at),  # type: ignore[arg-type]
-            )
-            for row in rows
-        ]
-
-    def judgment_counts_by_comparison(self) -> dict[int, tuple[int, int]]:
-        """comparison id -> (judgments, overlap): for checking that nothing went over its overlap."""
-        with self._transaction() as session:
-            rows = session.execute(
-                select(Comparison.id, Comparison.overlap, func.count(Judgment.id))
-                .outerjoin(Judgment, Judgment.comparison_id == Comparison.id)
-                .group_by(Comparison.id, Comparison.overlap)
-            ).all()
-            return {int(cid): (int(count), int(overlap)) for cid, overlap, count in rows}
-
-    def judgment_keys(self, annotator_id: int | None = None) -> list[str]:
-        """Idempotency keys of studio judgments as the client gave them (the annotator prefix removed)."""
-        with self._transaction() as session:
-            query = select(Judgment.idempotency_key).where(Judgment.source.in_(STUDIO_SOURCES))
-            if annotator_id is not None:
-                query = query.where(Judgment.annotator_id == annotator_id)
-            return [key.split(":", 1)[1] for key in session.scalars(query)]
-
 
 __all__ = [
+    "STUDIO_SOURCES",
     "AnnotatorAccount",
     "AnnotatorActivity",
     "AnnotatorProgress",
     "AssignmentConflict",
     "AssignmentNotFound",
     "AssignmentQueries",
+    "LeaseRequest",
     "RoundProgress",
     "StudioJudgmentRow",
     "SubmitOutcome",
