@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from apprentice.cli import app
 from apprentice.loop import LoopStopped, run_loop
 from apprentice.project import init_project, open_project
 from apprentice.settings import Settings
@@ -85,3 +88,16 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert {policy.kind for policy in (project.store.policy_by_id(s.new_policy_id) for s in states)} == {"trained"}
     assert (loop_project / "loop" / "round-2" / "evaluation.json").is_file()
     project.close()
+    result = CliRunner().invoke(app, ["report", "-p", str(loop_project)])
+    assert result.exit_code == 0, result.output
+    page = (loop_project / "loop" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "Sample responses" in page
+    figures = json.loads((loop_project / "loop" / "report.json").read_text())
+    assert [row["round"] for row in figures] == [1, 2]
+    status = CliRunner().invoke(app, ["status", "-p", str(loop_project)])
+    assert "round 2: done" in status.output
+
+
+def test_the_report_needs_an_evaluated_round(loop_project: Path) -> None:
+    result = CliRunner().invoke(app, ["report", "-p", str(loop_project)])
+    assert result.exit_code == 1 and "apprentice loop" in result.output

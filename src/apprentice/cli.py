@@ -186,6 +186,11 @@ def status(project_dir: ProjectOption = Path(".")) -> None:
     console.print(f"Project {project.settings.project.name} at {project.root} (store: {project.database_url})")
     for name, value in vars(summary).items():
         console.print(f"  {name:12} {value}")
+    for state in project.store.rounds():
+        evaluation = state.outputs.get("evaluate", {}).get("new", {})
+        gold = evaluation.get("gold_mean")
+        shown = f", gold {gold:.3f}" if gold is not None else ""
+        console.print(f"  round {state.number}: {state.step} (policy {state.policy_name}{shown})")
     project.close()
 
 
@@ -202,6 +207,44 @@ def demo(
     from apprentice.demo import run_demo
 
     run_demo(folder, model_name=model, limit=limit, console=console)
+
+
+@app.command("loop")
+@reports_errors
+def loop_command(
+    project_dir: ProjectOption = Path("."),
+    rounds: Annotated[
+        int | None, typer.Option(help="Rounds to reach (default: loop.rounds in apprentice.toml).")
+    ] = None,
+) -> None:
+    """Run the loop: generate, judge (simulated or people), check, train reward, optimize, evaluate; resumable."""
+    from apprentice.loop import run_loop
+    from apprentice.project import open_project
+    from apprentice.report import write_report
+
+    project = open_project(project_dir)
+    try:
+        run_loop(project, rounds=rounds, console=console)
+        console.print(f"Report: {write_report(project)}")
+    except KeyboardInterrupt:
+        console.print("Stopped; `apprentice loop` resumes at the step it was in.")
+        raise typer.Exit(130) from None
+    finally:
+        project.close()
+
+
+@app.command()
+@reports_errors
+def report(project_dir: ProjectOption = Path(".")) -> None:
+    """Write the HTML report of the loop's rounds (plots, figures, samples before and after)."""
+    from apprentice.project import open_project
+    from apprentice.report import write_report
+
+    project = open_project(project_dir)
+    try:
+        console.print(f"Report: {write_report(project)}")
+    finally:
+        project.close()
 
 
 @app.command()

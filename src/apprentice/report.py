@@ -1,0 +1,166 @@
+"""One HTML report of a whole loop run: curves per round, proxy against gold as KL grows, samples.
+
+Plots are drawn with matplotlib and embedded in the page as PNG data, so the report is a single file
+that opens anywhere, offline. The same figures are written beside it as JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from apprentice.evaluation import load_samples
+from apprentice.store.rounds import RoundState
+
+
+def _figure_png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def round_figures(states: list[RoundState]) -> list[dict[str, Any]]:
+    """The numbers behind the report, one row per finished round."""
+    rows = []
+    for state in states:
+        evaluation = state.outputs.get("evaluate")
+        if evaluation is None:
+            continue
+        new = evaluation["new"]
+        rows.append(
+            {
+                "round": state.number,
+                "labels": state.outputs.get("collect", {}).get("judgments"),
+                "reward_accuracy": state.outputs.get("reward", {}).get("accuracy"),
+                "flagged": state.outputs.get("quality", {}).get("flagged", []),
+                "kl_from_base": new["kl_from_base"],
+                "proxy_reward": new["reward_mean"],
+                "gold": new["gold_mean"],
+                "base_gold": evaluation["base"]["gold_mean"],
+                "base_proxy_reward": evaluation["base"]["reward_mean"],
+                "length": new["length_mean"],
+                "win_rate_vs_base_gold": evaluation.get("win_rate_vs_base_gold"),
+                "win_rate_vs_base_reward": evaluation.get("win_rate_vs_base_reward"),
+            }
+        )
+    return rows
+
+
+def _plots(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = [row["round"] for row in rows]
+    images = []
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    axis.plot(rounds, [row["proxy_reward"] for row in rows], "o-", label="proxy (reward model)")
+    if all(row["gold"] is not None for row in rows):
+        axis.plot(rounds, [row["gold"] for row in rows], "s-", label="gold (oracle)")
+        axis.axhline(rows[0]["base_gold"], color="grey", linestyle=":", label="base policy, gold")
+    axis.set_xlabel("round")
+    axis.set_ylabel("mean score on held-out prompts")
+    axis.legend()
+    images.append(("Reward and gold score by round", _figure_png(figure)))
+    plt.close(figure)
+
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    kl = [row["kl_from_base"] for row in rows]
+    axis.plot(kl, [row["proxy_reward"] for row in rows], "o-", label="proxy")
+    if all(row["gold"] is not None for row in rows):
+        axis.plot(kl, [row["gold"] for row in rows], "s-", label="gold")
+    axis.set_xlabel("KL(policy || base), nats")
+    axis.set_ylabel("score")
+    axis.set_title("Over-optimization shows as gold falling while proxy rises")
+    axis.legend()
+    images.append(("Proxy and gold against KL", _figure_png(figure)))
+    plt.close(figure)
+
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    labels = []
+    total = 0
+    for row in rows:
+        total += row["labels"] or 0
+        labels.append(total)
+    axis.plot(labels, [row["reward_accuracy"] for row in rows], "o-")
+    axis.set_xlabel("labels so far")
+    axis.set_ylabel("reward-model validation accuracy")
+    images.append(("Label efficiency", _figure_png(figure)))
+    plt.close(figure)
+    return images
+
+
+def _samples_table(folder: Path, last_round: int) -> str:
+    before = folder / "round-1" / "eval-base.jsonl"
+    after = folder / f"round-{last_round}" / "eval-new.jsonl"
+    if not (before.is_file() and after.is_file()):
+        return ""
+    rows = []
+    for old, new in list(zip(load_samples(before), load_samples(after), strict=False))[:8]:
+        rows.append(
+            f"<tr><td>{html.escape(old['prompt'])}</td><td>{html.escape(old['completion'])}</td>"
+            f"<td>{html.escape(new['completion'])}</td></tr>"
+        )
+    return (
+        "<h2>Sample responses, base policy and last round</h2><table><tr><th>prompt</th><th>before</th>"
+        "<th>after</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def write_report(project: Any, path: Path | None = None) -> Path:
+    """Write `loop/report.html` (and `loop/report.json`) for the project's finished rounds."""
+    from apprentice.errors import ApprenticeError
+    from apprentice.loop import LOOP_FOLDER
+
+    states = project.store.rounds()
+    rows = round_figures(states)
+    if not rows:
+        raise ApprenticeError("no round has been evaluated yet; run `apprentice loop` first")
+    folder = project.root / LOOP_FOLDER
+    path = path or folder / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(_cell(row[key]))}</td>"
+            for key in ("round", "labels", "reward_accuracy", "kl_from_base", "proxy_reward", "gold", "length")
+        )
+        + f"<td>{html.escape(_rate(row['win_rate_vs_base_gold'] or row['win_rate_vs_base_reward']))}</td>"
+        + f"<td>{html.escape(', '.join(row['flagged']) or '-')}</td></tr>"
+        for row in rows
+    )
+    images = "".join(
+        f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption>{html.escape(title)}</figcaption></figure>"
+        for title, data in _plots(rows)
+    )
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Apprentice loop report</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top;
+font-size:14px}}figure{{display:inline-block;margin:1em}}</style></head><body>
+<h1>Apprentice: {html.escape(project.settings.project.name)}</h1>
+<p>{len(rows)} rounds. Scores are means over the held-out prompts; win rate is the last policy against the
+base policy (gold oracle when simulated, else the reward model), with its 95% interval.</p>
+<table><tr><th>round</th><th>labels</th><th>reward accuracy</th><th>KL from base</th><th>proxy reward</th>
+<th>gold</th><th>length (tokens)</th><th>win rate vs base</th><th>flagged annotators</th></tr>{table}</table>
+{images}{_samples_table(folder, rows[-1]["round"])}</body></html>"""
+    path.write_text(page, encoding="utf-8")
+    path.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "-" if value is None else str(value)
+
+
+def _rate(rate: dict[str, Any] | None) -> str:
+    if not rate:
+        return "-"
+    return f"{rate['rate']:.2f} [{rate['low']:.2f}, {rate['high']:.2f}]"
