@@ -197,16 +197,16 @@ def status(project_dir: ProjectOption = Path(".")) -> None:
 @app.command()
 @reports_errors
 def demo(
-    folder: Annotated[
-        Path, typer.Argument(help="Folder for the demo project (created; must not be a project yet).")
-    ] = Path("demo"),
-    limit: Annotated[int | None, typer.Option(help="Only the first N bundled prompts.")] = None,
-    model: Annotated[str, typer.Option(help="Policy to generate with.")] = "default",
+    folder: Annotated[Path, typer.Argument(help="Folder for the demo project (must not be a project yet).")] = Path(
+        "demo"
+    ),
+    rounds: Annotated[int | None, typer.Option(help="Rounds of the loop (default 2).")] = None,
+    model: Annotated[str, typer.Option(help="Policy to start from.")] = "default",
 ) -> None:
-    """The main job on the embedded defaults: a project, the bundled prompts, candidates, comparisons."""
+    """The main job on the embedded defaults: the whole loop with simulated annotators, then a report."""
     from apprentice.demo import run_demo
 
-    run_demo(folder, model_name=model, limit=limit, console=console)
+    run_demo(folder, model_name=model, rounds=rounds, console=console)
 
 
 @app.command("loop")

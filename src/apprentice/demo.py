@@ -1,7 +1,10 @@
-"""The main job on the embedded defaults, as `make demo` runs it.
+"""The main job on the embedded defaults, as `make demo` runs it: the whole loop, simulated people.
 
-Until the studio, reward and policy steps land, the job is step 1 of the loop: a fresh project,
-the bundled prompts, candidates from the default model, and comparisons ready for people to judge.
+A fresh project with the bundled prompts and the default model (SmolLM2-135M-Instruct), a real studio
+server on SQLite, simulated annotators judging through its HTTP API, then reward training, policy
+optimization and evaluation, round after round, and one HTML report at the end. The settings are
+sized to finish in about a quarter of an hour on a 2-core laptop CPU; they are all in the project's
+apprentice.toml, so the same project can go on with more rounds, or with people, afterwards.
 """
 
 from __future__ import annotations
@@ -10,59 +13,73 @@ from importlib.resources import files
 from pathlib import Path
 
 from rich.console import Console
-from rich.panel import Panel
 from rich.table import Table
 
-from apprentice.generation import generate_for_project
 from apprentice.importing import read_import_file
+from apprentice.loop import run_loop
 from apprentice.models import cache_dir, resolve_model
 from apprentice.project import init_project
-
-DEMO_PROMPTS = 48  # enough for varied samples, small enough for a couple of minutes on a laptop CPU
+from apprentice.report import round_figures, write_report
+from apprentice.settings import Settings
 
 
 def bundled_prompts_path() -> Path:
     return Path(str(files("apprentice") / "data" / "prompts.jsonl"))
 
 
-def run_demo(folder: Path, *, model_name: str = "default", limit: int | None = None, console: Console) -> None:
-    console.rule("Apprentice demo: candidates for people to compare")
-    project = init_project(folder)
-    console.print(f"1. Project created in [bold]{folder}[/] (store: {project.database_url})")
-    parsed = read_import_file(bundled_prompts_path())
-    imported = project.store.import_prompts(parsed.prompts, parsed.pairs, source="bundled")
-    console.print(f"2. Imported {imported.prompts_added} bundled prompts")
-    console.print(f"3. Preparing the model '{model_name}' (first use converts it once; cache: {cache_dir()})")
-    location = resolve_model(model_name)
-    console.print(f"   model folder: {location}")
-    count = limit or DEMO_PROMPTS
-    console.print(f"4. Generating {project.settings.generation.candidates} candidates for {count} prompts")
-    summary = generate_for_project(project, model_name=model_name, limit=count)
-    console.print(
-        f"   {summary.responses_stored} distinct responses, {summary.comparisons} comparisons, "
-        f"{summary.new_tokens} tokens at {summary.tokens_per_second:.1f} tok/s"
-    )
-    _show_samples(project, console)
-    totals = project.store.summary()
-    table = Table(title="What the store holds", show_header=False)
-    for name, value in vars(totals).items():
-        table.add_row(name, str(value))
-    console.print(table)
-    console.print(
-        f"Everything is in [bold]{folder}[/]: apprentice.toml (settings) and the store ({project.database_url}).\n"
-        f"Next: `apprentice status -p {folder}`, `apprentice export preferences -p {folder}` once judgments exist."
-    )
-    project.close()
+def demo_settings(model_name: str) -> Settings:
+    """Defaults trimmed to fit the demo's time on a laptop CPU."""
+    settings = Settings()
+    settings.project.name = "apprentice-demo"
+    settings.model.policy = model_name
+    settings.generation.max_new_tokens = 64
+    loop = settings.loop
+    loop.rounds = 2
+    loop.prompts_per_round = 24
+    loop.labels_per_round = 48
+    loop.eval_prompts = 16
+    loop.annotators = 8
+    loop.oracle = "composite"
+    loop.flip_rate = 0.25
+    loop.policy_steps = 10
+    return settings
 
 
-def _show_samples(project: object, console: Console, count: int = 3) -> None:
-    store = project.store  # type: ignore[attr-defined]
-    comparisons = store.comparisons()[:count]
-    prompts = {prompt.id: prompt for prompt in store.prompts()}
-    for comparison in comparisons:
-        responses = {response.id: response.text for response in store.responses_for(comparison.prompt_id)}
-        body = f"[bold]Prompt:[/] {prompts[comparison.prompt_id].text}\n"
-        for member in comparison.members:
-            label = chr(ord("A") + member.position)
-            body += f"\n[bold]{label}:[/] {responses[member.response_id]}\n"
-        console.print(Panel(body.rstrip(), title=f"comparison {comparison.id} ({comparison.kind})"))
+def run_demo(folder: Path, *, model_name: str = "default", rounds: int | None = None, console: Console) -> Path:
+    console.rule("Apprentice demo: the whole loop, with simulated annotators")
+    console.print(f"Preparing the model '{model_name}' (the first use converts it once; cache: {cache_dir()})")
+    resolve_model(model_name)
+    project = init_project(folder, settings=demo_settings(model_name))
+    try:
+        parsed = read_import_file(bundled_prompts_path())
+        imported = project.store.import_prompts(parsed.prompts, parsed.pairs, source="bundled")
+        console.print(f"Project in [bold]{folder}[/] with {imported.prompts_added} bundled prompts")
+        run_loop(project, rounds=rounds, console=console)
+        report = write_report(project)
+        table = Table(title="Rounds (held-out prompts)")
+        for column in ("round", "labels", "reward acc.", "KL", "proxy", "gold", "base gold"):
+            table.add_column(column)
+        for row in round_figures(project.store.rounds()):
+            table.add_row(
+                str(row["round"]),
+                str(row["labels"]),
+                _fmt(row["reward_accuracy"]),
+                _fmt(row["kl_from_base"]),
+                _fmt(row["proxy_reward"]),
+                _fmt(row["gold"]),
+                _fmt(row["base_gold"]),
+            )
+        console.print(table)
+        console.print(f"Report: [bold]{report}[/]")
+        console.print(
+            "To do the same with people: set [loop] annotators = 0 in "
+            f"{folder / 'apprentice.toml'}, run `apprentice studio -p {folder}`, give each person the link that "
+            f"`apprentice annotators add NAME -p {folder}` prints, and run `apprentice loop -p {folder}`."
+        )
+        return report
+    finally:
+        project.close()
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
