@@ -38,10 +38,14 @@ def free_port() -> int:
 
 
 class StudioServer:
-    """`uvicorn` serving a project's studio on 127.0.0.1 in its own process group."""
+    """`uvicorn` serving a project's studio on 127.0.0.1 in its own process group.
+
+    `cheap_hashes=True` hashes new credentials with argon2's cheapest profile: for tests only (the server
+    also inherits APPRENTICE_TEST_CHEAP_HASHES from the environment, as the test suite sets it).
+    """
 
     def __init__(
-        self, project_dir: Path, *, workers: int = 1, port: int | None = None, cheap_hashes: bool = True
+        self, project_dir: Path, *, workers: int = 1, port: int | None = None, cheap_hashes: bool = False
     ) -> None:
         self.project_dir = Path(project_dir)
         self.workers = workers
