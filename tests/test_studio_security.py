@@ -183,3 +183,21 @@ def test_schemathesis_finds_no_server_error(store: Store) -> None:
         except Exception as error:  # collect all operations' failures before failing
             failures.append(f"{operation.label}: {error}")
     assert not failures, "\n".join(failures)
+
+
+def test_wrong_tokens_cannot_keep_the_server_verifying(store: Store, monkeypatch: Any) -> None:
+    from apprentice.studio import security
+
+    account_id, token = api_token(store, "alice")
+    account = store.annotator_account(annotator_id=account_id)
+    assert account is not None
+    verifications = []
+    real_verify = security.verify_secret
+    monkeypatch.setattr(security, "verify_secret", lambda *args: verifications.append(1) or real_verify(*args))
+    cache = security.TokenCache(failure_pause=60)
+    assert not cache.check(account, "guess-1") and not cache.check(account, "guess-2")
+    assert len(verifications) == 1  # the second guess was refused without an argon2 verification
+    assert not cache.check(account, token.split("_", 2)[2])  # even the right one waits out the pause
+    patient = security.TokenCache(failure_pause=0)
+    assert not patient.check(account, "guess") and patient.check(account, token.split("_", 2)[2])
+    assert patient.known(account, token.split("_", 2)[2])

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -97,10 +99,17 @@ def parse_api_token(token: str) -> tuple[int, str] | None:
 
 
 class TokenCache:
-    """Tokens verified already: SHA-256 of the token -> the stored hash that it matched."""
+    """Tokens verified already: SHA-256 of the token -> the stored hash that it matched.
 
-    def __init__(self) -> None:
+    A wrong token costs a full argon2 verification, so after one fails for an account, further unknown
+    tokens for that account are refused without verifying for `failure_pause` seconds: guessing cannot
+    keep the server's CPU busy.
+    """
+
+    def __init__(self, failure_pause: float = 1.0) -> None:
         self._verified: dict[str, str] = {}
+        self._failed_at: dict[int, float] = {}
+        self.failure_pause = failure_pause
 
     @staticmethod
     def _digest(account: AnnotatorAccount, secret: str) -> str:
@@ -117,7 +126,12 @@ class TokenCache:
             return True
         stored = account.credential_hash
         digest = self._digest(account, secret)
+        if time.monotonic() - self._failed_at.get(account.id, -math.inf) < self.failure_pause:
+            return False
         if stored is None or not verify_secret(stored, secret):
+            if len(self._failed_at) >= _TOKEN_CACHE_SIZE:
+                self._failed_at.clear()
+            self._failed_at[account.id] = time.monotonic()
             return False
         if len(self._verified) >= _TOKEN_CACHE_SIZE:
             self._verified.clear()
