@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--eval-pairs", type=int, default=800)
     parser.add_argument("--annotators", type=int, default=100)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--features-cache", type=Path, default=None, help="reuse the MiniLM features from this file")
     arguments = parser.parse_args()
     started = time.perf_counter()
 
@@ -98,7 +99,17 @@ def main() -> None:
     backbone = RewardModel.from_backbone("minilm", max_length=arguments.max_length, seed=0)
     distinct = sorted({t for pair in texts + eval_texts for t in pair})
     index = {text: position for position, text in enumerate(distinct)}
-    features = extract_features(backbone, [[]] * len(distinct), distinct, batch_size=32)
+    cache = arguments.features_cache
+    if cache is not None and cache.exists():
+        saved = torch.load(cache)
+        if saved["texts"] != distinct:
+            raise SystemExit(f"{cache} holds features for other texts; delete it or name another file")
+        features = saved["features"]
+    else:
+        features = extract_features(backbone, [[]] * len(distinct), distinct, batch_size=32)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"texts": distinct, "features": features}, cache)
     print(f"features for {len(distinct)} responses in {time.perf_counter() - started:.0f} s")
 
     human = [

@@ -253,3 +253,14 @@ def test_store_read_and_cli(tmp_path: Path, store_url: str) -> None:
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["quality", "flags", "--project", str(tmp_path / "missing")])
     assert result.exit_code == 1
+
+
+def test_synthetic_panel_with_given_margins() -> None:
+    margins = [3.0, -3.0, 0.0, 5.0]
+    panel = simulate_panel(
+        make_panel_annotators(4, seed=0), judgments_per_annotator=4, overlap=4, margins=margins, lengths=[(1, 2)] * 4
+    )
+    assert panel.true_winner == {1: 0, 2: 1, 3: 0, 4: 0}  # an exact tie counts for position 0
+    assert {tuple(j.response_lengths) for j in panel.judgments} == {(1, 2)}
+    with pytest.raises(ValueError, match="too few"):
+        simulate_panel(make_panel_annotators(4, seed=0), judgments_per_annotator=5, overlap=4, margins=margins)

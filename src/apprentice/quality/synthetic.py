@@ -127,7 +127,7 @@ def simulate_panel(
     for step, (annotator_index, row) in enumerate(plan):
         annotator = annotators[annotator_index]
         margin = quality[row, 0] - quality[row, 1]
-        better = 0 if margin > 0 else 1
+        better = 0 if margin >= 0 else 1  # a tie counts for position 0, as in true_winner
         left = int(rng.integers(0, 2))
         sure = rng.random() < 2 * expit(annotator.sharpness * abs(margin)) - 1
         # the guess is drawn only when unsure (a conditional expression), so seeds give the same panels
