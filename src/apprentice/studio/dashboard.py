@@ -103,3 +103,16 @@ def build_dashboard(store: Store, flags: FlagSource | None = None) -> Dashboard:
         agreement_pairs=pairs,
         flags=flags(store) if flags is not None else [],
     )
+
+
+def quality_flags(store: Store) -> list[Flag]:
+    """The quality checks' flags for the dashboard: careless, biased or too fast annotators, live."""
+    from apprentice.quality.flags import check_annotators
+
+    judgments = store.quality_judgments()
+    if not judgments:
+        return []
+    return [
+        Flag(subject=flag.annotator, reason=f"{flag.kind}: {flag.message}")
+        for flag in check_annotators(judgments).flags
+    ]

@@ -20,8 +20,9 @@ PROJECT_ENV = "APPRENTICE_PROJECT"
 def app_from_environment() -> FastAPI:
     """The app factory each uvicorn worker calls: the project folder comes from $APPRENTICE_PROJECT."""
     from apprentice.studio.app import create_app
+    from apprentice.studio.dashboard import quality_flags
 
-    return create_app(open_project(Path(os.environ.get(PROJECT_ENV, "."))))
+    return create_app(open_project(Path(os.environ.get(PROJECT_ENV, "."))), flags=quality_flags)
 
 
 def serve(project_dir: Path, *, host: str, port: int, workers: int, log_level: str = "warning") -> None:
