@@ -7,7 +7,14 @@ import pytest
 from numpy.typing import NDArray
 
 from apprentice.errors import ApprenticeError
-from apprentice.selection import CurvePoint, acquisition_curve, labels_to_reach, select_next
+from apprentice.selection import (
+    CurvePoint,
+    acquisition_curve,
+    bootstrap_counts,
+    fit_bootstrap_heads,
+    labels_to_reach,
+    select_next,
+)
 
 
 def test_select_next_takes_the_highest_unlabeled_scores() -> None:
@@ -122,3 +129,54 @@ def test_the_loop_refuses_repeated_initial_labels() -> None:
             pool_margins=_margins,
             accuracy=_accuracy,
         )
+
+
+# -- the bootstrap heads -------------------------------------------------------------------------
+
+
+def _toy_pairs(count: int, features: int, seed: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    rng = np.random.default_rng(seed)
+    winners, losers = rng.normal(size=(count, features)), rng.normal(size=(count, features))
+    winners[:, 0] += 0.8  # the first feature tells winners from losers, noisily
+    winners[:, 1] *= 100.0  # features on very different scales, as in LLM hidden states
+    return winners, losers
+
+
+def test_bootstrap_heads_minimize_the_same_objective_as_fit_head() -> None:
+    import torch
+
+    from apprentice.reward.data import RewardPair
+    from apprentice.reward.ensemble import fit_head
+
+    winners, losers = _toy_pairs(40, 6, seed=0)
+    ours = fit_bootstrap_heads(winners, losers, np.ones((1, 40)), l2=1e-2)[0]
+    pair = RewardPair(prompt=[], chosen="", rejected="")
+    reference = fit_head(
+        torch.tensor(winners, dtype=torch.float32),
+        torch.tensor(losers, dtype=torch.float32),
+        [pair] * 40,
+        l2=1e-2,
+        steps=200,
+        seed=0,
+    ).numpy()
+    assert np.allclose(ours, reference, rtol=2e-3, atol=1e-4 * np.abs(reference).max())
+    assert ours[0] > 0  # it learned the direction that tells winners from losers
+
+
+def test_a_bootstrap_head_is_the_head_of_its_resample() -> None:
+    winners, losers = _toy_pairs(30, 4, seed=1)
+    counts = bootstrap_counts(30, 3, np.random.default_rng(0))
+    assert counts.shape == (3, 30)
+    assert counts.sum(axis=1).tolist() == [30.0, 30.0, 30.0]
+    heads = fit_bootstrap_heads(winners, losers, counts, l2=1e-2)
+    for head in range(3):
+        rows = np.repeat(np.arange(30), counts[head].astype(int))  # the resample written out
+        alone = fit_bootstrap_heads(winners[rows], losers[rows], np.ones((1, len(rows))), l2=1e-2)[0]
+        assert np.allclose(heads[head], alone, rtol=1e-6, atol=1e-9)
+    assert not np.allclose(heads[0], heads[1])  # different resamples, different heads
+
+
+def test_bootstrap_heads_need_a_positive_penalty() -> None:
+    winners, losers = _toy_pairs(5, 2, seed=2)
+    with pytest.raises(ApprenticeError, match="l2 must be positive"):
+        fit_bootstrap_heads(winners, losers, np.ones((1, 5)), l2=0.0)
