@@ -203,6 +203,10 @@ def test_report_writes_html_and_json(tmp_path: Path) -> None:
     page = html_path.read_text()
     for figure in ("agreement_over_time", "reliability_vs_volume", "position_bias", "length_bias", "coverage"):
         assert f"alt='{figure}'" in page
+    # a project without judgments still gets a report, with nothing to plot
+    empty_html, empty_json = write_report(analyse([], resamples=10), tmp_path / "empty")
+    assert json.loads(empty_json.read_text())["agreement"]["pairs"]["alpha_nominal"]["value"] is None
+    assert "No annotator flagged" in empty_html.read_text()
 
 
 def test_store_read_and_cli(tmp_path: Path, store_url: str) -> None:
