@@ -84,9 +84,18 @@ def test_rule_flags_fast_straight_lining_gold_and_self_consistency() -> None:
     for index in range(25):
         # "speedy" always answers in 1 s and always picks the left response; the gold says position 1
         judgments.append(judgment(index, index, "speedy", {"winner": 0}, duration_ms=1000, gold={"winner": 1}))
+        # two careful colleagues, so that 1 s is fast against the panel too
+        for offset, name in ((100, "careful"), (200, "thorough")):
+            winner = index % 2
+            judgments.append(judgment(index + offset, index + offset, name, {"winner": winner}, duration_ms=30000))
     checks = check_annotators(judgments)
+    assert {flag.annotator for flag in checks.flags} == {"speedy"}
     kinds = {flag.kind for flag in checks.flags}
-    assert kinds == {"too_fast", "straight_lining", "gold_accuracy"}
+    assert kinds == {"position_bias", "too_fast", "straight_lining", "gold_accuracy"}
+    # a whole panel at 1 s is not flagged as too fast: that is the panel's pace, shown in the report
+    alone = check_annotators([j for j in judgments if j.annotator == "speedy"])
+    assert "too_fast" not in {flag.kind for flag in alone.flags}
+    assert correct(judgments[:1], alone).excluded_annotators == []  # never exclude everyone
     assert checks.gold_accuracy["speedy"] == (0.0, 25)
     # same two responses judged twice, once each way: half consistent
     repeated = [

@@ -91,7 +91,11 @@ def correct(
         if settings.exclude_flagged
         else []
     )
-    correction = Correction(weights=weights, aggregated={}, excluded_annotators=excluded)
+    notes = []
+    if excluded and all(judgment.annotator in excluded for judgment in judgments):
+        notes.append("every annotator was flagged: nobody excluded (weights would leave nothing to train on)")
+        excluded = []
+    correction = Correction(weights=weights, aggregated={}, excluded_annotators=excluded, notes=notes)
     fit = checks.fit
     factor = np.ones(len(table))
     if fit is not None and len(table):

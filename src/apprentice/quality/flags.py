@@ -51,7 +51,10 @@ class FlagSettings:
     read_chars_per_second: float = 100.0
     """... (100 characters a second is skimming, several times reading speed) ..."""
     too_fast_share: float = 0.5
-    """... for at least this share of an annotator's timed judgments."""
+    """... for at least this share of an annotator's timed judgments, ..."""
+    too_fast_relative: float = 0.5
+    """... and a median time under this share of the panel's median (a whole panel that skims is one finding
+    for the report, not a reason to exclude everyone)."""
     straight_line_share: float = 0.9
     """Straight-lining: the same side (pairs) or the same score (ratings) this often, over min_judgments."""
     min_gold_accuracy: float = 0.7
@@ -142,19 +145,27 @@ def _rule_flags(judgments: Sequence[QualityJudgment], settings: FlagSettings, ch
     by_annotator: dict[str, list[QualityJudgment]] = defaultdict(list)
     for judgment in judgments:
         by_annotator[judgment.annotator].append(judgment)
+    for name, own in by_annotator.items():
+        durations = [j.duration_ms for j in own if j.duration_ms is not None]
+        if durations:
+            checks.median_seconds[name] = float(np.median(durations)) / 1000
+    panel_median = float(np.median(list(checks.median_seconds.values()))) if checks.median_seconds else 0.0
     for name, own in sorted(by_annotator.items()):
         timed = [j for j in own if j.duration_ms is not None]
         if timed:
-            checks.median_seconds[name] = float(np.median([j.duration_ms for j in timed])) / 1000
             fast = sum(1 for j in timed if (j.duration_ms or 0) < reading_floor_ms(sum(j.response_lengths), settings))
-            if len(timed) >= settings.min_judgments and fast / len(timed) >= settings.too_fast_share:
+            if (
+                len(timed) >= settings.min_judgments
+                and fast / len(timed) >= settings.too_fast_share
+                and checks.median_seconds[name] < settings.too_fast_relative * panel_median
+            ):
                 flags.append(
                     Flag(
                         name,
                         "too_fast",
                         f"{fast} of {len(timed)} judgments faster than skimming both responses "
                         f"({settings.read_chars_per_second:.0f} characters a second); median "
-                        f"{checks.median_seconds[name]:.1f} s",
+                        f"{checks.median_seconds[name]:.1f} s against the panel's {panel_median:.1f} s",
                         None,
                         fast / len(timed),
                     )
