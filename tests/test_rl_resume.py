@@ -20,10 +20,9 @@ from apprentice.rl.checkpoint import latest_checkpoint
 from apprentice.rl.config import build_config
 from apprentice.rl.grpo import train_grpo
 from apprentice.rl.metrics import read_metrics
-from apprentice.rl.ppo import train_ppo
 from apprentice.rl.rewards import CallableReward
 from apprentice.rl.session import TrainingDiverged
-from rl_toy import PROMPTS, letter_fraction
+from rl_toy import PROMPTS
 
 TESTS = Path(__file__).parent
 OPTIONS = {
@@ -44,19 +43,27 @@ OPTIONS = {
 def test_killed_and_resumed_run_ends_where_an_uninterrupted_run_ends(tiny_model: Path, tmp_path: Path) -> None:
     prompts_file = tmp_path / "prompts.jsonl"
     prompts_file.write_text("".join(json.dumps({"prompt": p[0]["content"]}) + "\n" for p in PROMPTS))
-    # The uninterrupted run, in this process.
-    full = build_config("ppo", OPTIONS | {"output_dir": tmp_path / "full"})
-    train_ppo(full, str(tiny_model), PROMPTS, CallableReward(letter_fraction, "toy"), show_progress=False)  # type: ignore[arg-type]
 
-    # The same run through the CLI in a child process, killed with SIGKILL after its second checkpoint.
-    killed_dir = tmp_path / "killed"
-    command = [sys.executable, "-m", "apprentice", "policy", "train", "--algo", "ppo", "--policy", str(tiny_model)]
-    command += ["--prompts", str(prompts_file), "--reward", "rl_toy:slow_letter_fraction", "--output", str(killed_dir)]
-    command += ["--project", str(tmp_path / "no-project"), "--no-progress"]
-    for key, value in OPTIONS.items():
-        command += ["--set", f"{key}={json.dumps(value)}"]
+    # Both runs go through the CLI in child processes, so they share nothing with this test process
+    # (other tests in it may have touched process-wide state such as accelerate's singletons).
+    def command(output: Path, reward: str) -> list[str]:
+        line = [sys.executable, "-m", "apprentice", "policy", "train", "--algo", "ppo", "--policy", str(tiny_model)]
+        line += ["--prompts", str(prompts_file), "--reward", reward, "--output", str(output), "--no-progress"]
+        line += ["--project", str(tmp_path / "no-project")]
+        for key, value in OPTIONS.items():
+            line += ["--set", f"{key}={json.dumps(value)}"]
+        return line
+
     env = os.environ | {"PYTHONPATH": str(TESTS)}
-    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
+    uninterrupted = subprocess.run(
+        command(full_dir, "rl_toy:letter_fraction"), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert uninterrupted.returncode == 0, uninterrupted.stdout[-2000:] + uninterrupted.stderr[-2000:]
+
+    # The same run (the same scores, given slowly), killed with SIGKILL after its second checkpoint.
+    killed_command = command(killed_dir, "rl_toy:slow_letter_fraction")
+    child = subprocess.Popen(killed_command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 240
     while not (killed_dir / "checkpoints" / "step-2").exists():
         assert child.poll() is None, child.stdout.read().decode()[-2000:] if child.stdout else ""
@@ -68,18 +75,18 @@ def test_killed_and_resumed_run_ends_where_an_uninterrupted_run_ends(tiny_model:
     stopped_at = latest_checkpoint(killed_dir)
     assert stopped_at is not None and int(stopped_at.name.split("-")[1]) < OPTIONS["steps"]
 
-    resumed = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run([*killed_command, "--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
 
-    expected, _ = load_policy(str(full.output_dir / "policy"))
+    expected, _ = load_policy(str(full_dir / "policy"))
     actual, _ = load_policy(str(killed_dir / "policy"))
     for name, value in expected.state_dict().items():
         torch.testing.assert_close(actual.state_dict()[name], value, atol=1e-6, rtol=0, msg=name)
-    expected_head = torch.load(full.output_dir / "policy" / "value_head.pt")
+    expected_head = torch.load(full_dir / "policy" / "value_head.pt")
     actual_head = torch.load(killed_dir / "policy" / "value_head.pt")
     torch.testing.assert_close(actual_head["weight"], expected_head["weight"], atol=1e-6, rtol=0)
     # One continuous log: every step once, with the same rewards and KL coefficients.
-    full_log, resumed_log = read_metrics(full.output_dir), read_metrics(killed_dir)
+    full_log, resumed_log = read_metrics(full_dir), read_metrics(killed_dir)
     assert [row["step"] for row in resumed_log] == list(range(1, OPTIONS["steps"] + 1))
     for ours, theirs in zip(resumed_log, full_log, strict=True):
         assert ours["reward"] == pytest.approx(theirs["reward"], abs=1e-6)
