@@ -1,0 +1,579 @@
+"""Label efficiency: reward-model validation accuracy against the number of labels, active against random.
+
+Setting. Real text: the HH-RLHF harmless-base pairs (2,312 in the file), split by prompt into a pool of
+candidate comparisons (80%) and a fixed validation set (20%). The reward model is a cheap ensemble in
+the manner of `apprentice.reward.ensemble`'s shared backbone: a frozen all-MiniLM-L6-v2, the features of
+every response computed once (cached under benchmarks/results/), then K = 8 linear Bradley-Terry heads,
+each on its own bootstrap resample of the labels, refitted after every acquisition step
+(`apprentice.selection.fit_bootstrap_heads`: fit_head's objective, solved by Newton's method for all
+heads at once, because L-BFGS per head took about half a second on this busy 2-core machine).
+Features (`--features`):
+- `mean` (default): MiniLM's mean-pooled sentence embedding of the response, projected on the pool's
+  top 64 principal components (`--components`; no labels used) to keep the refits cheap.
+- `pooler`: the input of the reward model's head (`extract_features`: MiniLM's CLS pooler on the last
+  user message and the response), what `train_shared_backbone_ensemble` fits on. Measured here with
+  all 1,843 noise-free pool labels it reaches only about 0.61 on the sentiment oracle (the CLS pooler
+  was not trained for all-MiniLM's sentence meaning), too little for a label-efficiency curve.
+
+Acquisition. Every run starts from the same 32 random labels (per seed), then adds 32 per step,
+chosen from the unlabeled pool by the rule, up to 512 labels. Rules (`apprentice.selection`):
+random (the baseline), disagreement (spread of the heads' margins, Christiano et al. 2017), bald,
+uncertainty. Fairness: for one seed, every rule gets the same starting labels, the same label for
+each pool pair (drawn once, before any rule runs), and the same head training (the bootstrap draws
+depend only on the seed and the step); only the choice of the next labels differs.
+
+Labels, four settings (`--labels`); simulated annotators are `apprentice.simulate`'s decision model:
+- `gold-rm` (the headline): the gold is a reward model of the learners' own form (a linear head on the
+  same 64 components) fitted on all 2,303 HH-RLHF human labels, as Gao et al. (2022) use a gold reward
+  model; simulated annotators make Bradley-Terry choices on its scores, the temperature calibrated so
+  that two of them agree 73% of the time (InstructGPT's labelers). The target is within the learners'
+  reach, so the curves measure which labels to ask for rather than what a linear head cannot represent.
+- `oracle`: the same annotators on a built-in gold oracle (`--oracle`, default `sentiment`: VADER on
+  the response). A linear head on MiniLM embeddings gets only about 0.62-0.65 of its order right
+  even with every pool label, so the curves are flat and close together.
+- `oracle-flips`: the oracle's order, flipped 25% of the time (AlpacaFarm's simulators).
+- `human`: the HH-RLHF labels themselves (chosen wins). They are noisy, and the model sees only the
+  response, not the dialogue, so expect little above chance.
+Accuracy is measured against the gold order of the validation pairs (gold ties left out), because
+that is what the reward model is meant to learn; for `human`, against the human labels.
+
+The report: a table of accuracy (mean over seeds) against labels per rule, the labels each rule
+needs to reach random's final accuracy (per seed, and on the curves averaged over seeds), a PNG plot
+and a JSON file under benchmarks/results/. The first run computes the features (minutes on 2 cores).
+
+    python benchmarks/label_efficiency.py                  # all four label settings, 10 seeds
+    python benchmarks/label_efficiency.py --labels gold-rm --seeds 20
+"""
+
+from __future__ import annotations
+
+import os
+
+# Small dense algebra, refitted hundreds of times: OpenBLAS's threads only spin against each other on 2 cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from apprentice.importing import read_import_file
+from apprentice.oracles import embed, load_oracle
+from apprentice.reward.data import RewardPair, pairs_from_records, split_by_prompt
+from apprentice.reward.ensemble import extract_features
+from apprentice.reward.model import RewardModel
+from apprentice.selection import (
+    CurvePoint,
+    acquisition_curve,
+    bootstrap_counts,
+    fit_bootstrap_heads,
+    labels_to_reach,
+)
+from apprentice.simulate import HUMAN_AGREEMENT, AnnotatorProfile, calibrate_temperature, choose_first
+from apprentice.store.records import Message
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+# -- the data, its features and its gold scores (computed once, cached) ---------------------------
+
+
+@dataclass
+class PairTable:
+    """Comparisons as rows: response a against response b of the same prompt, with their features."""
+
+    prompts: list[str]  # the last user message
+    text_a: list[str]  # HH's chosen response
+    text_b: list[str]  # HH's rejected response
+    features_a: np.ndarray  # (N, H)
+    features_b: np.ndarray  # (N, H)
+
+    def project(self, mean: np.ndarray, components: np.ndarray) -> PairTable:
+        return PairTable(
+            self.prompts,
+            self.text_a,
+            self.text_b,
+            (self.features_a - mean) @ components,
+            (self.features_b - mean) @ components,
+        )
+
+
+def principal_components(pool: PairTable, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and top `count` principal directions (H, count) of the pool's responses: no labels used."""
+    stacked = np.concatenate([pool.features_a, pool.features_b])
+    mean = stacked.mean(axis=0)
+    _, _, directions = np.linalg.svd(stacked - mean, full_matrices=False)
+    return mean, directions[:count].T
+
+
+def short_prompt(pair: RewardPair) -> list[Message]:
+    last_user = [message for message in pair.prompt if message["role"] == "user"][-1]
+    return [{"role": "user", "content": last_user["content"]}]
+
+
+def load_split(path: Path, seed: int = 0) -> tuple[list[RewardPair], list[RewardPair]]:
+    data = pairs_from_records(read_import_file(path).pairs)
+    pool, validation = split_by_prompt(data, validation_share=0.2, seed=seed)
+    return pool.pairs, validation.pairs
+
+
+def _cache_key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps([str(part) for part in parts]).encode()).hexdigest()[:16]
+
+
+def sentence_embeddings(texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+    """MiniLM's mean-pooled sentence embeddings, computed in batches of similar length (less padding)."""
+    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+    embedded = embed([texts[index] for index in order], batch_size=batch_size)
+    result = torch.zeros_like(embedded)
+    result[order] = embedded
+    return result
+
+
+def pair_table(
+    pairs: Sequence[RewardPair], *, kind: str, backbone: str, max_length: int, cache: Path, batch_size: int = 32
+) -> PairTable:
+    prompts = [short_prompt(pair) for pair in pairs]
+    texts = [(p[0]["content"], q.chosen, q.rejected) for p, q in zip(prompts, pairs, strict=True)]
+    key = _cache_key(backbone, max_length, texts) if kind == "pooler" else _cache_key("mean", texts)
+    path = cache / f"features-{key}.pt"
+    if path.is_file():
+        features = torch.load(path)
+    elif kind == "mean":
+        both = sentence_embeddings([pair.chosen for pair in pairs] + [pair.rejected for pair in pairs])
+        features = {"a": both[: len(pairs)], "b": both[len(pairs) :]}
+        cache.mkdir(parents=True, exist_ok=True)
+        torch.save(features, path)
+    else:
+        model = RewardModel.from_backbone(backbone, max_length=max_length)
+        both = extract_features(
+            model,
+            prompts * 2,
+            [pair.chosen for pair in pairs] + [pair.rejected for pair in pairs],
+            batch_size=batch_size,
+        )
+        features = {"a": both[: len(pairs)], "b": both[len(pairs) :]}
+        cache.mkdir(parents=True, exist_ok=True)
+        torch.save(features, path)
+    return PairTable(
+        [p[0]["content"] for p in prompts],
+        [pair.chosen for pair in pairs],
+        [pair.rejected for pair in pairs],
+        features["a"].double().numpy(),
+        features["b"].double().numpy(),
+    )
+
+
+def gold_scores(table: PairTable, oracle: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    key = _cache_key(oracle, table.prompts, table.text_a, table.text_b)
+    path = cache / f"gold-{oracle.replace(':', '_')}-{key}.json"
+    if path.is_file():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        score = load_oracle(oracle)
+        stored = {"a": score(table.prompts, table.text_a), "b": score(table.prompts, table.text_b)}
+        cache.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stored), encoding="utf-8")
+    return np.asarray(stored["a"], dtype=np.float64), np.asarray(stored["b"], dtype=np.float64)
+
+
+def gold_reward_model(
+    pool: PairTable, validation: PairTable, *, l2: float
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Gold scores from a reward model fitted on every HH-RLHF label (pool and validation), as Gao et al. do.
+
+    It has the learners' form (a linear head on the same features), so the target is within their
+    reach and the benchmark measures which labels to ask for, not what a linear head cannot represent.
+    """
+    winners = np.concatenate([pool.features_a, validation.features_a])
+    losers = np.concatenate([pool.features_b, validation.features_b])
+    head = fit_bootstrap_heads(winners, losers, np.ones((1, len(winners))), l2=l2)[0]
+    return (pool.features_a @ head, pool.features_b @ head), (
+        validation.features_a @ head,
+        validation.features_b @ head,
+    )
+
+
+def prepare(args: argparse.Namespace) -> tuple[PairTable, PairTable]:
+    pool_pairs, validation_pairs = load_split(args.data)
+    cache = args.out / "label_efficiency_cache"
+    started = time.perf_counter()
+    settings = {"kind": args.features, "backbone": args.backbone, "max_length": args.max_length, "cache": cache}
+    validation = pair_table(validation_pairs, **settings)
+    pool = pair_table(pool_pairs, **settings)
+    print(
+        f"features: {len(pool.prompts)} pool and {len(validation.prompts)} validation pairs "
+        f"({time.perf_counter() - started:.0f} s, cached in {cache})"
+    )
+    return pool, validation
+
+
+# -- labels -----------------------------------------------------------------------------------------
+
+LABEL_SETTINGS = ("oracle", "oracle-flips", "gold-rm", "human")
+
+
+@dataclass
+class Labels:
+    """Which response wins each pool pair (drawn once per seed) and the truth to measure validation against."""
+
+    pool_a_wins: np.ndarray  # (N_pool,) bool, what the annotator said
+    validation_a_wins: np.ndarray  # (N_val,) bool, the truth
+    validation_mask: np.ndarray  # (N_val,) bool, pairs with a truth (gold ties have none)
+    pool_truth_agreement: float  # share of pool labels that match the gold order (1.0 for human labels)
+    note: str
+
+
+def draw_labels(
+    setting: str,
+    seed: int,
+    gold: tuple[np.ndarray, np.ndarray] | None,
+    gold_validation: tuple[np.ndarray, np.ndarray] | None,
+    pool_size: int,
+    validation_size: int,
+    agreement: float,
+    flip_rate: float,
+) -> Labels:
+    if setting == "human":
+        return Labels(
+            np.ones(pool_size, bool),
+            np.ones(validation_size, bool),
+            np.ones(validation_size, bool),
+            1.0,
+            "HH-RLHF labels: the chosen response wins",
+        )
+    assert gold is not None and gold_validation is not None
+    pool_a, pool_b = gold
+    if setting in ("oracle", "gold-rm"):
+        temperature = calibrate_temperature(list(pool_a - pool_b), agreement)
+        profile = AnnotatorProfile("simulated", temperature=temperature)
+        note = (
+            f"Bradley-Terry choices on the gold, temperature {temperature:.4f} (two annotators agree {agreement:.0%})"
+        )
+    elif setting == "oracle-flips":
+        profile = AnnotatorProfile("flips", temperature=1e-9, flip_rate=flip_rate)
+        note = f"the oracle's order, flipped {flip_rate:.0%} of the time (AlpacaFarm)"
+    else:
+        raise ValueError(f"unknown label setting {setting!r}")
+    rng = random.Random(seed)
+    said = np.array([choose_first(float(a), float(b), profile, rng) for a, b in zip(pool_a, pool_b, strict=True)])
+    decided = pool_a != pool_b
+    truth_agreement = float(np.mean(said[decided] == (pool_a > pool_b)[decided]))
+    validation_a, validation_b = gold_validation
+    return Labels(said, validation_a > validation_b, validation_a != validation_b, truth_agreement, note)
+
+
+# -- the reward-model ensemble: K linear heads on frozen features ---------------------------------
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    heads: int = 8
+    l2: float = 1e-2
+
+
+def fit_ensemble(
+    pool: PairTable, labels: Labels, labeled: list[int], step: int, *, seed: int, config: HeadConfig
+) -> np.ndarray:
+    """(K, H) heads, each on a bootstrap resample of the labeled pairs; the draws depend on seed and step only."""
+    a_wins = labels.pool_a_wins[labeled][:, None]
+    winners = np.where(a_wins, pool.features_a[labeled], pool.features_b[labeled])
+    losers = np.where(a_wins, pool.features_b[labeled], pool.features_a[labeled])
+    counts = bootstrap_counts(len(labeled), config.heads, np.random.default_rng([seed, step]))
+    return fit_bootstrap_heads(winners, losers, counts, l2=config.l2)
+
+
+def margins(heads: np.ndarray, table: PairTable) -> np.ndarray:
+    """(K, N): each head's reward of response a minus response b."""
+    return np.asarray(heads @ (table.features_a - table.features_b).T, dtype=np.float64)
+
+
+def validation_accuracy(heads: np.ndarray, validation: PairTable, labels: Labels) -> float:
+    mean_margin = margins(heads, validation).mean(axis=0)[labels.validation_mask]
+    truth = labels.validation_a_wins[labels.validation_mask]
+    correct = np.where(mean_margin == 0, 0.5, (mean_margin > 0) == truth)
+    return float(np.mean(correct))
+
+
+# -- the experiment ---------------------------------------------------------------------------------
+
+RULE_NAMES = ("random", "disagreement", "bald", "uncertainty")
+
+
+def run_setting(
+    setting: str,
+    pool: PairTable,
+    validation: PairTable,
+    golds: dict[str, tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]],
+    args: argparse.Namespace,
+    progress: Any,
+    task: Any,
+) -> dict[str, Any]:
+    gold, gold_validation = golds.get(setting, (None, None))
+    config = HeadConfig(heads=args.heads, l2=args.l2)
+    runs: dict[str, list[list[CurvePoint]]] = {rule: [] for rule in args.rules}
+    ceilings, notes, truth_agreements = [], set(), []
+    for seed in range(args.seeds):
+        labels = draw_labels(
+            setting,
+            seed,
+            gold,
+            gold_validation,
+            len(pool.prompts),
+            len(validation.prompts),
+            args.agreement,
+            args.flip_rate,
+        )
+        notes.add(labels.note)
+        truth_agreements.append(labels.pool_truth_agreement)
+        initial = random.Random(10_000 + seed).sample(range(len(pool.prompts)), args.initial)
+        for rule in args.rules:
+            run = acquisition_curve(
+                rule,
+                initial=initial,
+                batch=args.batch,
+                steps=args.steps,
+                fit=partial(fit_ensemble, pool, labels, seed=seed, config=config),
+                pool_margins=partial(margins, table=pool),
+                accuracy=partial(validation_accuracy, validation=validation, labels=labels),
+                seed=seed,
+            )
+            runs[rule].append(run.curve)
+            progress.advance(task)
+        everything = fit_ensemble(pool, labels, list(range(len(pool.prompts))), 0, seed=seed, config=config)
+        ceilings.append(validation_accuracy(everything, validation, labels))
+    return summarize(setting, runs, ceilings, sorted(notes), truth_agreements, gold_validation)
+
+
+def summarize(
+    setting: str,
+    runs: dict[str, list[list[CurvePoint]]],
+    ceilings: list[float],
+    notes: list[str],
+    truth_agreements: list[float],
+    gold_validation: tuple[np.ndarray, np.ndarray] | None,
+) -> dict[str, Any]:
+    label_counts = [point.labels for point in runs["random"][0]]
+    mean_curves = {
+        rule: [CurvePoint(n, float(np.mean([c[i].accuracy for c in curves]))) for i, n in enumerate(label_counts)]
+        for rule, curves in runs.items()
+    }
+    random_final_per_seed = [curve[-1].accuracy for curve in runs["random"]]
+    random_final_mean = mean_curves["random"][-1].accuracy
+    reach = {}
+    for rule, curves in runs.items():
+        if rule == "random":
+            continue
+        per_seed = [labels_to_reach(curve, final) for curve, final in zip(curves, random_final_per_seed, strict=True)]
+        reach[rule] = {
+            "per_seed": per_seed,
+            "mean_curve": labels_to_reach(mean_curves[rule], random_final_mean),
+            "median_per_seed": _median_with_never(per_seed),
+        }
+    return {
+        "labels": setting,
+        "notes": notes,
+        "pool_labels_matching_gold": float(np.mean(truth_agreements)),
+        "validation_pairs_measured": None
+        if gold_validation is None
+        else int(np.sum(gold_validation[0] != gold_validation[1])),
+        "label_counts": label_counts,
+        "accuracy": {rule: [[p.accuracy for p in curve] for curve in curves] for rule, curves in runs.items()},
+        "mean_accuracy": {rule: [p.accuracy for p in curve] for rule, curve in mean_curves.items()},
+        "random_final_accuracy_per_seed": random_final_per_seed,
+        "random_final_accuracy_mean": random_final_mean,
+        "all_pool_labels_accuracy_per_seed": ceilings,
+        "labels_to_reach_random_final": reach,
+    }
+
+
+def _median_with_never(values: Sequence[int | None]) -> float | None:
+    """Median where 'never reached' counts as more than any number (None if half or more never reach)."""
+    ordered = sorted(values, key=lambda v: math.inf if v is None else v)
+    middle = ordered[(len(ordered) - 1) // 2], ordered[len(ordered) // 2]
+    if None in middle:
+        return None
+    return (middle[0] + middle[1]) / 2  # type: ignore[operator]
+
+
+# -- reporting ------------------------------------------------------------------------------------
+
+
+def print_report(result: dict[str, Any], args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=150)
+    counts = result["label_counts"]
+    final_labels = counts[-1]
+    title = f"labels: {result['labels']}" + (f" ({args.oracle})" if result["labels"].startswith("oracle") else "")
+    table = Table(title=f"{title}: validation accuracy, mean ± sd over {args.seeds} seeds")
+    table.add_column("labels", justify="right")
+    for rule in result["accuracy"]:
+        table.add_column(rule, justify="right")
+    shown = [n for n in counts if n in _shown_counts(counts)]
+    for n in shown:
+        i = counts.index(n)
+        cells = []
+        for curves in result["accuracy"].values():
+            values = [curve[i] for curve in curves]
+            cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f}")
+        table.add_row(str(n), *cells)
+    console.print(table)
+    for note in result["notes"]:
+        console.print(
+            f"  {note}; {result['pool_labels_matching_gold']:.1%} of pool labels match the gold order"
+            if result["labels"] != "human"
+            else f"  {note}"
+        )
+    console.print(
+        f"  random's final accuracy ({final_labels} labels): {result['random_final_accuracy_mean']:.3f}; "
+        f"with all {args.pool_size} pool labels: {np.mean(result['all_pool_labels_accuracy_per_seed']):.3f}"
+    )
+    for rule, reach in result["labels_to_reach_random_final"].items():
+        per_seed = ", ".join("never" if v is None else str(v) for v in reach["per_seed"])
+        mean_curve = reach["mean_curve"]
+        verdict = "never" if mean_curve is None else f"{mean_curve} ({mean_curve / final_labels:.0%} of random's)"
+        console.print(f"  {rule}: labels to reach random's final accuracy: mean curve {verdict}; per seed {per_seed}")
+
+
+def _shown_counts(counts: list[int]) -> set[int]:
+    shown = {counts[0], counts[-1]}
+    n = counts[0]
+    while n < counts[-1]:
+        shown.add(n)
+        n *= 2
+    return shown & set(counts) | {counts[-1]}
+
+
+def plot(results: list[dict[str, Any]], path: Path, args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = min(2, len(results))
+    rows = math.ceil(len(results) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(6.0 * columns, 4.2 * rows), squeeze=False)
+    for axis in axes.flat[len(results) :]:
+        axis.set_visible(False)
+    for axis, result in zip(axes.flat, results, strict=False):
+        counts = result["label_counts"]
+        for rule, curves in result["accuracy"].items():
+            values = np.asarray(curves)
+            mean, sd = values.mean(axis=0), values.std(axis=0)
+            axis.plot(counts, mean, marker="o", markersize=3, label=rule, linestyle="--" if rule == "random" else "-")
+            axis.fill_between(counts, mean - sd, mean + sd, alpha=0.12)
+        axis.axhline(result["random_final_accuracy_mean"], color="grey", linewidth=0.8, linestyle=":")
+        axis.axhline(
+            np.mean(result["all_pool_labels_accuracy_per_seed"]),
+            color="black",
+            linewidth=0.8,
+            label=f"all {args.pool_size} pool labels",
+        )
+        oracle = f" ({args.oracle})" if result["labels"].startswith("oracle") else ""
+        axis.set_title(f"labels: {result['labels']}{oracle}")
+        axis.set_xlabel("labels")
+        axis.set_ylabel("validation accuracy")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(
+        f"Active vs random selection: {args.heads} heads on MiniLM features, mean +/- sd of {args.seeds} seeds"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+FEATURES_HELP = (
+    "mean: MiniLM's mean-pooled sentence embedding of the response; pooler: the input of the reward "
+    "model's head (extract_features), MiniLM's CLS pooler on the last user message and the response"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--backbone", default="minilm")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--features", choices=["mean", "pooler"], default="mean", help=FEATURES_HELP)
+    parser.add_argument("--prepare-only", action="store_true", help="compute and cache the features, then stop")
+    parser.add_argument("--oracle", default="sentiment", help="gold oracle of the simulated settings")
+    parser.add_argument("--labels", nargs="+", choices=LABEL_SETTINGS, default=list(LABEL_SETTINGS))
+    parser.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=list(RULE_NAMES))
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--initial", type=int, default=32, help="random labels to start from")
+    parser.add_argument("--batch", type=int, default=32, help="labels added per acquisition step")
+    parser.add_argument(
+        "--steps", type=int, default=15, help="acquisition steps (final labels: initial + batch * steps)"
+    )
+    parser.add_argument(
+        "--components",
+        type=int,
+        default=64,
+        help="project the features on their top principal components (0: keep all)",
+    )
+    parser.add_argument("--heads", type=int, default=8, help="linear heads in the ensemble")
+    parser.add_argument("--l2", type=float, default=1e-2, help="L2 penalty of each head")
+    parser.add_argument("--agreement", type=float, default=HUMAN_AGREEMENT, help="simulated annotators' agreement")
+    parser.add_argument("--flip-rate", type=float, default=0.25, help="label flips of the 'flips' setting")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if "random" not in args.rules:
+        parser.error("--rules must include random, the baseline")
+    torch.manual_seed(0)
+
+    started = time.perf_counter()
+    pool, validation = prepare(args)
+    if args.prepare_only:
+        return
+    cache = args.out / "label_efficiency_cache"
+    golds = {}
+    if {"oracle", "oracle-flips"} & set(args.labels):
+        oracle_gold = gold_scores(pool, args.oracle, cache), gold_scores(validation, args.oracle, cache)
+        golds["oracle"] = golds["oracle-flips"] = oracle_gold
+    if args.components:
+        mean, directions = principal_components(pool, args.components)
+        pool, validation = pool.project(mean, directions), validation.project(mean, directions)
+    if "gold-rm" in args.labels:
+        golds["gold-rm"] = gold_reward_model(pool, validation, l2=args.l2)
+    args.pool_size = len(pool.prompts)
+    from rich.progress import Progress
+
+    results = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task("acquisition runs", total=len(args.labels) * args.seeds * len(args.rules))
+        for setting in args.labels:
+            results.append(run_setting(setting, pool, validation, golds, args, progress, task))
+    seconds = time.perf_counter() - started
+    for result in results:
+        print_report(result, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    figure_path = args.out / "label_efficiency.png"
+    plot(results, figure_path, args)
+    summary = {
+        "config": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "validation_pairs": len(validation.prompts),
+        "results": results,
+        "seconds": seconds,
+        "threads": torch.get_num_threads(),
+    }
+    json_path = args.out / "label_efficiency.json"
+    json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(f"\n{seconds / 60:.1f} min; wrote {figure_path} and {json_path}")
+
+
+if __name__ == "__main__":
+    main()
