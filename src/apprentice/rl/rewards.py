@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -251,14 +250,8 @@ def move_reward_models(source: Any, device: torch.device) -> None:
         move_reward_models(part, device)
 
 
-@cache
-def _vader() -> Any:
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
-
-
 def vader_sentiment(prompts: list[str], completions: list[str]) -> list[float]:
-    """VADER's compound sentiment of each completion, in [-1, 1]: a gold reward for demos and benchmarks."""
-    analyzer = _vader()
-    return [float(analyzer.polarity_scores(text)["compound"]) for text in completions]
+    """VADER's compound sentiment of each completion, in [-1, 1]: the gold oracle `sentiment`, as a reward."""
+    from apprentice.oracles import sentiment
+
+    return sentiment(prompts, completions)
