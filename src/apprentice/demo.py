@@ -33,6 +33,7 @@ def demo_settings(model_name: str) -> Settings:
     settings.project.name = "apprentice-demo"
     settings.model.policy = model_name
     settings.generation.max_new_tokens = 64
+    settings.generation.candidates = 3  # three pairs per prompt: enough comparisons for the round's quota
     loop = settings.loop
     loop.rounds = 2
     loop.prompts_per_round = 24
@@ -72,7 +73,7 @@ def run_demo(folder: Path, *, model_name: str = "default", rounds: int | None = 
         console.print(table)
         console.print(f"Report: [bold]{report}[/]")
         console.print(
-            "To do the same with people: set [loop] annotators = 0 in "
+            "To do the same with people: set \\[loop] annotators = 0 in "
             f"{folder / 'apprentice.toml'}, run `apprentice studio -p {folder}`, give each person the link that "
             f"`apprentice annotators add NAME -p {folder}` prints, and run `apprentice loop -p {folder}`."
         )

@@ -1,0 +1,24 @@
+"""`apprentice demo` on a tiny model: the whole loop for one round, a report, instructions for people."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from apprentice.cli import app
+from apprentice.studio.security import CHEAP_HASHES_ENV
+
+
+def test_demo_runs_a_round_and_writes_the_report(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CHEAP_HASHES_ENV, "1")
+    folder = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", str(folder), "--model", str(tiny_model), "--rounds", "1"])
+    assert result.exit_code == 0, result.output
+    assert (folder / "loop" / "report.html").is_file()
+    assert "[loop] annotators = 0" in result.output and "apprentice studio" in result.output
+    result = CliRunner().invoke(app, ["demo", str(folder), "--model", str(tiny_model)])
+    assert result.exit_code == 1 and "already" in result.output  # never overwrites a project
