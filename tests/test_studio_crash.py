@@ -18,8 +18,9 @@ def test_sigkill_under_load_keeps_every_acknowledged_judgment_once(tmp_path: Pat
     """On SQLite with one server process; on PostgreSQL with two workers racing for the same comparisons."""
     project = init_project(tmp_path / "project", store_url=None if store_url.startswith("sqlite") else store_url)
     workers = 1 if project.store.is_sqlite else 2
-    seed_pairs(project.store, 300, overlap=1, prefix="single")
-    seed_pairs(project.store, 100, overlap=3, prefix="triple")  # several annotators race for these
+    # Enough work that an idle machine (a few hundred judgments a second) is still busy at the kill.
+    seed_pairs(project.store, 3000, overlap=1, prefix="single")
+    seed_pairs(project.store, 300, overlap=3, prefix="triple")  # several annotators race for these
     tokens = make_tokens(project.store, 8)
     project.close()
 
