@@ -17,9 +17,10 @@ import time
 import torch
 
 from apprentice.demo import bundled_prompts_path
-from apprentice.generation import PromptToAnswer, _completion_length, _stop_ids, generate_candidates
+from apprentice.generation import PromptToAnswer, _completion_length, generate_candidates
 from apprentice.importing import read_import_file
 from apprentice.models import load_policy
+from apprentice.rl.rollout import stop_token_ids
 from apprentice.settings import GenerationSection
 
 
@@ -27,7 +28,7 @@ def plain_loop(
     model: object, tokenizer: object, prompts: list[PromptToAnswer], settings: GenerationSection
 ) -> tuple[int, float]:
     """What a user writes without Apprentice: one prompt at a time, K samples each."""
-    stop_ids = _stop_ids(model, tokenizer)
+    stop_ids = set(stop_token_ids(model, tokenizer))
     new_tokens = 0
     started = time.perf_counter()
     with torch.inference_mode():

@@ -8,9 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from apprentice.cli import app
-from apprentice.generation import PromptToAnswer, _completion_length, _left_pad, generate_candidates
+from apprentice.generation import PromptToAnswer, _completion_length, generate_candidates
 from apprentice.models import load_policy
 from apprentice.project import open_project
+from apprentice.rl.rollout import left_pad
 from apprentice.settings import GenerationSection
 
 PROMPTS = [
@@ -32,7 +33,7 @@ def test_completion_length_stops_at_the_first_stop_token() -> None:
 
 
 def test_left_padding_puts_prompts_against_the_right_edge() -> None:
-    input_ids, attention_mask = _left_pad([[7, 8, 9], [5]], pad_id=0)
+    input_ids, attention_mask = left_pad([[7, 8, 9], [5]], pad_id=0)
     assert input_ids.tolist() == [[7, 8, 9], [0, 0, 5]]
     assert attention_mask.tolist() == [[1, 1, 1], [0, 0, 1]]
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from apprentice.rl.rollout import left_pad, pad_token_id, stop_token_ids
 from apprentice.settings import GenerationSection
 from apprentice.store.records import GeneratedResponse, Message
 
@@ -59,30 +60,12 @@ def sampling_record(settings: GenerationSection) -> dict[str, Any]:
     }
 
 
-def _left_pad(batch: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(ids) for ids in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, ids in enumerate(batch):
-        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[row, width - len(ids) :] = 1
-    return input_ids, attention_mask
-
-
 def _completion_length(tokens: list[int], stop_ids: set[int]) -> tuple[int, bool]:
     """Tokens up to and including the first stop token, and whether one was reached."""
     for index, token in enumerate(tokens):
         if token in stop_ids:
             return index + 1, True
     return len(tokens), False
-
-
-def _stop_ids(model: Any, tokenizer: Any) -> set[int]:
-    configured = model.generation_config.eos_token_id
-    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return ids
 
 
 def generate_candidates(
@@ -96,8 +79,8 @@ def generate_candidates(
     """`settings.candidates` responses to each prompt, in the order the prompts were given."""
     encoded = encode_prompts(tokenizer, prompts)
     order = sorted(range(len(prompts)), key=lambda index: (-len(encoded[index]), prompts[index].prompt_id))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stop_ids = _stop_ids(model, tokenizer)
+    pad_id = pad_token_id(tokenizer)
+    stop_ids = set(stop_token_ids(model, tokenizer))
     sample = settings.temperature > 0
     per_prompt: dict[int, list[GeneratedResponse]] = {}
     new_tokens = 0
@@ -114,7 +97,7 @@ def generate_candidates(
         task = progress.add_task("generate", total=len(prompts), rate="-")
         for start in range(0, len(order), settings.batch_size):
             indices = order[start : start + settings.batch_size]
-            input_ids, attention_mask = _left_pad([encoded[index] for index in indices], pad_id)
+            input_ids, attention_mask = left_pad([encoded[index] for index in indices], pad_id)
             input_ids = input_ids.to(model.device)
             attention_mask = attention_mask.to(model.device)
             torch.manual_seed(settings.seed * 1_000_003 + prompts[indices[0]].prompt_id)
