@@ -8,6 +8,7 @@ Generation stops at EOS; a response that reaches `max_new_tokens` first is marke
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from apprentice.rl.rollout import left_pad, pad_token_id, stop_token_ids
+from apprentice.rl.rollout import encode_prompts, left_pad, pad_token_id, stop_token_ids
 from apprentice.settings import GenerationSection
 from apprentice.store.records import GeneratedResponse, Message
 
@@ -36,17 +37,6 @@ class GenerationResult:
     @property
     def tokens_per_second(self) -> float:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
-
-
-def encode_prompts(tokenizer: Any, prompts: Sequence[PromptToAnswer]) -> list[list[int]]:
-    """Token ids of each prompt with the chat template and the assistant's opening applied."""
-    encoded = []
-    for prompt in prompts:
-        ids = tokenizer.apply_chat_template(prompt.messages, add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        encoded.append(list(ids))
-    return encoded
 
 
 def sampling_record(settings: GenerationSection) -> dict[str, Any]:
@@ -77,7 +67,8 @@ def generate_candidates(
     show_progress: bool = True,
 ) -> GenerationResult:
     """`settings.candidates` responses to each prompt, in the order the prompts were given."""
-    encoded = encode_prompts(tokenizer, prompts)
+    # Generation keeps whole prompts; only RL rollouts cut long ones to a token budget.
+    encoded = encode_prompts(tokenizer, [prompt.messages for prompt in prompts], max_prompt_tokens=sys.maxsize)
     order = sorted(range(len(prompts)), key=lambda index: (-len(encoded[index]), prompts[index].prompt_id))
     pad_id = pad_token_id(tokenizer)
     stop_ids = set(stop_token_ids(model, tokenizer))
