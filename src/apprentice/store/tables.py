@@ -150,11 +150,15 @@ class Assignment(Base):
     """A comparison leased to one annotator, with the order its responses were shown in."""
 
     __tablename__ = "assignments"
-    __table_args__ = (UniqueConstraint("comparison_id", "annotator_id", name="uq_assignments_pair"),)
+    __table_args__ = (
+        UniqueConstraint("comparison_id", "annotator_id", name="uq_assignments_pair"),
+        # The tasks an annotator holds (looked up on every submission) without visiting all they ever had.
+        Index("ix_assignments_annotator_status", "annotator_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"), index=True)
-    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), index=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
     order_shown: Mapped[list[Any]] = mapped_column(JSON)  # canonical positions, in display order
     status: Mapped[str] = mapped_column(String(16), default="leased")  # leased | submitted | skipped | expired
     leased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
