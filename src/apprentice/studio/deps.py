@@ -25,7 +25,8 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_context(request: Request) -> StudioContext:
+async def get_context(request: Request) -> StudioContext:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a hand-off that costs more than this.
     context: StudioContext = request.app.state.studio
     return context
 
