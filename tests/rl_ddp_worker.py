@@ -1,4 +1,4 @@
-"""Under `accelerate launch --multi_gpu --num_processes 2`: train GRPO and PPO, save each rank's parameters."""
+"""Under `accelerate launch --cpu --num_processes 2`: train GRPO and PPO, save each rank's parameters."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from apprentice.launcher import relaunch_cpu_workers
 from apprentice.rl.config import build_config
 from apprentice.rl.grpo import train_grpo
 from apprentice.rl.ppo import train_ppo
@@ -27,4 +28,7 @@ def main(model: str, out: Path) -> None:
 
 
 if __name__ == "__main__":
+    # What `apprentice policy train` does first: start the second CPU process accelerate did not.
+    if (status := relaunch_cpu_workers()) is not None:
+        sys.exit(status)
     main(sys.argv[1], Path(sys.argv[2]))

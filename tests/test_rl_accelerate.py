@@ -1,4 +1,4 @@
-"""Two CPU processes under `accelerate launch` see different prompts yet end with identical parameters."""
+"""Two CPU processes under `accelerate launch --cpu` see different prompts yet end with identical parameters."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from apprentice.launcher import requested_cpu_processes
+
 TESTS = Path(__file__).parent
 
 
@@ -17,7 +19,7 @@ def test_two_process_training_ends_with_identical_parameters(tiny_model: Path, t
     command = [
         str(accelerate),
         "launch",
-        "--multi_gpu",
+        "--cpu",
         "--num_processes",
         "2",
         "--num_machines",
@@ -46,3 +48,12 @@ def test_two_process_training_ends_with_identical_parameters(tiny_model: Path, t
         start = load_policy(str(tiny_model))[0].state_dict()
         trained = {name.removeprefix("policy."): value for name, value in first["state"].items()}
         assert any(not torch.equal(start[name], trained[name]) for name in start)
+
+
+def test_requested_cpu_processes_reads_the_accelerate_command_line() -> None:
+    launch = ["/venv/bin/python", "/venv/bin/accelerate", "launch"]
+    assert requested_cpu_processes([*launch, "--cpu", "--num_processes", "2", "-m", "apprentice", "policy"]) == 2
+    assert requested_cpu_processes([*launch, "--num_processes=3", "--cpu", "train.py", "--cpu"]) == 3
+    assert requested_cpu_processes([*launch, "--multi_gpu", "--num_processes", "2", "train.py"]) == 1  # torchrun's job
+    assert requested_cpu_processes([*launch, "--cpu", "train.py"]) == 1
+    assert requested_cpu_processes(["/usr/bin/python", "train.py", "--cpu", "--num_processes", "2"]) == 1

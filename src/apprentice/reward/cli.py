@@ -46,6 +46,10 @@ def train(
     ] = None,
 ) -> None:
     """Train a reward model (or an ensemble) on the project's judgments and evaluate it on held-out prompts."""
+    from apprentice.launcher import relaunch_cpu_workers
+
+    if (status := relaunch_cpu_workers()) is not None:
+        raise typer.Exit(status)
     from apprentice.project import open_project
     from apprentice.reward.data import DerivationOptions, derive_preferences, split_by_prompt
     from apprentice.reward.ensemble import train_member_ensemble, train_shared_backbone_ensemble

@@ -1,9 +1,9 @@
 """`apprentice policy train --algo ppo|grpo|rloo|dpo`: optimize the policy. Thin: parse, call, print.
 
-Runs the same under `accelerate launch`: `accelerate launch --multi_gpu --num_processes 2 -m apprentice
-policy train ...` starts two processes (on a machine without a GPU they train on the CPU over gloo;
-accelerate 1.x's `--cpu` flag alone starts one process unless MPI is set up), or with a config from
-src/apprentice/rl/accelerate/ on GPUs. Only the main process prints and writes to the store.
+Runs the same under `accelerate launch`: `accelerate launch --cpu --num_processes 2 -m apprentice policy
+train ...` trains in two CPU processes over gloo (see apprentice.launcher for why that needs our help with
+accelerate 1.x), `--multi_gpu --num_processes N` on GPUs, or a config from src/apprentice/rl/accelerate/.
+Only the main process prints and writes to the store.
 """
 
 from __future__ import annotations
@@ -115,6 +115,10 @@ def train(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train a new policy from the current one; the result is a folder transformers loads, stored as a policy."""
+    from apprentice.launcher import relaunch_cpu_workers
+
+    if (status := relaunch_cpu_workers()) is not None:
+        raise typer.Exit(status)
     from apprentice.rl.config import build_config
     from apprentice.rl.session import distributed_state
     from apprentice.rl.training import train_policy
