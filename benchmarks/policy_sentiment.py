@@ -68,6 +68,10 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--kl-coef", type=float, default=None)
+    parser.add_argument("--kl-target", type=float, default=6.0, help="PPO: adaptive KL target in nats (0: fixed)")
+    parser.add_argument(
+        "--kl-budget", type=float, default=None, help="stop once the mean KL of the last 5 steps passes this (nats)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -86,6 +90,7 @@ def main() -> None:
         "lr_schedule": "constant",
         "seed": args.seed,
         "sample_every": 10,
+        "kl_budget": args.kl_budget,
     }
     config: GRPOConfig | PPOConfig
     if args.algo == "grpo":
@@ -104,7 +109,11 @@ def main() -> None:
             ppo_epochs=2,
             learning_rate=args.learning_rate or 5e-6,
             kl_coef=0.05 if args.kl_coef is None else args.kl_coef,
-            adaptive_kl=False,
+            # InstructGPT's adaptive controller, steering the sequence KL towards the target; the horizon is
+            # scaled to this short run (about 20 completions' worth of steps per 1% change at full error).
+            adaptive_kl=bool(args.kl_target),
+            kl_target=args.kl_target or 6.0,
+            kl_horizon=20 * 16,
             no_eos_penalty=None,  # 32 tokens end most answers mid-sentence; score them anyway
         )
     reference, tokenizer = load_policy(model_path)

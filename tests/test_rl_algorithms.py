@@ -177,3 +177,14 @@ def test_dpo_learns_the_preferences(tiny_model: Path, tmp_path: Path) -> None:
     assert rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-4)
     assert result.metrics["loss"] < 0.3
     assert result.metrics["rewards/accuracy"] == 1.0
+
+
+def test_a_kl_budget_stops_the_run_after_the_step_that_passes_it(tiny_model: Path, tmp_path: Path) -> None:
+    config = online_config("grpo", tmp_path / "run", steps=20, kl_budget=1e-3, kl_budget_window=1)
+    result = train_grpo(config, str(tiny_model), PROMPTS, REWARD, show_progress=False)
+    logged = read_metrics(config.output_dir)
+    assert len(logged) < 20
+    assert all(row["kl"] <= 1e-3 for row in logged[:-1])
+    assert logged[-1]["kl"] > 1e-3
+    assert (config.output_dir / "checkpoints" / f"step-{logged[-1]['step']}" / "state.pt").is_file()
+    assert result.policy_path.is_dir()

@@ -170,3 +170,11 @@ def test_adaptive_kl_controller() -> None:
     fixed = core.FixedKLController(0.05)
     fixed.update(100.0, 1000)
     assert fixed.value == 0.05
+
+
+def test_over_kl_budget_averages_the_last_window() -> None:
+    assert not core.over_kl_budget([], budget=1.0, window=3)
+    assert not core.over_kl_budget([0.5, 1.2], budget=1.0, window=3)  # mean 0.85
+    assert core.over_kl_budget([0.5, 1.6], budget=1.0, window=3)  # mean 1.05
+    assert not core.over_kl_budget([9.0, 0.9, 1.0, 1.0], budget=1.0, window=3)  # 9.0 left the window
+    assert core.over_kl_budget([0.0, 1.0, 1.0, 1.3], budget=1.0, window=3)  # mean 1.1

@@ -54,6 +54,13 @@ class OnlineConfig(_Config):
     time_limit_minutes: float | None = Field(
         None, gt=0.0, description="Stop after the step that passes this many minutes (then save as usual)."
     )
+    kl_budget: float | None = Field(
+        None,
+        gt=0.0,
+        description="Stop after the step at which the mean KL to the reference (nats per completion) over the "
+        "last kl_budget_window steps passes this (then save as usual).",
+    )
+    kl_budget_window: int = Field(5, ge=1, description="Steps averaged for the kl_budget check.")
 
     @property
     def completions_per_step(self) -> int:

@@ -12,6 +12,7 @@ checked against hand-computed numbers in tests/test_rl_core.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -261,3 +262,13 @@ class FixedKLController(AdaptiveKLController):
 
     def update(self, current_kl: float, completions: int) -> None:
         return None
+
+
+def over_kl_budget(kl_history: Sequence[float], budget: float, window: int) -> bool:
+    """Whether the mean of the last `window` per-step KLs (all of them while fewer) passes `budget`.
+
+    Past some KL to the reference a learned reward stops tracking the true one (Gao, Schulman and Hilton
+    2022), so a run may be given a KL budget; averaging a few steps keeps one noisy rollout from ending it.
+    """
+    recent = list(kl_history)[-window:]
+    return bool(recent) and sum(recent) / len(recent) > budget

@@ -29,6 +29,7 @@ from transformers import get_scheduler
 from apprentice.errors import ApprenticeError
 from apprentice.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from apprentice.rl.config import DPOConfig, OnlineConfig
+from apprentice.rl.core import over_kl_budget
 from apprentice.rl.metrics import RunLog
 
 RunConfig = OnlineConfig | DPOConfig
@@ -137,6 +138,8 @@ class TrainingRun:
         self.reference = reference.to(self.accelerator.device) if reference is not None else None
         self.trainable = trainable
         self.start_step = 0
+        self._kl_history: list[float] = []  # per-step mean KL, for the kl_budget stop
+        self.over_kl_budget = False
         self.training_state: dict[str, Any] = {}
         checkpoint = latest_checkpoint(config.output_dir) if resume else None
         if resume and checkpoint is None:
@@ -215,6 +218,10 @@ class TrainingRun:
                 self.step = step
                 self.timings = {}
                 yield step
+                if self.over_kl_budget:  # decided on metrics averaged over processes: all stop together
+                    if self.step % self.config.checkpoint_every != 0:
+                        self.save_checkpoint()
+                    break
                 out_of_time = limit is not None and time.monotonic() - started > limit * 60
                 # All processes must stop at the same step, or one waits forever in the next all-reduce.
                 flag = torch.tensor([1.0 if out_of_time else 0.0], device=self.device)
@@ -268,6 +275,10 @@ class TrainingRun:
         values = torch.tensor([float(metrics[key]) for key in keys], dtype=torch.float64, device=self.device)
         averaged = dict(zip(keys, self.accelerator.reduce(values, reduction="mean").tolist(), strict=True))
         self.log.metrics(self.step, averaged)
+        budget = getattr(self.config, "kl_budget", None)
+        if budget is not None and "kl" in averaged:
+            self._kl_history.append(averaged["kl"])
+            self.over_kl_budget = over_kl_budget(self._kl_history, budget, self.config.kl_budget_window)  # type: ignore[union-attr]
         if samples is not None and sample_every and (self.step % sample_every == 0 or self.step == 1):
             self.log.samples(self.step, *samples)
         status = "  ".join(f"{key} {averaged[key]:.3g}" for key in ("reward", "kl", "loss") if key in averaged)
