@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--kl-coef", type=float, default=None)
+    parser.add_argument("--gae-lambda", type=float, default=1.0, help="PPO: GAE lambda")
     parser.add_argument("--kl-target", type=float, default=6.0, help="PPO: adaptive KL target in nats (0: fixed)")
     parser.add_argument(
         "--kl-budget", type=float, default=None, help="stop once the mean KL of the last 5 steps passes this (nats)"
@@ -111,6 +112,9 @@ def main() -> None:
             kl_coef=0.05 if args.kl_coef is None else args.kl_coef,
             # InstructGPT's adaptive controller, steering the sequence KL towards the target; the horizon is
             # scaled to this short run (about 20 completions' worth of steps per 1% change at full error).
+            # A critic learned from scratch is near useless in a 20-minute run; with lambda 1 the advantage is
+            # the (whitened) return minus the value, so the end-of-text score still reaches every token.
+            lam=args.gae_lambda,
             adaptive_kl=bool(args.kl_target),
             kl_target=args.kl_target or 6.0,
             kl_horizon=20 * 16,

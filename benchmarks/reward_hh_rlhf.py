@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from apprentice.importing import read_import_file
+from apprentice.quality.bias import wilson_interval
 from apprentice.reward.data import pairs_from_records, split_by_prompt, subsample
 from apprentice.reward.ensemble import train_shared_backbone_ensemble
 from apprentice.reward.train import RewardTrainingConfig, train_reward_model
@@ -44,6 +45,9 @@ def main() -> None:
     parser.add_argument("--l2", type=float, default=1e-2, help="L2 penalty of the heads (--mode heads)")
     parser.add_argument("--train-limit", type=int, default=None, help="subsample the training pairs")
     parser.add_argument("--validation-limit", type=int, default=None, help="subsample the held-out pairs")
+    parser.add_argument(
+        "--normalization-samples", type=int, default=512, help="responses scored for the normalization constants"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-reward-hh"))
@@ -83,6 +87,7 @@ def main() -> None:
             learning_rate=args.learning_rate,
             seed=args.seed,
             checkpoint_every=10_000,
+            normalization_samples=args.normalization_samples,
         )
         result = train_reward_model(train, config, run_dir, validation=validation, resume=False)
         evaluation = result.evaluation
@@ -105,12 +110,18 @@ def main() -> None:
         "seconds": seconds,
         "threads": torch.get_num_threads(),
     }
+    # "Clearly beats the length baseline": the accuracy's 95% interval lies above the better length rule.
+    pairs = int(evaluation["pairs"])
+    low, high = wilson_interval(round(evaluation["accuracy"] * pairs), pairs)
+    best_length_rule = max(evaluation["length_baseline_accuracy"], 1 - evaluation["length_baseline_accuracy"])
+    summary |= {"accuracy_95ci": [low, high], "clearly_above_length_baseline": low > best_length_rule}
     print(json.dumps(summary, indent=2))
     print(
         f"\n{args.backbone} ({args.mode}), {len(train.pairs)} of {full_train} training pairs, "
         f"{evaluation['pairs']} of {full_validation} held-out pairs: accuracy {evaluation['accuracy']:.3f}; "
         f"length-only baseline {evaluation['length_baseline_accuracy']:.3f} (longer wins), "
-        f"{1 - evaluation['length_baseline_accuracy']:.3f} (shorter wins) ({seconds / 60:.1f} min)"
+        f"{1 - evaluation['length_baseline_accuracy']:.3f} (shorter wins); accuracy 95% CI {low:.3f}-{high:.3f}, "
+        f"clearly above the better length rule: {low > best_length_rule} ({seconds / 60:.1f} min)"
     )
     (run_dir / "benchmark.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
