@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--kl-coef", type=float, default=None)
     parser.add_argument("--gae-lambda", type=float, default=1.0, help="PPO: GAE lambda")
+    parser.add_argument("--value-lr-scale", type=float, default=1.0, help="PPO: value head's learning-rate factor")
     parser.add_argument("--kl-target", type=float, default=6.0, help="PPO: adaptive KL target in nats (0: fixed)")
     parser.add_argument(
         "--kl-budget", type=float, default=None, help="stop once the mean KL of the last 5 steps passes this (nats)"
@@ -115,6 +116,7 @@ def main() -> None:
             # A critic learned from scratch is near useless in a 20-minute run; with lambda 1 the advantage is
             # the (whitened) return minus the value, so the end-of-text score still reaches every token.
             lam=args.gae_lambda,
+            value_lr_scale=args.value_lr_scale,
             adaptive_kl=bool(args.kl_target),
             kl_target=args.kl_target or 6.0,
             kl_horizon=20 * 16,

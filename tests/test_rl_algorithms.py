@@ -188,3 +188,14 @@ def test_a_kl_budget_stops_the_run_after_the_step_that_passes_it(tiny_model: Pat
     assert logged[-1]["kl"] > 1e-3
     assert (config.output_dir / "checkpoints" / f"step-{logged[-1]['step']}" / "state.pt").is_file()
     assert result.policy_path.is_dir()
+
+
+def test_value_head_learning_rate_scale_gives_the_head_its_own_group(tiny_model: Path, tmp_path: Path) -> None:
+    config = online_config("ppo", tmp_path / "run", value_lr_scale=50.0)
+    result = train_ppo(config, str(tiny_model), PROMPTS, REWARD, show_progress=False)
+    groups = result.run.optimizer.param_groups
+    assert len(groups) == 2
+    assert groups[1]["lr"] == pytest.approx(50 * groups[0]["lr"])
+    head = {id(parameter) for parameter in result.run.unwrapped.value_head.parameters()}
+    assert {id(parameter) for parameter in groups[1]["params"]} == head
+    assert head.isdisjoint(id(parameter) for parameter in groups[0]["params"])

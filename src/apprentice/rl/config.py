@@ -81,6 +81,12 @@ class PPOConfig(OnlineConfig):
     clip_range: float = Field(0.2, gt=0.0, description="Policy ratio clip epsilon.")
     value_clip_range: float = Field(0.2, gt=0.0, description="Value clip around the rollout's values.")
     vf_coef: float = Field(0.1, ge=0.0, description="Weight of the value loss.")
+    value_lr_scale: float = Field(
+        1.0,
+        gt=0.0,
+        description="The value head's learning rate is this times learning_rate: a head that starts from zero "
+        "needs far larger steps than the fine-tuned network under it.",
+    )
     ent_coef: float = Field(0.0, ge=0.0, description="Weight of the entropy bonus.")
     whiten_rewards: bool = Field(True, description="Whiten per-token rewards (no mean shift) before GAE.")
     adaptive_kl: bool = Field(True, description="Adapt the KL coefficient towards kl_target (else fixed kl_coef).")

@@ -83,6 +83,17 @@ def load_models(
     return policy, tokenizer, reference
 
 
+def parameter_groups(model: torch.nn.Module, config: RunConfig) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: a value head (PPO) may learn faster than the network under it."""
+    trainable = [(name, parameter) for name, parameter in model.named_parameters() if parameter.requires_grad]
+    scale = getattr(config, "value_lr_scale", 1.0)
+    head = [parameter for name, parameter in trainable if name.startswith("value_head.")]
+    rest = [parameter for name, parameter in trainable if not name.startswith("value_head.")]
+    if scale == 1.0 or not head:
+        return [{"params": rest + head}]
+    return [{"params": rest}, {"params": head, "lr": config.learning_rate * scale}]
+
+
 def use_cpu() -> bool:
     """Train on the CPU when there is no GPU: then two processes under `accelerate launch --multi_gpu` use gloo."""
     return not torch.cuda.is_available()
@@ -126,7 +137,10 @@ class TrainingRun:
         model.eval()
         trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
         optimizer = torch.optim.AdamW(
-            trainable, lr=config.learning_rate, weight_decay=config.weight_decay, eps=config.adam_eps
+            parameter_groups(model, config),
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+            eps=config.adam_eps,
         )
         self.scheduler = get_scheduler(
             config.lr_schedule,
