@@ -2,26 +2,32 @@
 
 `StudioServer(project_dir)` runs `uvicorn` with the app factory on a free loopback port; `kill()` sends
 SIGKILL to the whole process group (no shutdown hooks, no flushing), as a crash would. `run_load` drives
-it with concurrent annotators over HTTP (httpx, asyncio) and records what was acknowledged.
+it with concurrent annotators over HTTP and records what was acknowledged.
+
+The annotators speak plain HTTP/1.1 on keep-alive connections over asyncio streams rather than through a
+client library: on a small machine the load client shares the CPU with the server it measures, and a full
+client costs more per request than the server does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import secrets
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -152,8 +158,95 @@ def _display_answer(task: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     return {"score": rng.randint(1, 7)}
 
 
+class TransportFailure(Exception):
+    """No usable answer on the connection: refused, reset, closed early, timed out or malformed."""
+
+
+_TRANSPORT_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    asyncio.IncompleteReadError,
+    asyncio.LimitOverrunError,
+    TimeoutError,
+)
+
+
+class AnnotatorConnection:
+    """One annotator's keep-alive HTTP/1.1 connection, authenticated with their API token.
+
+    Requests go one at a time, as a person's script would send them. A failed request closes the
+    connection; the next one opens a new connection.
+    """
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 30.0) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or parts.hostname is None:
+            raise ValueError(f"the load client speaks plain http to a host, not {base_url!r}")
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.timeout = timeout
+        self._fixed_headers = (
+            f"Host: {parts.netloc}\r\nAuthorization: Bearer {token}\r\nAccept: application/json\r\n"
+        ).encode("latin-1")
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """Status and decoded JSON body of one request; raises TransportFailure when there is no answer."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._exchange(method, path, body)
+        except (*_TRANSPORT_ERRORS, TransportFailure) as error:
+            self.close()
+            raise TransportFailure(f"{method} {path}: {error!r}") from error
+
+    async def _exchange(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, Any]:
+        if self._writer is None or self._reader is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        payload = json.dumps(body).encode() if body is not None else b""
+        content = f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n" if body is not None else ""
+        self._writer.write(
+            f"{method} {path} HTTP/1.1\r\n".encode("latin-1")
+            + self._fixed_headers
+            + content.encode("latin-1")
+            + b"\r\n"
+            + payload
+        )
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
+        version, _, rest = status_line.partition(" ")
+        if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
+            raise TransportFailure(f"not an HTTP/1.x status line: {status_line!r}")
+        length = None
+        keep_alive = True
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                keep_alive = False
+            elif name == "transfer-encoding":
+                raise TransportFailure(f"unexpected transfer encoding {value.strip()!r}")
+        if length is None:
+            raise TransportFailure("the response has no Content-Length")
+        raw = await self._reader.readexactly(length)
+        if not keep_alive:
+            self.close()
+        try:
+            return int(rest[:3]), json.loads(raw) if raw else None
+        except ValueError as error:
+            raise TransportFailure(f"the response body is not JSON: {raw[:80]!r}") from error
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+
 async def _annotate(
-    client: httpx.AsyncClient,
+    connection: AnnotatorConnection,
     token: str,
     deadline: float,
     result: LoadResult,
@@ -168,7 +261,6 @@ async def _annotate(
     A failed request is retried with the same idempotency key, as a careful client would after a crash.
     """
     rng = random.Random(seed)
-    headers = {"Authorization": f"Bearer {token}"}
     acknowledged = result.acknowledged.setdefault(token, set())
     task: dict[str, Any] | None = None
     count = 0
@@ -179,16 +271,16 @@ async def _annotate(
     while running():
         if task is None:
             try:
-                response = await client.get("/api/v1/tasks/next", headers=headers)
-            except httpx.TransportError:
+                status, reply = await connection.request("GET", "/api/v1/tasks/next")
+            except TransportFailure:
                 result.errors += 1
                 await asyncio.sleep(retry_seconds)
                 continue
-            if response.status_code != 200:
+            if status != 200:
                 result.errors += 1
                 await asyncio.sleep(retry_seconds)
                 continue
-            task = response.json()["task"]
+            task = reply["task"]
             if task is None:
                 return
         key = f"{seed}-{count}"
@@ -198,13 +290,12 @@ async def _annotate(
         while running():
             started = time.perf_counter()
             try:
-                response = await client.post(path, json=body, headers=headers)
-            except httpx.TransportError:
+                status, reply = await connection.request("POST", path, body)
+            except TransportFailure:
                 result.errors += 1
                 await asyncio.sleep(retry_seconds)
                 continue  # the same key again: stored once whether or not the first attempt landed
-            if response.status_code == 200:
-                reply = response.json()
+            if status == 200:
                 acknowledged.add(key)
                 if time.monotonic() >= measure_from:
                     result.latencies_ms.append(1000 * (time.perf_counter() - started))
@@ -225,16 +316,8 @@ async def _run_load(
     stop: threading.Event | None,
 ) -> LoadResult:
     result = LoadResult(seconds=seconds, judgments=0)
-    # One client (one keep-alive connection) per annotator, as separate people would have: a single
-    # client's shared pool costs more CPU per request as concurrency grows. They share one TLS context
-    # (unused over plain HTTP, but each client would otherwise load the certificate store).
-    tls = ssl.create_default_context()
-    clients = [
-        httpx.AsyncClient(
-            base_url=base_url, timeout=httpx.Timeout(30.0), limits=httpx.Limits(max_connections=1), verify=tls
-        )
-        for _ in tokens
-    ]
+    # One connection per annotator, as separate people would have.
+    connections = [AnnotatorConnection(base_url, token) for token in tokens]
     cpu_at_start = time.process_time()
     try:
         start = time.monotonic()
@@ -242,7 +325,7 @@ async def _run_load(
         await asyncio.gather(
             *(
                 _annotate(
-                    client,
+                    connection,
                     token,
                     deadline,
                     result,
@@ -251,14 +334,23 @@ async def _run_load(
                     seed=index,
                     stop=stop,
                 )
-                for index, (client, token) in enumerate(zip(clients, tokens, strict=True))
+                for index, (connection, token) in enumerate(zip(connections, tokens, strict=True))
             )
         )
     finally:
-        for client in clients:
-            await client.aclose()
+        for connection in connections:
+            connection.close()
     result.client_cpu_seconds = (time.process_time() - cpu_at_start) * seconds / (seconds + warmup)
     return result
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where installed (as for the server): a cheaper event loop leaves more CPU to the server."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def run_load(
@@ -275,7 +367,8 @@ def run_load(
     Throughput and latency count only the last `seconds`; acknowledged keys cover the whole run. Setting
     `stop` ends the run early (requests in flight still finish).
     """
-    return asyncio.run(_run_load(base_url, tokens, seconds, warmup, retry_seconds, stop))
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        return runner.run(_run_load(base_url, tokens, seconds, warmup, retry_seconds, stop))
 
 
 def seed_pairs(store: Store, count: int, *, overlap: int = 1, prefix: str = "load") -> None:
