@@ -125,6 +125,27 @@ def test_submission_is_idempotent_and_scoped_to_its_annotator(store: Store) -> N
     assert len(store.studio_judgments()) == 1
 
 
+def test_a_key_used_for_another_assignment_is_refused_and_the_task_stays_open(store: Store) -> None:
+    seed_comparisons(store, pairs=2, rankings=0, ratings=0, overlap=1)
+    alice = store.add_studio_annotator("alice").id
+    first = store.next_task(alice, lease_seconds=60)
+    assert first is not None
+    store.submit_judgment(
+        alice, first.assignment_id, canonical_answer=answer({"choice": "A"}), idempotency_key="k", source="api"
+    )
+    second = store.next_task(alice, lease_seconds=60)
+    assert second is not None and second.assignment_id != first.assignment_id
+    with pytest.raises(AssignmentConflict, match="another assignment"):
+        store.submit_judgment(
+            alice, second.assignment_id, canonical_answer=answer({"choice": "B"}), idempotency_key="k", source="api"
+        )
+    assert len(store.studio_judgments()) == 1
+    retried = store.submit_judgment(
+        alice, second.assignment_id, canonical_answer=answer({"choice": "B"}), idempotency_key="k2", source="api"
+    )
+    assert retried.created and len(store.studio_judgments()) == 2
+
+
 def test_skip_frees_the_slot_for_others_but_not_for_the_skipper(store: Store) -> None:
     ids = seed_comparisons(store, pairs=1, rankings=0, ratings=0, overlap=1)
     alice = store.add_studio_annotator("alice").id

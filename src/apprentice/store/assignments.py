@@ -139,26 +139,39 @@ _SET_STATUS = (
 _INSERT_ASSIGNMENT = insert(_assignments).returning(_assignments.c.id)
 # A comparison's content in one statement: a row per response, in canonical order.
 _CONTENT = (
-    select(Comparison.kind, Comparison.round, Prompt.messages, IS_GOLD.label("is_gold"), Response.text)
+    select(
+        Comparison.kind,
+        Comparison.round,
+        Comparison.overlap,
+        Comparison.gold,
+        Prompt.messages,
+        IS_GOLD.label("is_gold"),
+        Response.text,
+    )
     .join(Prompt, Prompt.id == Comparison.prompt_id)
     .outerjoin(ComparisonMember, ComparisonMember.comparison_id == Comparison.id)
     .outerjoin(Response, Response.id == ComparisonMember.response_id)
     .where(Comparison.id == bindparam("comparison"))
     .order_by(ComparisonMember.position)
 )
-_ASSIGNMENT_ROW = (
-    select(
-        Assignment.annotator_id,
-        Assignment.comparison_id,
-        Assignment.order_shown,
-        Assignment.status,
-        Assignment.lease_expires_at,
-        Comparison.kind,
-        Comparison.overlap,
-        Comparison.gold,
+_ASSIGNMENT_ROW = select(
+    _assignments.c.annotator_id,
+    _assignments.c.comparison_id,
+    _assignments.c.order_shown,
+    _assignments.c.status,
+    _assignments.c.lease_expires_at,
+).where(_assignments.c.id == bindparam("assignment"))
+# Taking a leased assignment for its answer, and reading it, in one statement. Whatever fails after it in
+# the transaction (an expired lease, a malformed answer) rolls it back.
+_MARK_SUBMITTED = (
+    update(_assignments)
+    .where(
+        _assignments.c.id == bindparam("assignment"),
+        _assignments.c.annotator_id == bindparam("annotator"),
+        _assignments.c.status == "leased",
     )
-    .join(Comparison, Comparison.id == Assignment.comparison_id)
-    .where(Assignment.id == bindparam("assignment"))
+    .values(status="submitted")
+    .returning(_assignments.c.comparison_id, _assignments.c.order_shown, _assignments.c.lease_expires_at)
 )
 _STORED = (
     select(Judgment.id, Judgment.assignment_id, Judgment.answer, Comparison.kind, Comparison.gold)
@@ -396,7 +409,9 @@ class AssignmentQueries(StudioViews):
             raise AssignmentNotFound(f"no comparison {comparison_id}")
         first = rows[0]
         texts = [row.text for row in rows if row.text is not None]
-        content = Content(first.kind, first.round, first.messages, texts, bool(first.is_gold))
+        content = Content(
+            first.kind, first.round, first.messages, texts, bool(first.is_gold), gold_value(first.gold), first.overlap
+        )
         if len(cache) >= _CONTENT_CACHE_SIZE:
             cache.clear()
         cache[comparison_id] = content
@@ -469,7 +484,8 @@ class AssignmentQueries(StudioViews):
                     outcome = replace(outcome, next_task=self._next_task(connection, annotator_id, then_lease, now))
                 return outcome
         except IntegrityError:
-            # Two requests with one key raced each other past the check (PostgreSQL): the winner's row stands.
+            # The key is stored already: two requests with it raced (PostgreSQL), and the winner's row stands;
+            # or it was used for another assignment, which _stored refuses.
             with self.engine.connect() as connection:
                 stored = self._stored(connection, key, assignment_id)
                 if stored is None:
@@ -499,24 +515,21 @@ class AssignmentQueries(StudioViews):
         rationale: str | None,
         duration_ms: int | None,
     ) -> SubmitOutcome:
-        row = connection.execute(_ASSIGNMENT_ROW, {"assignment": assignment_id}).first()
-        if row is None or row.annotator_id != annotator_id:
-            raise AssignmentNotFound(f"no assignment {assignment_id} for you")
-        stored = self._stored(connection, key, assignment_id)
-        if stored is not None:
-            return stored
-        if row.status != "leased":
-            raise AssignmentConflict(f"assignment {assignment_id} is {row.status}, not open for an answer")
-        gold = gold_value(row.gold)
-        lease_live = aware(row.lease_expires_at) > now  # type: ignore[operator]
-        if not lease_live and not self._slot_free(connection, row.comparison_id, assignment_id, now):
+        taken = connection.execute(_MARK_SUBMITTED, {"assignment": assignment_id, "annotator": annotator_id}).first()
+        if taken is None:
+            return self._not_open(connection, annotator_id, assignment_id, key)
+        content = self._comparison_content(connection, taken.comparison_id)
+        lease_live = aware(taken.lease_expires_at) > now  # type: ignore[operator]
+        if not lease_live and not self._slot_free(connection, taken.comparison_id, assignment_id, now):
             raise AssignmentConflict(f"the lease on assignment {assignment_id} ran out and others filled it")
-        order = [int(position) for position in row.order_shown]
-        answer = canonical_answer(row.kind, order)
+        order = [int(position) for position in taken.order_shown]
+        answer = canonical_answer(content.kind, order)
+        # The assignment was leased, so no answer to it is stored; a key used for another assignment breaks
+        # the key's unique constraint, and submit_judgment's handler tells that apart from a race.
         judgment_id = connection.execute(
             _INSERT_JUDGMENT,
             {
-                "comparison_id": row.comparison_id,
+                "comparison_id": taken.comparison_id,
                 "annotator_id": annotator_id,
                 "assignment_id": assignment_id,
                 "answer": answer,
@@ -529,17 +542,26 @@ class AssignmentQueries(StudioViews):
                 "created_at": now,
             },
         ).scalar_one()
-        connection.execute(_SET_STATUS, {"assignment": assignment_id, "status": "submitted"})
-        if gold is None:
+        if content.gold is None:
             # With overlap 1 (the usual case) this judgment completes the comparison: no need to count.
             judged = (
                 1
-                if row.overlap <= 1
-                else connection.execute(_COUNT_JUDGED, {"comparison": row.comparison_id}).scalar_one()
+                if content.overlap <= 1
+                else connection.execute(_COUNT_JUDGED, {"comparison": taken.comparison_id}).scalar_one()
             )
-            if judged >= row.overlap:
-                connection.execute(_COMPLETE, {"comparison": row.comparison_id})
-        return SubmitOutcome(judgment_id, True, row.kind, answer, gold)
+            if judged >= content.overlap:
+                connection.execute(_COMPLETE, {"comparison": taken.comparison_id})
+        return SubmitOutcome(judgment_id, True, content.kind, answer, content.gold)
+
+    def _not_open(self, connection: Connection, annotator_id: int, assignment_id: int, key: str) -> SubmitOutcome:
+        """Why an assignment cannot take an answer now; or, for a retry of a stored answer, that answer."""
+        row = connection.execute(_ASSIGNMENT_ROW, {"assignment": assignment_id}).first()
+        if row is None or row.annotator_id != annotator_id:
+            raise AssignmentNotFound(f"no assignment {assignment_id} for you")
+        stored = self._stored(connection, key, assignment_id)
+        if stored is not None:
+            return stored
+        raise AssignmentConflict(f"assignment {assignment_id} is {row.status}, not open for an answer")
 
     def skip_assignment(self, annotator_id: int, assignment_id: int, reason: str) -> None:
         """Give a leased task back with a reason; it goes to someone else, never again to this annotator."""

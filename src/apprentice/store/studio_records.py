@@ -82,11 +82,15 @@ class LeaseRequest:
 
 @dataclass(frozen=True)
 class Content:
+    """What a comparison is and shows; none of it changes once the comparison exists."""
+
     kind: str
     round: int
     messages: list[dict[str, str]]
     texts: list[str]  # canonical order
     is_gold: bool
+    gold: dict[str, Any] | None
+    overlap: int
 
 
 @dataclass(frozen=True)
