@@ -8,18 +8,27 @@ import pytest
 from crowdkit.aggregation import DawidSkene, NoisyBradleyTerry
 from scipy.optimize import check_grad
 from scipy.special import expit
-from scipy.stats import spearmanr
+from scipy.stats import binomtest, norm, spearmanr
 
 from apprentice.quality.pairs import PairTable, pair_table
 from apprentice.quality.reliability import (
+    AnnotatorTest,
+    adaptive_benjamini_hochberg,
     benjamini_hochberg,
     dawid_skene,
     dawid_skene_pairs,
+    fit_side_preference,
     logistic_fit,
     noisy_bradley_terry,
     noisy_bt_negative_log_posterior,
     position_bradley_terry,
     position_bt_negative_log_posterior,
+    side_evidence,
+    side_preference_left_probability,
+    side_preference_negative_log_likelihood,
+    side_weighted_p_values,
+    sign_flip_test,
+    unsure_share,
 )
 from apprentice.quality.synthetic import make_panel_annotators, simulate_panel
 
@@ -211,3 +220,112 @@ def test_benjamini_hochberg_by_hand() -> None:
     assert benjamini_hochberg([0.01, 0.02, 0.03, 0.04], 0.05) == [True, True, True, True]
     assert benjamini_hochberg([0.3, 0.02, 0.9], 0.05) == [False, False, False]
     assert benjamini_hochberg([], 0.05) == []
+
+
+def test_adaptive_benjamini_hochberg_by_hand() -> None:
+    p_values = [0.005, 0.012, 0.021, 0.028, 0.045, 0.3, 0.35, 0.4, 0.45, 0.7]
+    # plain at 0.05: thresholds 0.005 k; 0.005 passes, 0.012 > 0.010, and nothing later passes
+    assert benjamini_hochberg(p_values, 0.05) == [True] + [False] * 9
+    # one p-value above 0.5: true-null share (1 + 1) / (0.5 * 10) = 0.4, so the rate is 0.125:
+    # thresholds 0.0125 k pass the first five (0.045 <= 0.0625), not 0.3 > 0.075
+    assert adaptive_benjamini_hochberg(p_values, 0.05) == [True] * 5 + [False] * 5
+    # mostly large p-values: the share is capped at 1 and it is the plain procedure
+    mostly_null = [0.001, 0.6, 0.7, 0.8, 0.9, 0.95]
+    assert adaptive_benjamini_hochberg(mostly_null, 0.05) == benjamini_hochberg(mostly_null, 0.05)
+    assert adaptive_benjamini_hochberg([], 0.05) == []
+
+
+def test_side_preference_acts_on_the_guesses_only() -> None:
+    honest_left = np.array([0.5, 0.9, 0.1, 1.0])
+    # guesses: 2 min(p, 1 - p) -> 1 on a tie, 0.2 either way at 0.9 / 0.1, none when certain
+    assert unsure_share(honest_left) == pytest.approx([1.0, 0.2, 0.2, 0.0])
+    # 80% left when unsure: 0.5 + 0.3 * 1; 0.9 + 0.3 * 0.2; 0.1 + 0.3 * 0.2; a sure pick stays
+    assert side_preference_left_probability(honest_left, 0.3) == pytest.approx([0.8, 0.96, 0.16, 1.0])
+
+
+def test_side_preference_gradient_and_fit_on_ties() -> None:
+    rng = np.random.default_rng(0)
+    margin = rng.normal(0.0, 2.0, 60)
+    chose_left = rng.random(60) < 0.6
+    for point in ([1.0, 0.2], [0.4, -0.3], [2.0, 0.0]):
+        error = check_grad(
+            lambda x: side_preference_negative_log_likelihood(x, margin, chose_left)[0],
+            lambda x: side_preference_negative_log_likelihood(x, margin, chose_left)[1],
+            np.array(point),
+        )
+        assert error < 1e-4
+    # On exact ties every judgment is a guess: 8 of 10 left gives side preference 0.3, and the
+    # likelihood ratio is the binomial one, 2 (8 ln(0.8 / 0.5) + 2 ln(0.2 / 0.5)) = 3.855.
+    ties = np.zeros(10)
+    picks = np.array([True] * 8 + [False] * 2)
+    free = fit_side_preference(ties, picks)
+    none = fit_side_preference(ties, picks, side_preference=0.0)
+    assert free.side_preference == pytest.approx(0.3, abs=1e-5)
+    assert 2 * (free.log_likelihood - none.log_likelihood) == pytest.approx(3.8549, abs=1e-3)
+
+
+def test_side_evidence_by_hand() -> None:
+    honest_left = np.array([0.5, 0.5, 0.2, 0.2, 0.8, 0.8])
+    picks = np.array([True, False, True, False, True, False])
+    # a tie counts 1 for the side picked; a pick against the odds counts 1; a pick with them counts
+    # P(less likely) / P(more likely) = 0.2 / 0.8
+    assert side_evidence(honest_left, picks) == pytest.approx([1.0, -1.0, 1.0, -0.25, 0.25, -1.0])
+
+
+def test_sign_flip_test_by_hand() -> None:
+    # three equal sizes: of the 8 equally likely sign patterns, sums 3, 1, 1, 1, -1, -1, -1, -3
+    left_p, right_p, standardised = sign_flip_test(np.array([1.0, 1.0, -1.0]))
+    assert (left_p, right_p) == (pytest.approx(4 / 8), pytest.approx(7 / 8))
+    assert standardised == pytest.approx(1 / np.sqrt(3))
+    # sizes 1 and 0.5: sums 1.5, 0.5, -0.5, -1.5; the largest was observed
+    assert sign_flip_test(np.array([1.0, 0.5]))[:2] == (pytest.approx(0.25), pytest.approx(1.0))
+    # equal sizes make it the sign test: 15 of 20 left
+    left_p, right_p, _ = sign_flip_test(np.array([1.0] * 15 + [-1.0] * 5))
+    assert left_p == pytest.approx(binomtest(15, 20, 0.5, alternative="greater").pvalue)
+    assert right_p == pytest.approx(binomtest(15, 20, 0.5, alternative="less").pvalue)
+    assert sign_flip_test(np.zeros(4)) == (1.0, 1.0, 0.0)
+
+
+def test_sign_flip_test_holds_its_level_under_random_signs() -> None:
+    rng = np.random.default_rng(0)
+    left_p_values = []
+    for _ in range(2000):
+        sizes = rng.uniform(0.0, 1.0, 30)
+        left_p_values.append(sign_flip_test(sizes * rng.choice([-1.0, 1.0], 30))[0])
+    rejected = np.asarray(left_p_values)
+    for level in (0.01, 0.05, 0.2):
+        # exact: at most the level, up to the simulation's error (2000 draws: 3 standard errors)
+        assert (rejected <= level).mean() <= level + 3 * np.sqrt(level * (1 - level) / 2000)
+    assert (rejected <= 0.2).mean() > 0.15  # and not far below it
+
+
+def side_test(name: str, side_z: float) -> AnnotatorTest:
+    return AnnotatorTest(
+        annotator=name,
+        judgments=50,
+        skill=1.0,
+        left_when_unsure=0.5,
+        side_z=side_z,
+        left_p_value=float(norm.sf(side_z)),
+        right_p_value=float(norm.cdf(side_z)),
+        left_share=0.5,
+        low_skill_p_value=1.0,
+        reference_skill=1.0,
+    )
+
+
+def test_side_weighted_p_values_by_hand() -> None:
+    tests = [side_test("a", 2.0), side_test("b", 2.0), side_test("c", 0.0), side_test("d", -1.0)]
+    weighted = side_weighted_p_values(tests, max_weight=0.9)
+    # a: the others pool to (2 + 0 - 1) / sqrt(3) = 0.577, so the left gets Phi(0.577) = 0.718 of
+    # the level: P(Z >= 2) / 0.718 = 0.02275 / 0.718
+    assert weighted[0] == pytest.approx(0.02275 / 0.7181, rel=1e-3)
+    # c: the others pool to 3 / sqrt(3) = 1.73, Phi = 0.958, capped at 0.9: min(0.5 / 0.9, 0.5 / 0.1)
+    assert weighted[2] == pytest.approx(0.5 / 0.9)
+    # d leans right against a left panel: min(P(Z >= -1) / 0.9, P(Z <= -1) / 0.1) = 0.8413 / 0.9
+    assert weighted[3] == pytest.approx(0.8413 / 0.9, rel=1e-3)
+    # no weight to either side is the two-sided test
+    assert side_weighted_p_values(tests, max_weight=0.5)[0] == pytest.approx(2 * 0.02275, rel=1e-3)
+    # a right-leaning panel gets the mirror image: either side is found
+    mirrored = [side_test(test.annotator, -test.side_z) for test in tests]
+    assert side_weighted_p_values(mirrored, max_weight=0.9) == pytest.approx(weighted)

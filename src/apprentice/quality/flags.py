@@ -1,10 +1,13 @@
 """Which annotators to look at, and why: the flag list.
 
-Statistical flags (position bias, near-random judging) come from per-annotator likelihood-ratio
-tests (`reliability.annotator_tests`), with the Benjamini-Hochberg procedure across annotators so that
-the share of false flags stays near `false_flag_rate` however large the panel, and an effect-size floor
-so that a tiny but significant preference is not flagged. Rule flags (too fast, straight-lining, gold
-accuracy, self-consistency) are plain thresholds, each stated in its message.
+Statistical flags (position bias, near-random judging) come from per-annotator tests
+(`reliability.annotator_tests`), with the adaptive Benjamini-Hochberg procedure across annotators so
+that the share of false flags stays near `false_flag_rate` however large the panel and however many of
+its annotators are careless, and an effect-size floor so that a tiny but significant preference is not
+flagged. A side preference is tested on the pairs the annotator is unsure of, where it shows, with
+more of the level on the side the rest of the panel favours (`reliability.side_weighted_p_values`);
+either side is flagged. Rule flags (too fast, straight-lining, gold accuracy, self-consistency) are
+plain thresholds, each stated in its message.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from apprentice.quality.pairs import gold_winner, pair_table, pair_winner
 from apprentice.quality.reliability import (
     AnnotatorTest,
     PositionBTResult,
+    adaptive_benjamini_hochberg,
     annotator_tests,
-    benjamini_hochberg,
     position_bradley_terry,
+    side_weighted_p_values,
 )
 from apprentice.store.quality_queries import QualityJudgment
 
@@ -39,11 +43,13 @@ FLAG_KINDS = (
 @dataclass(frozen=True)
 class FlagSettings:
     false_flag_rate: float = 0.1
-    """Benjamini-Hochberg rate for the statistical flags: about this share of them may be wrong."""
+    """False discovery rate for each statistical flag (adaptive Benjamini-Hochberg): about this share may be wrong."""
     min_judgments: int = 20
     """Annotators with fewer decisive pair judgments are not tested (too little to tell)."""
     min_position_effect: float = 0.1
-    """Flag a side preference only if P(left) between equal responses is at least this far from 0.5."""
+    """Flag a side preference only if P(left) when unsure (between equal responses) is at least this far from 0.5."""
+    side_weight_cap: float = 0.9
+    """At most this share of the side test's level goes to the side the rest of the panel favours (0.5: two-sided)."""
     skill_ratio: float = 0.5
     """Flag near-random judging only when the skill is significantly below this share of the panel's median."""
     read_seconds: float = 2.0
@@ -109,20 +115,20 @@ def _statistical_flags(
         if test.judgments >= settings.min_judgments
     ]
     flags = []
-    biased = benjamini_hochberg([test.bias_p_value for test in tests], settings.false_flag_rate)
-    careless = benjamini_hochberg([test.low_skill_p_value for test in tests], settings.false_flag_rate)
-    for test, is_biased, is_careless in zip(tests, biased, careless, strict=True):
-        effect = test.left_when_even - 0.5
+    side_p_values = side_weighted_p_values(tests, max_weight=settings.side_weight_cap)
+    biased = adaptive_benjamini_hochberg(side_p_values, settings.false_flag_rate)
+    careless = adaptive_benjamini_hochberg([test.low_skill_p_value for test in tests], settings.false_flag_rate)
+    for test, side_p_value, is_biased, is_careless in zip(tests, side_p_values, biased, careless, strict=True):
+        effect = test.left_when_unsure - 0.5
         if is_biased and abs(effect) >= settings.min_position_effect:
-            side = "left" if effect > 0 else "right"
+            side, share = ("left", test.left_when_unsure) if effect > 0 else ("right", 1 - test.left_when_unsure)
             flags.append(
                 Flag(
                     test.annotator,
                     "position_bias",
-                    f"picks the {side} response {test.left_when_even if effect > 0 else 1 - test.left_when_even:.0%} "
-                    f"of the time between equally good responses (p = {test.bias_p_value:.2g}, "
-                    f"{test.judgments} judgments)",
-                    test.bias_p_value,
+                    f"picks the {side} response {share:.0%} of the time when unsure, between equally good "
+                    f"responses (p = {side_p_value:.2g}, {test.judgments} judgments)",
+                    side_p_value,
                     effect,
                 )
             )

@@ -10,9 +10,14 @@
   everyone agrees on pushes its scores to infinity).
 - `position_bradley_terry`: the same scores with, per annotator, a sharpness (skill) and a log-odds
   offset for the left response: P(left) = sig(skill (s_left - s_right) + offset). Bradley-Terry with a
-  "home advantage" per annotator; the model the position tests use.
-- `annotator_tests`: likelihood-ratio tests per annotator against scores refitted without them:
-  is the left offset 0 (position bias), is the skill as high as the panel's typical (random clicking).
+  "home advantage" per annotator; the scores the per-annotator tests start from, and the offsets
+  that the correction undoes.
+- `annotator_tests`: tests per annotator against scores refitted without them. Does the annotator
+  favour a side when unsure (position bias: P(left) = P_honest(left) + b * the share of guesses,
+  `side_preference_left_probability`), tested exactly under the random display order
+  (`sign_flip_test`), with more power towards the side the rest of the panel favours
+  (`side_weighted_p_values`); is the skill as high as the panel's typical (random clicking, a
+  likelihood-ratio test).
 
 Written here instead of calling crowd-kit because crowd-kit pulls scikit-learn and nltk at import, its
 NoisyBT has no prior on the scores, and we need per-judgment posteriors and tests it does not give;
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
-from scipy.stats import chi2
+from scipy.stats import chi2, norm
 
 from apprentice.quality.pairs import PairTable
 
@@ -276,6 +281,24 @@ def benjamini_hochberg(p_values: Sequence[float], rate: float) -> list[bool]:
     return rejected.tolist()
 
 
+def adaptive_benjamini_hochberg(p_values: Sequence[float], rate: float, *, null_cutoff: float = 0.5) -> list[bool]:
+    """Benjamini-Hochberg at `rate` / (estimated share of true nulls), rejecting only p <= `null_cutoff`.
+
+    Benjamini-Hochberg holds the false discovery rate at `rate` times the share of hypotheses that are
+    true, so where many are false (a panel with many careless annotators) it is stricter than it
+    need be. The share is estimated from the p-values above `null_cutoff`, which are mostly true nulls:
+    (1 + their count) / ((1 - null_cutoff) * count), at most 1 (Storey, Taylor & Siegmund 2004, whose
+    theorem 3 keeps the rate under independence).
+    """
+    count = len(p_values)
+    if count == 0:
+        return []
+    values = np.asarray(p_values, dtype=float)
+    null_share = min(1.0, (1 + int((values > null_cutoff).sum())) / ((1 - null_cutoff) * count))
+    rejected = benjamini_hochberg(p_values, rate / null_share)
+    return [bool(reject and value <= null_cutoff) for reject, value in zip(rejected, values, strict=True)]
+
+
 # -- Bradley-Terry with per-annotator skill and position bias ------------------------------------
 
 
@@ -432,22 +455,146 @@ def margins_without(
 
 # -- per-annotator tests --------------------------------------------------------------------------
 
+_MAX_SKILL = 10.0
+_MAX_SIDE_PREFERENCE = 0.499  # at 0.5 one choice of the other side on a pair thought unsure would be impossible
+
+
+def unsure_share(honest_left: np.ndarray) -> np.ndarray:
+    """The share of judgments an honest annotator makes unsure, from their P(left): 2 min(P(left), P(right)).
+
+    Bradley-Terry read as "sure or guessing": when sure, the annotator picks the better response; when
+    unsure, they guess, half the time each side. P(better) = sig(skill |margin|) then leaves the less
+    likely choice made by guesses alone, so the guesses are twice that.
+    """
+    return np.asarray(2 * np.minimum(honest_left, 1 - honest_left))
+
+
+def side_preference_left_probability(honest_left: np.ndarray, side_preference: float) -> np.ndarray:
+    """P(left) for an annotator who, when unsure, picks the left response with probability 0.5 + side_preference.
+
+    A preference for a side acts only on the guesses: a pair the annotator is sure of gets the better
+    response wherever it is shown. So P(left) = P_honest(left) + side_preference * unsure_share.
+    """
+    return np.asarray(honest_left + side_preference * unsure_share(honest_left))
+
+
+def side_preference_negative_log_likelihood(
+    parameters: np.ndarray, margin: np.ndarray, chose_left: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """-log P(choices | skill, side preference) with P_honest(left) = sig(skill * margin), and its gradient."""
+    skill, side_preference = float(parameters[0]), float(parameters[1])
+    honest_left = expit(skill * margin)
+    left = np.clip(side_preference_left_probability(honest_left, side_preference), _EPS, 1 - _EPS)
+    d_honest_d_skill = margin * honest_left * (1 - honest_left)
+    # the unsure share grows as P(left) moves towards 0.5, at twice its pace
+    d_unsure_d_skill = np.where(honest_left < 0.5, 2.0, -2.0) * d_honest_d_skill
+    d_value_d_left = np.where(chose_left, -1 / left, 1 / (1 - left))
+    gradient = np.array(
+        [
+            float(d_value_d_left @ (d_honest_d_skill + side_preference * d_unsure_d_skill)),
+            float(d_value_d_left @ unsure_share(honest_left)),
+        ]
+    )
+    value = -float(np.where(chose_left, np.log(left), np.log(1 - left)).sum())
+    return value, gradient
+
+
+@dataclass(frozen=True)
+class SidePreferenceFit:
+    skill: float
+    side_preference: float  # P(left when unsure) - 0.5
+    log_likelihood: float
+
+
+def fit_side_preference(
+    margin: np.ndarray,
+    chose_left: np.ndarray,
+    *,
+    skill: float | None = None,
+    side_preference: float | None = None,
+) -> SidePreferenceFit:
+    """One annotator's skill and side preference by maximum likelihood, either of them held fixed if given.
+
+    `margin` is s_left - s_right of each judgment as the other annotators see it (`margins_without`).
+    """
+    start = np.array([1.0 if skill is None else skill, 0.0 if side_preference is None else side_preference])
+    side_bounds = (-_MAX_SIDE_PREFERENCE, _MAX_SIDE_PREFERENCE)
+    bounds = [
+        (0.0, _MAX_SKILL) if skill is None else (skill, skill),
+        side_bounds if side_preference is None else (side_preference, side_preference),
+    ]
+    chose_left = np.asarray(chose_left, dtype=bool)
+    if skill is not None and side_preference is not None:
+        value, _ = side_preference_negative_log_likelihood(start, margin, chose_left)
+        return SidePreferenceFit(skill, side_preference, -value)
+    fit = minimize(
+        side_preference_negative_log_likelihood,
+        start,
+        args=(margin, chose_left),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+    )
+    return SidePreferenceFit(float(fit.x[0]), float(fit.x[1]), -float(fit.fun))
+
+
+def side_evidence(honest_left: np.ndarray, chose_left: np.ndarray) -> np.ndarray:
+    """Per judgment, how much it speaks for a side preference: positive for a left pick, negative for a right one.
+
+    This is half the score (d log P / d side_preference at none) of `side_preference_left_probability`:
+    a pick of the response the honest model finds less likely counts 1 for its side, since only a guess
+    makes it; a pick of the more likely one counts P(less likely) / P(more likely), large only where the
+    call is close. On a near tie every pick counts about 1, against a clear consensus almost nothing.
+    """
+    honest_left = np.clip(honest_left, _EPS, 1 - _EPS)
+    surprise = np.asarray(chose_left, dtype=float) - honest_left
+    return np.asarray(unsure_share(honest_left) * surprise / (2 * honest_left * (1 - honest_left)))
+
+
+def sign_flip_test(evidence: np.ndarray, *, max_units: int = 10_000) -> tuple[float, float, float]:
+    """Exact randomization test of summed side evidence, from the random display order.
+
+    With no side preference, showing a pair the other way round flips the sign of its evidence and
+    changes nothing else (the margin changes sign, the pick changes side), and the order was drawn at
+    random: given the sizes |e_i|, every sign pattern is equally likely. The null distribution of the sum
+    is that of sum(+-|e_i|) with fair signs, counted exactly over the sizes rounded to a grid of at most
+    `max_units` steps. Returns P(sum >= observed) (small for a left preference), P(sum <= observed)
+    (small for a right preference), and the sum standardised to mean 0 and variance 1 under the null.
+    """
+    sizes = np.abs(np.asarray(evidence, dtype=float))
+    if sizes.sum() == 0:
+        return 1.0, 1.0, 0.0
+    resolution = sizes.sum() / max_units
+    units = np.rint(sizes / resolution).astype(int)
+    # counts[k]: P(the left-signed units sum to k) when each judgment's sign is a fair coin
+    counts = np.zeros(int(units.sum()) + 1)
+    counts[0] = 1.0
+    for unit in units[units > 0]:
+        shifted = np.zeros_like(counts)
+        shifted[unit:] = counts[:-unit]
+        counts = 0.5 * (counts + shifted)
+    observed = int(units[np.asarray(evidence) > 0].sum())
+    standardised = (2 * observed - units.sum()) / np.sqrt(float(units @ units))
+    return float(counts[observed:].sum()), float(counts[: observed + 1].sum()), float(standardised)
+
 
 @dataclass(frozen=True)
 class AnnotatorTest:
     annotator: str
     judgments: int
     skill: float  # sharpness against the others' scores (1 is typical, 0 is blind to quality)
-    offset: float  # log-odds added to the left response
+    left_when_unsure: float  # P(left) on the pairs the annotator guesses: 0.5 is no side preference
+    side_z: float  # standardised side evidence (`sign_flip_test`): positive for the left
+    left_p_value: float  # H0: no side preference, against a left one (exact, this annotator alone)
+    right_p_value: float  # the same against a right one
     left_share: float  # raw share of left choices
-    bias_p_value: float  # H0: offset = 0
     low_skill_p_value: float  # H0: skill = skill_ratio * the panel's reference (one-sided: only lower counts)
     reference_skill: float
 
     @property
-    def left_when_even(self) -> float:
-        """P(left) between two equally good responses: the position bias as a probability."""
-        return float(expit(self.offset))
+    def bias_p_value(self) -> float:
+        """H0: no side preference, two-sided."""
+        return min(1.0, 2 * min(self.left_p_value, self.right_p_value))
 
 
 def annotator_tests(
@@ -455,44 +602,68 @@ def annotator_tests(
     fit: PositionBTResult,
     *,
     skill_ratio: float = 0.5,
-    ridge: float = 0.1,
     score_prior_std: float = 1.5,
 ) -> list[AnnotatorTest]:
     """Likelihood-ratio tests (chi-square, one degree of freedom) for each annotator.
 
-    For annotator a, the margins come from scores refitted without a (`margins_without`); then
-    P(a picks left) = sig(skill * margin + offset) is fitted three ways: free, offset = 0, and skill
-    fixed at `skill_ratio` times the panel's median skill (people differ in how sharply they judge;
-    only an annotator clearly below that is judging near random). `ridge` is a weak Gaussian prior
-    that keeps an annotator who
-    agrees with everyone finite.
+    For annotator a, the margins come from scores refitted without a (`margins_without`); then a's
+    choices are fitted by skill and side preference (`side_preference_left_probability`) three ways:
+    both free (the estimates), no side preference, and skill fixed at `skill_ratio` times the panel's
+    median skill (people differ in how sharply they judge; only an annotator clearly below that is
+    judging near random). The side preference is tested where it can show, on the pairs the others
+    find close: the evidence of each judgment (`side_evidence`, at the skill fitted without a side
+    preference) is summed and tested exactly against the random display order (`sign_flip_test`).
     """
     fitted = []
     for index in range(len(table.annotators)):
         rows = table.annotator == index
         margin = margins_without(table, fit, index, score_prior_std=score_prior_std)
-        chose_left = table.chose_left[rows].astype(float)
-        features = np.stack([margin, np.ones(len(margin))], axis=1)
-        coefficients, log_likelihood = logistic_fit(features, chose_left, ridge=ridge)
-        fitted.append((index, margin, features, chose_left, coefficients, log_likelihood))
-    reference = float(np.median([coefficients[0] for *_, coefficients, _ in fitted])) if fitted else 1.0
+        chose_left = table.chose_left[rows]
+        fitted.append((index, margin, chose_left, fit_side_preference(margin, chose_left)))
+    reference = float(np.median([free.skill for *_, free in fitted])) if fitted else 1.0
+    null_skill = skill_ratio * reference
     results = []
-    for index, margin, features, chose_left, coefficients, log_likelihood in fitted:
-        _, without_offset = logistic_fit(features[:, :1], chose_left, ridge=ridge)
-        null_skill = skill_ratio * reference
-        _, at_reference = logistic_fit(features[:, 1:], chose_left, fixed_logit=null_skill * margin, ridge=ridge)
-        bias_p = float(chi2.sf(max(0.0, 2 * (log_likelihood - without_offset)), 1))
-        skill_p = float(chi2.sf(max(0.0, 2 * (log_likelihood - at_reference)), 1))
+    for index, margin, chose_left, free in fitted:
+        without_side = fit_side_preference(margin, chose_left, side_preference=0.0)
+        at_reference = fit_side_preference(margin, chose_left, skill=null_skill)
+        evidence = side_evidence(expit(without_side.skill * margin), chose_left)
+        left_p, right_p, side_z = sign_flip_test(evidence)
+        skill_p = float(chi2.sf(max(0.0, 2 * (free.log_likelihood - at_reference.log_likelihood)), 1))
         results.append(
             AnnotatorTest(
                 annotator=table.annotators[index],
                 judgments=len(chose_left),
-                skill=float(coefficients[0]),
-                offset=float(coefficients[1]),
+                skill=free.skill,
+                left_when_unsure=0.5 + free.side_preference,
+                side_z=side_z,
+                left_p_value=left_p,
+                right_p_value=right_p,
                 left_share=float(chose_left.mean()) if len(chose_left) else float("nan"),
-                bias_p_value=bias_p,
-                low_skill_p_value=skill_p / 2 if coefficients[0] < null_skill else 1.0,
+                low_skill_p_value=skill_p / 2 if free.skill < null_skill else 1.0,
                 reference_skill=reference,
             )
         )
     return results
+
+
+def side_weighted_p_values(tests: Sequence[AnnotatorTest], *, max_weight: float = 0.9) -> list[float]:
+    """Per annotator, a side-preference p-value that gives more of the test's level to the panel's side.
+
+    People who favour a side mostly favour the same one, so the other annotators say which side to
+    expect. For annotator a, the others' standardised side evidence is pooled (Stouffer: the sum over
+    sqrt(count), N(0, 1) in a panel without side preference); the left side gets the share
+    w = Phi(pooled) of the level, kept within [1 - max_weight, max_weight] so that a preference for
+    the other side is still found when it is strong, and the p-value is
+    min(left_p_value / w, right_p_value / (1 - w)). As w comes from the others, this stays a valid
+    p-value for a whatever w is (p-value weighting, Genovese, Roeder & Wasserman 2006); with w = 0.5
+    it is the two-sided p-value.
+    """
+    side_z = np.array([test.side_z for test in tests], dtype=float)
+    if len(tests) < 2:
+        return [test.bias_p_value for test in tests]
+    pooled_others = (side_z.sum() - side_z) / np.sqrt(len(tests) - 1)
+    left_weights = np.clip(norm.cdf(pooled_others), 1 - max_weight, max_weight)
+    return [
+        min(1.0, test.left_p_value / left_weight, test.right_p_value / (1 - left_weight))
+        for test, left_weight in zip(tests, left_weights, strict=True)
+    ]

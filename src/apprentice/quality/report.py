@@ -107,7 +107,7 @@ def analyse(
             {
                 "skill": test.skill,
                 "relative_skill": test.skill / test.reference_skill if test.reference_skill else None,
-                "left_when_even": test.left_when_even,
+                "left_when_unsure": test.left_when_unsure,
                 "left_share": test.left_share,
                 "bias_p_value": test.bias_p_value,
                 "low_skill_p_value": test.low_skill_p_value,

@@ -6,7 +6,8 @@ of the pairs: two samples of one policy are often about as good) or a clear diff
 2 sig(sharpness |m|) - 1 and then picks the better
 response; otherwise they guess. An honest annotator guesses fairly, so their choices follow
 Bradley-Terry exactly: P(better chosen) = sig(sharpness |m|). A left-leaner guesses the left response
-with probability `left_when_unsure` (0.8); a random clicker guesses on every pair, quickly.
+with probability `left_when_unsure` (0.8), a right-leaner with 0.2; a random clicker guesses on every
+pair, quickly.
 
 With the defaults (half the pairs near ties, clear margins of 2.5) honest annotators are unsure on
 about 55% of pairs and agree with each other about 66% of the time, as people do on model outputs
@@ -26,7 +27,7 @@ from scipy.special import expit
 
 from apprentice.store.quality_queries import QualityJudgment
 
-Behaviour = Literal["honest", "clicker", "left_leaner"]
+Behaviour = Literal["honest", "clicker", "left_leaner", "right_leaner"]
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,14 @@ class SyntheticPanel:
 
 
 def make_panel_annotators(
-    count: int, *, clickers: float = 0.0, left_leaners: float = 0.0, seed: int = 0
+    count: int, *, clickers: float = 0.0, left_leaners: float = 0.0, right_leaners: float = 0.0, seed: int = 0
 ) -> list[SyntheticAnnotator]:
-    """`count` annotators: shares of random clickers and of left-leaners (80% left when unsure); the rest honest."""
+    """`count` annotators: shares of random clickers, of left-leaners (80% left when unsure) and of
+    right-leaners (80% right when unsure); the rest honest."""
     rng = np.random.default_rng(seed)
     clicker_count = round(count * clickers)
     leaner_count = round(count * left_leaners)
+    right_leaner_count = round(count * right_leaners)
     annotators = []
     for index in range(count):
         sharpness = float(rng.uniform(0.8, 1.25))
@@ -70,6 +73,8 @@ def make_panel_annotators(
             annotators.append(SyntheticAnnotator(f"clicker-{index:02d}", "clicker", 0.0, 0.5, float(rng.uniform(2, 4))))
         elif index < clicker_count + leaner_count:
             annotators.append(SyntheticAnnotator(f"leaner-{index:02d}", "left_leaner", sharpness, 0.8, seconds))
+        elif index < clicker_count + leaner_count + right_leaner_count:
+            annotators.append(SyntheticAnnotator(f"rightleaner-{index:02d}", "right_leaner", sharpness, 0.2, seconds))
         else:
             annotators.append(SyntheticAnnotator(f"honest-{index:02d}", "honest", sharpness, 0.5, seconds))
     return annotators
