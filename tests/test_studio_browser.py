@@ -37,6 +37,8 @@ def path_of(link: str) -> str:
 
 def sign_in(page: Any, base_url: str, link: str) -> None:
     page.goto(base_url + path_of(link))
+    # The button takes the focus by `autofocus`, which a busy browser may apply a moment after the load.
+    page.wait_for_function("document.activeElement && document.activeElement.type === 'submit'")
     with page.expect_navigation(url=re.compile(r"/(judge|admin)")):
         page.keyboard.press("Enter")  # the Sign in button has the focus
 
