@@ -8,7 +8,18 @@ set against the bad annotators, pooled over panels (and the worst panel), and th
 honest panels.
 
 The detector was designed and compared on seeds 0-29; the default seeds (100 on) were not looked at
-before its figures were reported.
+before its figures were reported. Seeds 100-119, 40 annotators, pooled precision / recall:
+
+    judgments  panel      before (offset LRT, BH)    after (unsure-side sign-flip test, weighted, adaptive BH)
+    50         mixed      0.962 / 0.892              0.962 / 0.945
+    50         two-sided  0.976 / 0.830              0.956 / 0.823
+    50         honest     4 of 20 panels flagged     3 of 20 (seeds 120-139: 3 before, 2 after)
+    100        mixed      0.963 / 0.980              0.954 / 0.990
+    100        two-sided  0.968 / 0.975              0.951 / 0.968
+    100        honest     5 of 20 panels flagged     4 of 20
+
+At `false_flag_rate` 0.1 about one honest panel in ten is expected to get a false flag; lowering the
+rate trades that for recall (0.05: 1 of 30 design panels, recall 0.85 at 50 judgments).
 
     python benchmarks/quality_detection.py [--first-seed 100] [--seeds 20] [--annotators 40] [--judgments 50 100]
 """
