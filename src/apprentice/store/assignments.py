@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 import threading
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -47,6 +47,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from apprentice.errors import ApprenticeError
+from apprentice.store.prepared import Prepared
 from apprentice.store.studio_records import (
     ACCOUNT_COLUMNS,
     IS_GOLD,
@@ -137,6 +138,7 @@ _SET_STATUS = (
     update(_assignments).where(_assignments.c.id == bindparam("assignment")).values(status=bindparam("status"))
 )
 _INSERT_ASSIGNMENT = insert(_assignments).returning(_assignments.c.id)
+_ASSIGNMENT_COLUMNS = ("comparison_id", "annotator_id", "order_shown", "status", "leased_at", "lease_expires_at")
 # A comparison's content in one statement: a row per response, in canonical order.
 _CONTENT = (
     select(
@@ -181,6 +183,19 @@ _STORED = (
 _ACCOUNT_BY_ID = select(*ACCOUNT_COLUMNS).where(Annotator.id == bindparam("annotator"))
 _ACCOUNT_BY_NAME = select(*ACCOUNT_COLUMNS).where(Annotator.name == bindparam("name"))
 _INSERT_JUDGMENT = insert(_judgments).returning(_judgments.c.id)
+_JUDGMENT_COLUMNS = (
+    "comparison_id",
+    "annotator_id",
+    "assignment_id",
+    "answer",
+    "order_shown",
+    "rationale",
+    "duration_ms",
+    "idempotency_key",
+    "source",
+    "weight",
+    "created_at",
+)
 _COMPLETE = (
     update(_comparisons)
     .where(_comparisons.c.id == bindparam("comparison"), _comparisons.c.status == "open")
@@ -198,6 +213,15 @@ class AssignmentQueries(StudioViews):
     _sqlite_write_lock = threading.Lock()
     _content_cache: dict[int, tuple[int, str, int, list[dict[str, str]], list[str]]]
 
+    def _prepared(self, statement: Any, *, column_keys: Sequence[str] = ()) -> Prepared:
+        """One of the module's statements prepared for this store's dialect (once per store)."""
+        by_statement: dict[int, Prepared] = self.__dict__.setdefault("_prepared_statements", {})
+        prepared = by_statement.get(id(statement))  # the statements are module constants: their ids are stable
+        if prepared is None:
+            prepared = Prepared(statement, self.engine.dialect, column_keys=column_keys)
+            by_statement[id(statement)] = prepared
+        return prepared
+
     @contextmanager
     def _write_connection(self) -> Iterator[Connection]:
         """A write transaction on a Core connection, without an ORM session: the hot path's, cheaper by far."""
@@ -206,7 +230,7 @@ class AssignmentQueries(StudioViews):
                 yield connection
             return
         with self._sqlite_write_lock, self.engine.begin() as connection:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
             yield connection
 
     @contextmanager
@@ -246,7 +270,7 @@ class AssignmentQueries(StudioViews):
             raise ValueError("give annotator_id or name")
         # Every request reads this (session and token checks): a plain connection, no ORM session.
         with self.engine.connect() as connection:
-            row = connection.execute(query, params).first()
+            row = self._prepared(query).first(connection, params)
         return account_from_row(row) if row is not None else None
 
     def annotator_accounts(self) -> list[AnnotatorAccount]:
@@ -310,17 +334,19 @@ class AssignmentQueries(StudioViews):
         self, connection: Connection, comparison_id: int, now: datetime, *, besides: int | None = None
     ) -> int:
         params = {"comparison": comparison_id, "now": now, "besides": besides or 0}
-        judged = connection.execute(_COUNT_JUDGED, params).scalar_one()
-        return int(judged) + int(connection.execute(_COUNT_LIVE_LEASES, params).scalar_one())
+        judged = self._prepared(_COUNT_JUDGED).scalar(connection, params)
+        return int(judged) + int(self._prepared(_COUNT_LIVE_LEASES).scalar(connection, params))
 
     def _candidate(
         self, connection: Connection, annotator_id: int, now: datetime, *, gold: bool, tried: set[int], wait: bool
     ) -> Any:
         lock = None if self.is_sqlite or gold else ("wait" if wait else "skip")
         query = _CANDIDATES[(gold, lock)]
-        if tried:
-            query = query.where(Comparison.id.not_in(tried))
-        return connection.execute(query, {"annotator": annotator_id, "now": now}).first()
+        if tried:  # PostgreSQL only, and rare: a statement of its own
+            return connection.execute(
+                query.where(Comparison.id.not_in(tried)), {"annotator": annotator_id, "now": now}
+            ).first()
+        return self._prepared(query).first(connection, {"annotator": annotator_id, "now": now})
 
     def _lease_new(self, connection: Connection, annotator_id: int, now: datetime, *, gold: bool) -> int | None:
         tried: set[int] = set()
@@ -357,13 +383,13 @@ class AssignmentQueries(StudioViews):
     ) -> Task | None:
         rng = request.rng or random.Random()
         expires = now + timedelta(seconds=request.lease_seconds)
-        held = connection.execute(_HELD, {"annotator": annotator_id}).all()
+        held = self._prepared(_HELD).rows(connection, {"annotator": annotator_id})
         for assignment_id, comparison_id, order_shown, lease_expires_at in held:
             lease_live = aware(lease_expires_at) > now  # type: ignore[operator]
             if lease_live or self._slot_free(connection, comparison_id, assignment_id, now):
-                connection.execute(_RENEW_LEASE, {"assignment": assignment_id, "expires": expires})
+                self._prepared(_RENEW_LEASE).rows(connection, {"assignment": assignment_id, "expires": expires})
                 return self._task(connection, assignment_id, comparison_id, order_shown, expires)
-            connection.execute(_SET_STATUS, {"assignment": assignment_id, "status": "expired"})
+            self._prepared(_SET_STATUS).rows(connection, {"assignment": assignment_id, "status": "expired"})
         use_gold = request.gold_rate > 0 and rng.random() < request.gold_rate
         chosen = self._lease_new(connection, annotator_id, now, gold=True) if use_gold else None
         if chosen is None:
@@ -372,8 +398,8 @@ class AssignmentQueries(StudioViews):
             return None
         order = list(range(len(self._comparison_content(connection, chosen).texts)))
         rng.shuffle(order)
-        assignment_id = connection.execute(
-            _INSERT_ASSIGNMENT,
+        assignment_id = self._prepared(_INSERT_ASSIGNMENT, column_keys=_ASSIGNMENT_COLUMNS).scalar(
+            connection,
             {
                 "comparison_id": chosen,
                 "annotator_id": annotator_id,
@@ -382,7 +408,7 @@ class AssignmentQueries(StudioViews):
                 "leased_at": now,
                 "lease_expires_at": expires,
             },
-        ).scalar_one()
+        )
         return self._task(connection, assignment_id, chosen, order, expires)
 
     def _slot_free(self, connection: Connection, comparison_id: int, assignment_id: int, now: datetime) -> bool:
@@ -404,7 +430,7 @@ class AssignmentQueries(StudioViews):
         cached = cache.get(comparison_id)
         if cached is not None:
             return cached
-        rows = connection.execute(_CONTENT, {"comparison": comparison_id}).all()
+        rows = self._prepared(_CONTENT).rows(connection, {"comparison": comparison_id})
         if not rows:
             raise AssignmentNotFound(f"no comparison {comparison_id}")
         first = rows[0]
@@ -437,7 +463,7 @@ class AssignmentQueries(StudioViews):
     def task_for(self, annotator_id: int, assignment_id: int) -> Task:
         """An assignment of this annotator's, still under lease; anyone else's is 'not found'."""
         with self.engine.connect() as connection:
-            row = connection.execute(_ASSIGNMENT_ROW, {"assignment": assignment_id}).first()
+            row = self._prepared(_ASSIGNMENT_ROW).first(connection, {"assignment": assignment_id})
             if row is None or row.annotator_id != annotator_id:
                 raise AssignmentNotFound(f"no assignment {assignment_id} for you")
             if row.status != "leased":
@@ -495,7 +521,7 @@ class AssignmentQueries(StudioViews):
             return stored
 
     def _stored(self, connection: Connection, key: str, assignment_id: int) -> SubmitOutcome | None:
-        row = connection.execute(_STORED, {"key": key}).first()
+        row = self._prepared(_STORED).first(connection, {"key": key})
         if row is None:
             return None
         if row.assignment_id != assignment_id:
@@ -515,7 +541,9 @@ class AssignmentQueries(StudioViews):
         rationale: str | None,
         duration_ms: int | None,
     ) -> SubmitOutcome:
-        taken = connection.execute(_MARK_SUBMITTED, {"assignment": assignment_id, "annotator": annotator_id}).first()
+        taken = self._prepared(_MARK_SUBMITTED).first(
+            connection, {"assignment": assignment_id, "annotator": annotator_id}
+        )
         if taken is None:
             return self._not_open(connection, annotator_id, assignment_id, key)
         content = self._comparison_content(connection, taken.comparison_id)
@@ -526,8 +554,8 @@ class AssignmentQueries(StudioViews):
         answer = canonical_answer(content.kind, order)
         # The assignment was leased, so no answer to it is stored; a key used for another assignment breaks
         # the key's unique constraint, and submit_judgment's handler tells that apart from a race.
-        judgment_id = connection.execute(
-            _INSERT_JUDGMENT,
+        judgment_id = self._prepared(_INSERT_JUDGMENT, column_keys=_JUDGMENT_COLUMNS).scalar(
+            connection,
             {
                 "comparison_id": taken.comparison_id,
                 "annotator_id": annotator_id,
@@ -541,21 +569,21 @@ class AssignmentQueries(StudioViews):
                 "weight": 1.0,
                 "created_at": now,
             },
-        ).scalar_one()
+        )
         if content.gold is None:
             # With overlap 1 (the usual case) this judgment completes the comparison: no need to count.
             judged = (
                 1
                 if content.overlap <= 1
-                else connection.execute(_COUNT_JUDGED, {"comparison": taken.comparison_id}).scalar_one()
+                else self._prepared(_COUNT_JUDGED).scalar(connection, {"comparison": taken.comparison_id})
             )
             if judged >= content.overlap:
-                connection.execute(_COMPLETE, {"comparison": taken.comparison_id})
+                self._prepared(_COMPLETE).rows(connection, {"comparison": taken.comparison_id})
         return SubmitOutcome(judgment_id, True, content.kind, answer, content.gold)
 
     def _not_open(self, connection: Connection, annotator_id: int, assignment_id: int, key: str) -> SubmitOutcome:
         """Why an assignment cannot take an answer now; or, for a retry of a stored answer, that answer."""
-        row = connection.execute(_ASSIGNMENT_ROW, {"assignment": assignment_id}).first()
+        row = self._prepared(_ASSIGNMENT_ROW).first(connection, {"assignment": assignment_id})
         if row is None or row.annotator_id != annotator_id:
             raise AssignmentNotFound(f"no assignment {assignment_id} for you")
         stored = self._stored(connection, key, assignment_id)
