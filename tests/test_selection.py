@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from apprentice.selection import RULES, bald, binary_entropy, choose, disagreement, uncertainty
+from apprentice.selection import RULES, bald, binary_entropy, choose, disagreement, epig, uncertainty
 
 
 def test_binary_entropy_by_hand() -> None:
@@ -33,6 +33,50 @@ def test_bald_separates_contradiction_from_shared_doubt() -> None:
     assert uncertainty(contradicting)[0] == pytest.approx(uncertainty(doubtful)[0])
 
 
+def _logit(probability: float) -> float:
+    return math.log(probability / (1 - probability))
+
+
+def test_epig_of_one_comparison_by_hand() -> None:
+    # Two members say 0.9 and 0.5. The only target is the comparison itself (a second label of it):
+    # P(1, 1) = (0.81 + 0.25) / 2, P(0, 0) = (0.01 + 0.25) / 2, P(1, 0) = P(0, 1) = (0.09 + 0.25) / 2,
+    # and each label alone is 1 with probability 0.7.
+    margins = np.array([[_logit(0.9)], [_logit(0.5)]])
+    p11, p00, p10 = 0.53, 0.13, 0.17
+    expected = p11 * math.log(p11 / 0.49) + p00 * math.log(p00 / 0.09) + 2 * p10 * math.log(p10 / 0.21)
+    assert epig(margins)[0] == pytest.approx(expected)
+
+
+def test_epig_counts_only_what_a_label_tells_about_the_targets() -> None:
+    # Comparison 0: two sure members that contradict each other, so two labels of it always agree
+    # (log 2 of shared information). Comparison 1: both members at 50/50, a coin that tells nothing.
+    # Each is the target half of the time: EPIG(0) = (log 2 + 0) / 2, EPIG(1) = 0.
+    margins = np.array([[50.0, 0.0], [-50.0, 0.0]])
+    scores = epig(margins)
+    assert scores[0] == pytest.approx(math.log(2) / 2)
+    assert scores[1] == pytest.approx(0.0, abs=1e-12)
+    # Members that agree leave nothing to learn, however unsure they are.
+    assert np.allclose(epig(np.array([[0.3, -1.0, 2.0], [0.3, -1.0, 2.0]])), 0.0, atol=1e-12)
+
+
+def test_epig_thins_the_targets_of_a_large_pool() -> None:
+    margins = np.random.default_rng(2).normal(size=(3, 9))
+    every_target = epig(margins)
+    thinned = epig(margins, max_targets=3)  # targets 0, 4 and 8
+    win = 1 / (1 + np.exp(-margins))
+    for comparison in range(9):
+        information = []
+        for target in (0, 4, 8):
+            total = 0.0
+            for own in (win[:, comparison], 1 - win[:, comparison]):
+                for other in (win[:, target], 1 - win[:, target]):
+                    joint = float(np.mean(own * other))
+                    total += joint * math.log(joint / (own.mean() * other.mean()))
+            information.append(total)
+        assert thinned[comparison] == pytest.approx(np.mean(information))
+    assert not np.allclose(every_target, thinned)
+
+
 def test_choose_takes_the_highest_scores_deterministically() -> None:
     assert choose(np.array([0.1, 0.9, 0.5, 0.9]), 3) == [1, 3, 2]
     assert choose(np.array([0.3]), 5) == [0]
@@ -44,3 +88,13 @@ def test_every_rule_scores_every_comparison() -> None:
         scores = rule(margins)
         assert scores.shape == (7,), name
         assert np.all(np.isfinite(scores)), name
+
+
+def test_the_settings_offer_exactly_the_rules_there_are() -> None:
+    from typing import get_args
+
+    from apprentice.settings import LoopSection
+
+    offered = get_args(LoopSection.model_fields["selection"].annotation)
+    assert set(offered) == set(RULES)
+    assert LoopSection(selection="epig").selection == "epig"

@@ -13,6 +13,7 @@ from apprentice.selection import (
     bootstrap_counts,
     fit_bootstrap_heads,
     labels_to_reach,
+    labels_to_reach_interpolated,
     select_next,
 )
 
@@ -26,7 +27,7 @@ def test_select_next_takes_the_highest_unlabeled_scores() -> None:
 
 def test_select_next_never_repeats_a_label_and_stops_at_the_pool() -> None:
     margins = np.random.default_rng(0).normal(size=(3, 6))
-    for rule in ("disagreement", "bald", "uncertainty", "random"):
+    for rule in ("disagreement", "bald", "uncertainty", "epig", "random"):
         chosen = select_next(rule, margins, labeled=[0, 2, 4], budget=10, seed=1)
         assert sorted(chosen) == [1, 3, 5], rule
 
@@ -49,6 +50,14 @@ def test_labels_to_reach_by_hand() -> None:
     assert labels_to_reach(curve, 0.75) == 128
     assert labels_to_reach(curve, 0.60) == 32
     assert labels_to_reach(curve, 0.76) is None
+
+
+def test_labels_to_reach_interpolated_by_hand() -> None:
+    curve = [CurvePoint(32, 0.60), CurvePoint(64, 0.70), CurvePoint(96, 0.68), CurvePoint(128, 0.78)]
+    assert labels_to_reach_interpolated(curve, 0.65) == pytest.approx(48.0)  # halfway from 0.60 to 0.70
+    assert labels_to_reach_interpolated(curve, 0.72) == pytest.approx(96 + 32 * 0.4)  # 0.68 -> 0.78
+    assert labels_to_reach_interpolated(curve, 0.55) == 32.0  # reached at the first point
+    assert labels_to_reach_interpolated(curve, 0.80) is None
 
 
 # -- the loop on a toy: learn a threshold on [0, 1] from labeled points ---------------------------
@@ -107,10 +116,10 @@ def test_every_rule_gets_the_same_start_and_the_same_training_steps() -> None:
     assert seen["random"] == [(8 + 4 * step, step) for step in range(6)]
 
 
-def test_uncertainty_and_bald_learn_the_threshold_with_fewer_labels_than_random() -> None:
+def test_uncertainty_bald_and_epig_learn_the_threshold_with_fewer_labels_than_random() -> None:
     # Asking near the current boundary halves the interval like a binary search; random points rarely land there.
     random_curve, _ = _run("random")
-    for rule in ("uncertainty", "bald"):
+    for rule in ("uncertainty", "bald", "epig"):
         curve, _ = _run(rule)
         assert curve[0].accuracy == random_curve[0].accuracy  # the same starting labels
         assert curve[-1].accuracy > random_curve[-1].accuracy, rule

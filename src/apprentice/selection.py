@@ -11,11 +11,16 @@ loop writes the scores into the studio's priorities, highest first.
   the entropy of the mean Bradley-Terry probability minus the mean of the members' entropies. High
   when members are confident but contradict each other, low when all are merely unsure.
 - `uncertainty`: the entropy of the mean probability (plain uncertainty sampling).
+- `epig`: expected predictive information gain (Bickford Smith et al. 2023): how much the label of a
+  comparison would tell, on average, about the labels of the pool's comparisons. BALD asks what a label
+  tells about the model, so it can favor odd comparisons unlike any other; EPIG asks what it tells
+  about the predictions that matter, with the pool standing in for the comparisons to come.
 - `random`: the baseline every rule is measured against.
 
 `select_next` applies a rule to a pool (leaving out what is already labeled), `acquisition_curve`
 runs batch acquisition (fit, measure, choose the next batch, repeat) for one rule, and
-`labels_to_reach` reads off how many labels a curve needs to reach an accuracy. `fit_bootstrap_heads`
+`labels_to_reach` reads off how many labels a curve needs to reach an accuracy
+(`labels_to_reach_interpolated` between the measured points). `fit_bootstrap_heads`
 fits the ensemble the rules read: K linear Bradley-Terry heads on frozen features, one per bootstrap
 resample of the labels. The loop takes the
 model fitting and the measure as functions, so the same loop serves the benchmark and the tests; its
@@ -63,6 +68,34 @@ def bald(member_margins: NDArray[np.float64]) -> Scores:
     return binary_entropy(mean_probability) - mean_member_entropy
 
 
+def _log_ratio(joint: NDArray[np.float64], product: NDArray[np.float64]) -> NDArray[np.float64]:
+    """joint * log(joint / product), 0 where joint is 0 (the limit)."""
+    safe_joint = np.clip(joint, 1e-300, None)
+    return np.where(joint > 0, joint * (np.log(safe_joint) - np.log(np.clip(product, 1e-300, None))), 0.0)
+
+
+def epig(member_margins: NDArray[np.float64], *, max_targets: int = 512) -> Scores:
+    """Mean mutual information between a comparison's label and each target comparison's label.
+
+    The labels of comparisons i and j are independent given a member, so their joint under the
+    ensemble is the members' average: P(y_i = a, y_j = b) = mean_k P_k(y_i = a) P_k(y_j = b).
+    The targets are the pool's comparisons themselves (each one included, as a second label of
+    itself), thinned to `max_targets` evenly spaced ones on a large pool to bound the cost at
+    comparisons x targets x members.
+    """
+    members, comparisons = member_margins.shape
+    win = _probabilities(member_margins)  # (K, N)
+    targets = np.unique(np.linspace(0, comparisons - 1, min(comparisons, max_targets)).round().astype(int))
+    target_win = win[:, targets]  # (K, T)
+    information = np.zeros((comparisons, len(targets)))
+    for own in (win, 1 - win):
+        for other in (target_win, 1 - target_win):
+            joint = own.T @ other / members  # (N, T)
+            product = own.mean(axis=0)[:, None] * other.mean(axis=0)[None, :]
+            information += _log_ratio(joint, product)
+    return np.asarray(information.mean(axis=1), dtype=np.float64)
+
+
 def random_scores(member_margins: NDArray[np.float64], *, seed: int = 0) -> Scores:
     return np.asarray(np.random.default_rng(seed).random(member_margins.shape[1]), dtype=np.float64)
 
@@ -71,6 +104,7 @@ RULES: dict[str, Callable[[NDArray[np.float64]], Scores]] = {
     "disagreement": disagreement,
     "bald": bald,
     "uncertainty": uncertainty,
+    "epig": epig,
     "random": random_scores,
 }
 
@@ -156,6 +190,19 @@ def labels_to_reach(curve: Sequence[CurvePoint], target: float) -> int | None:
     for point in curve:
         if point.accuracy >= target - 1e-12:
             return point.labels
+    return None
+
+
+def labels_to_reach_interpolated(curve: Sequence[CurvePoint], target: float) -> float | None:
+    """Like `labels_to_reach`, but read between measured points: the labels at which the straight line
+    from the last point below `target` to the first point at or above it crosses `target`."""
+    for index, point in enumerate(curve):
+        if point.accuracy >= target - 1e-12:
+            if index == 0:
+                return float(point.labels)
+            before = curve[index - 1]
+            share = (target - before.accuracy) / (point.accuracy - before.accuracy)
+            return before.labels + share * (point.labels - before.labels)
     return None
 
 

@@ -122,10 +122,10 @@ class LoopSection(_Section):
         64, ge=1, description="Judgments the round waits for before training (the quota people or simulators fill)."
     )
     eval_prompts: int = Field(24, ge=1, description="Prompts held out for evaluation (set aside on the first round).")
-    selection: Literal["disagreement", "bald", "uncertainty", "random"] = Field(
+    selection: Literal["disagreement", "bald", "uncertainty", "epig", "random"] = Field(
         "disagreement",
         description="Which comparisons are judged first: by the reward ensemble's disagreement, BALD, uncertainty, "
-        "or at random.",
+        "EPIG (what a label tells about the other comparisons' labels), or at random.",
     )
     annotators: int = Field(
         8, ge=0, le=200, description="Simulated annotators judging through the studio; 0 waits for people."
