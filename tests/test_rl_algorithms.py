@@ -199,3 +199,10 @@ def test_value_head_learning_rate_scale_gives_the_head_its_own_group(tiny_model:
     head = {id(parameter) for parameter in result.run.unwrapped.value_head.parameters()}
     assert {id(parameter) for parameter in groups[1]["params"]} == head
     assert head.isdisjoint(id(parameter) for parameter in groups[0]["params"])
+
+
+def test_a_time_limit_stops_the_run_after_the_step_that_passes_it(tiny_model: Path, tmp_path: Path) -> None:
+    config = online_config("grpo", tmp_path / "run", steps=5, time_limit_minutes=1e-6)
+    train_grpo(config, str(tiny_model), PROMPTS, REWARD, show_progress=False)
+    assert [row["step"] for row in read_metrics(config.output_dir)] == [1]
+    assert (config.output_dir / "checkpoints" / "step-1" / "state.pt").is_file()

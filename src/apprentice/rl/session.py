@@ -232,17 +232,17 @@ class TrainingRun:
                 self.step = step
                 self.timings = {}
                 yield step
-                if self.over_kl_budget:  # decided on metrics averaged over processes: all stop together
+                # All processes must stop at the same step, or one waits forever in the next all-reduce:
+                # the KL budget is judged on metrics already averaged over processes, the clock is reduced.
+                if self.over_kl_budget or (limit is not None and self._any_process_out_of_time(started, limit)):
                     if self.step % self.config.checkpoint_every != 0:
                         self.save_checkpoint()
                     break
-                out_of_time = limit is not None and time.monotonic() - started > limit * 60
-                # All processes must stop at the same step, or one waits forever in the next all-reduce.
-                flag = torch.tensor([1.0 if out_of_time else 0.0], device=self.device)
-                if limit is not None and self.accelerator.reduce(flag, reduction="sum").item() > 0:
-                    if self.step % self.config.checkpoint_every != 0:
-                        self.save_checkpoint()
-                    break
+
+    def _any_process_out_of_time(self, started: float, limit_minutes: float) -> bool:
+        out_of_time = time.monotonic() - started > limit_minutes * 60
+        flag = torch.tensor([1.0 if out_of_time else 0.0], device=self.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
