@@ -32,6 +32,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", default="default")
     parser.add_argument("--policy-steps", type=int, default=20)
+    parser.add_argument("--policy-learning-rate", type=float, default=None, help="default: the loop's")
+    parser.add_argument("--prompts-per-round", type=int, default=None, help="default: the demo's")
+    parser.add_argument("--labels-per-round", type=int, default=None, help="default: the demo's")
     args = parser.parse_args()
 
     if args.folder.exists():
@@ -39,6 +42,12 @@ def main() -> None:
     settings = demo_settings(args.model)
     settings.loop.rounds = args.rounds
     settings.loop.policy_steps = args.policy_steps
+    if args.policy_learning_rate is not None:
+        settings.loop.policy_learning_rate = args.policy_learning_rate
+    if args.prompts_per_round is not None:
+        settings.loop.prompts_per_round = args.prompts_per_round
+    if args.labels_per_round is not None:
+        settings.loop.labels_per_round = args.labels_per_round
     started = time.perf_counter()
     project = init_project(args.folder, settings=settings)
     parsed = read_import_file(bundled_prompts_path())
@@ -48,6 +57,7 @@ def main() -> None:
     rows = round_figures(project.store.rounds())
     project.close()
     result = {
+        "settings": settings.loop.model_dump(),
         "rounds": rows,
         "labels": sum(row["labels"] or 0 for row in rows),
         "wall_seconds": round(time.perf_counter() - started, 1),

@@ -43,7 +43,7 @@ def loop_project(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPat
     loop = settings.loop
     loop.rounds, loop.prompts_per_round, loop.labels_per_round, loop.eval_prompts = 2, 6, 8, 4
     loop.annotators, loop.oracle, loop.reward_model, loop.reward_heads = 3, "concision", str(tiny_model), 3
-    loop.policy_steps = 2
+    loop.policy_steps, loop.policy_learning_rate = 2, 3e-5
     project = init_project(tmp_path / "project", settings=settings)
     prompts = [PromptRecord([{"role": "user", "content": f"write a poem about the {word}"}]) for word in WORDS]
     project.store.import_prompts(prompts, [], source="test")
@@ -86,6 +86,7 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     project = open_project(loop_project)
     assert len(project.store.prompts(held_out=True)) == 4
     assert {policy.kind for policy in (project.store.policy_by_id(s.new_policy_id) for s in states)} == {"trained"}
+    assert [run.config["learning_rate"] for run in project.store.runs("policy")] == [3e-5, 3e-5]
     assert (loop_project / "loop" / "round-2" / "evaluation.json").is_file()
     project.close()
     result = CliRunner().invoke(app, ["report", "-p", str(loop_project)])

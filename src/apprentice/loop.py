@@ -219,7 +219,14 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
     data = derive_preferences(store.judged_comparisons(), DerivationOptions())
     train, validation = split_by_prompt(data, validation_share=0.2, seed=state.number)
     folder = context.round_dir(state.number) / "reward"
-    run = store.start_run("reward", {"loop_round": state.number, "heads": context.settings.reward_heads})
+    run = store.start_run(
+        "reward",
+        {
+            "loop_round": state.number,
+            "heads": context.settings.reward_heads,
+            "features": context.settings.reward_features,
+        },
+    )
     try:
         _, evaluation = train_shared_backbone_ensemble(
             train,
@@ -229,6 +236,7 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
             max_length=256,
             validation=validation,
             seed=state.number,
+            features=context.settings.reward_features,
         )
     except BaseException:
         store.finish_run(run.id, metrics={}, status="failed")
@@ -247,7 +255,12 @@ def step_policy(context: LoopContext, state: RoundState) -> tuple[dict[str, Any]
     output_dir = context.round_dir(state.number) / "policy"
     config = build_config(
         settings.algorithm,
-        {"output_dir": output_dir, "steps": settings.policy_steps, "seed": state.number},
+        {
+            "output_dir": output_dir,
+            "steps": settings.policy_steps,
+            "learning_rate": settings.policy_learning_rate,
+            "seed": state.number,
+        },
     )
     resume = any(output_dir.glob("checkpoint*"))
     outcome = train_policy(
