@@ -145,6 +145,9 @@ class LoopSection(_Section):
     )
     algorithm: Literal["grpo", "rloo", "ppo"] = Field("grpo", description="Policy optimization algorithm.")
     policy_steps: int = Field(20, ge=1, description="Policy optimization steps per round.")
+    policy_learning_rate: float = Field(
+        1e-5, gt=0.0, le=1e-2, description="AdamW learning rate of the policy optimization each round."
+    )
     spread_penalty: float = Field(
         1.0, ge=0.0, description="The RL reward is the ensemble's mean minus this times its spread."
     )
