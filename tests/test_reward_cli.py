@@ -11,7 +11,12 @@ from typer.testing import CliRunner
 
 from apprentice.cli import app
 from apprentice.reward.data import split_by_prompt
-from apprentice.reward.ensemble import load_ensemble, train_member_ensemble, train_shared_backbone_ensemble
+from apprentice.reward.ensemble import (
+    SharedBackboneEnsemble,
+    load_ensemble,
+    train_member_ensemble,
+    train_shared_backbone_ensemble,
+)
 from apprentice.reward.train import RewardTrainingConfig
 from test_reward_training import MARKER, synthetic_pairs
 
@@ -120,3 +125,24 @@ def test_shared_backbone_heads(tiny_model: Path, tmp_path: Path) -> None:
     # the backbone folder is a reward model whose score is head 0
     member_zero = RewardModel.load(tmp_path / "heads" / "backbone").score([prompt] * 2, texts)
     assert member_zero == pytest.approx(ensemble.score([prompt] * 2, texts).members[0], abs=1e-4)
+
+
+def test_shared_backbone_heads_on_mean_features(tiny_model: Path, tmp_path: Path) -> None:
+    train, validation = split_by_prompt(synthetic_pairs(200, seed=7), validation_share=0.2)
+    ensemble, evaluation = train_shared_backbone_ensemble(
+        train, tmp_path / "heads", model=str(tiny_model), heads=3, max_length=64, validation=validation, features="mean"
+    )
+    assert len(evaluation["member_accuracies"]) == 3 and evaluation["mean_spread"] > 0
+    # the marker is a token of the chosen response, so its embedding is in the mean the heads read
+    assert evaluation["accuracy"] > 0.6, evaluation
+    info = json.loads((tmp_path / "heads" / "ensemble.json").read_text(encoding="utf-8"))
+    assert info["features"] == "mean"
+    loaded = load_ensemble(tmp_path / "heads")
+    assert isinstance(loaded, SharedBackboneEnsemble) and loaded.feature_kind == "mean"
+    prompt = [{"role": "user", "content": "the sun"}]
+    texts = [f"the {MARKER} cat", "the cat"]
+    scores = ensemble.score([prompt] * 2, texts)
+    assert loaded.score([prompt] * 2, texts).members == [pytest.approx(row, abs=1e-4) for row in scores.members]
+    # mean features read the response alone: another prompt changes nothing
+    other = [{"role": "user", "content": "a different question entirely"}]
+    assert loaded.score([other] * 2, texts).mean == pytest.approx(scores.mean, abs=1e-4)

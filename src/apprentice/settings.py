@@ -143,6 +143,12 @@ class LoopSection(_Section):
         le=64,
         description="Heads of the reward ensemble on a shared frozen backbone (its spread drives selection).",
     )
+    reward_features: Literal["head-input", "mean"] = Field(
+        "mean",
+        description="What the reward heads read: mean (the backbone's mean-pooled hidden states over the "
+        "response alone, all-MiniLM's sentence embedding) or head-input (the input of the backbone's own "
+        "classification head, for MiniLM its CLS pooler, which was not trained for sentence meaning).",
+    )
     algorithm: Literal["grpo", "rloo", "ppo"] = Field("grpo", description="Policy optimization algorithm.")
     policy_steps: int = Field(20, ge=1, description="Policy optimization steps per round.")
     policy_learning_rate: float = Field(

@@ -8,6 +8,15 @@ Two kinds:
   own bootstrap resample in milliseconds. The spread only reflects what the heads disagree on, so it
   underestimates the uncertainty of a fine-tuned model; it is the cheap option for active selection,
   and also the way to get a reward model out of a large backbone on a small machine.
+  What the heads read (`features`):
+  - `head-input`: the input of the backbone's own sequence-classification head (for all-MiniLM, the
+    CLS pooler tanh(W·CLS) on prompt and response; for causal LMs, the last real token). Head 0 is
+    written into the backbone folder, which is then a plain reward model that scores as member 0.
+  - `mean`: the mean of the backbone's last hidden states over the response's own tokens (the
+    response encoded alone, padding masked out): all-MiniLM-L6-v2's sentence embedding, the one it was
+    trained for, while its CLS pooler was not. It does not see the prompt. No AutoModel class pools
+    this way, so the backbone folder of a `mean` ensemble keeps an untrained head and is not the
+    ensemble's scorer; score with `load_ensemble`.
 The spread is the standard deviation of the members' normalized rewards.
 """
 
@@ -19,7 +28,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -33,6 +42,8 @@ from apprentice.store.records import Message
 
 ENSEMBLE_FILE = "ensemble.json"
 HEADS_FILE = "heads.safetensors"
+FeatureKind = Literal["head-input", "mean"]
+FEATURE_KINDS: tuple[str, ...] = get_args(FeatureKind)
 
 
 @dataclass(frozen=True)
@@ -98,19 +109,29 @@ def train_member_ensemble(
 
 
 class SharedBackboneEnsemble:
-    """A frozen reward-model backbone whose head input feeds K linear heads."""
+    """A frozen reward-model backbone whose features (see the module's docstring) feed K linear heads."""
 
-    def __init__(self, backbone: RewardModel, weights: torch.Tensor, normalizations: list[Normalization]):
+    def __init__(
+        self,
+        backbone: RewardModel,
+        weights: torch.Tensor,
+        normalizations: list[Normalization],
+        *,
+        features: FeatureKind = "head-input",
+    ):
+        if features not in FEATURE_KINDS:
+            raise ApprenticeError(f"features must be one of {', '.join(FEATURE_KINDS)}, got {features!r}")
         self.backbone = backbone
         self.weights = weights  # (K, H)
         self.normalizations = normalizations
+        self.feature_kind: FeatureKind = features
 
     @torch.no_grad()
     def features(
         self, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int = 16
     ) -> torch.Tensor:
-        """(N, H): what the head of the backbone's sequence-classification model reads for each response."""
-        return extract_features(self.backbone, prompts, responses, batch_size=batch_size)
+        """(N, H): what the heads read for each response."""
+        return compute_features(self.backbone, self.feature_kind, prompts, responses, batch_size=batch_size)
 
     def raw_scores_from_features(self, features: torch.Tensor) -> torch.Tensor:
         return self.weights @ features.T  # (K, N)
@@ -121,24 +142,75 @@ class SharedBackboneEnsemble:
         return _summarize(normalized)
 
     def save(self, folder: Path) -> None:
-        """The backbone with head 0 as a loadable reward model, plus every head and its normalization."""
+        """The backbone (head 0 in it for head-input features), every head and its normalization."""
         from safetensors.torch import save_file
 
-        head: Any = head_module(self.backbone.model)
-        with torch.no_grad():
-            head.weight.copy_(self.weights[:1])
-            if getattr(head, "bias", None) is not None:
-                head.bias.zero_()
-        self.backbone.normalization = self.normalizations[0]
+        if self.feature_kind == "head-input":
+            head: Any = head_module(self.backbone.model)
+            with torch.no_grad():
+                head.weight.copy_(self.weights[:1])
+                if getattr(head, "bias", None) is not None:
+                    head.bias.zero_()
+            self.backbone.normalization = self.normalizations[0]
         self.backbone.save(folder / "backbone")
         save_file({"weights": self.weights.contiguous()}, str(folder / HEADS_FILE))
         info = {
             "kind": "shared-backbone",
             "backbone": "backbone",
             "heads": self.weights.shape[0],
+            "features": self.feature_kind,
             "normalizations": [vars(n) for n in self.normalizations],
         }
+        if self.feature_kind != "head-input":
+            info["note"] = "the backbone folder's own head is untrained: score with the ensemble, not the folder"
         (folder / ENSEMBLE_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def compute_features(
+    model: RewardModel,
+    kind: FeatureKind,
+    prompts: Sequence[Sequence[Message]],
+    responses: Sequence[str],
+    *,
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """(N, H) features of the given kind for each response (see the module's docstring)."""
+    if kind == "mean":
+        return mean_features(model, responses, batch_size=batch_size)
+    return extract_features(model, prompts, responses, batch_size=batch_size)
+
+
+def mean_features(model: RewardModel, responses: Sequence[str], *, batch_size: int = 16) -> torch.Tensor:
+    """The mean of the backbone's last hidden states over each response's tokens, the response encoded alone.
+
+    The response is tokenized with the tokenizer's own special tokens, as sentence-transformers
+    encodes a sentence, and cut at the model's max_length; padding is masked out of the mean.
+    """
+    if not responses:
+        raise ApprenticeError("no responses to compute features for")
+    tokenizer = model.tokenizer
+    encoded: list[list[int]] = [
+        tokenizer(response, truncation=True, max_length=model.max_length)["input_ids"] for response in responses
+    ]
+    order = sorted(range(len(encoded)), key=lambda index: -len(encoded[index]))
+    base = model.model.base_model  # the transformer without the classification head
+    device = next(base.parameters()).device
+    features = torch.zeros((len(encoded), model.model.config.hidden_size))
+    model.model.eval()
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            width = max(len(encoded[index]) for index in chunk)
+            input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, index in enumerate(chunk):
+                input_ids[row, : len(encoded[index])] = torch.tensor(encoded[index])
+                mask[row, : len(encoded[index])] = 1
+            hidden = base(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+            weights = mask.to(device).unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+            features[chunk] = pooled.float().cpu()
+    return features
 
 
 def extract_features(
@@ -230,10 +302,13 @@ def train_shared_backbone_ensemble(
     margin_scale: float = 1.0,
     validation: PreferenceData | None = None,
     batch_size: int = 16,
+    features: FeatureKind = "head-input",
 ) -> tuple[SharedBackboneEnsemble, dict[str, Any]]:
     """Features once, K heads on bootstrap resamples, normalization per head; saved to run_dir."""
     if heads < 1:
         raise ApprenticeError(f"heads must be at least 1, got {heads}")
+    if features not in FEATURE_KINDS:
+        raise ApprenticeError(f"features must be one of {', '.join(FEATURE_KINDS)}, got {features!r}")
     pairs = evaluation_pairs(train) + [pair for pair in train.pairs if pair.target == 0.5]
     if not pairs:
         raise ApprenticeError("no training pairs: the judgments gave nothing to learn from")
@@ -242,11 +317,11 @@ def train_shared_backbone_ensemble(
         parameter.requires_grad_(False)
     texts = _distinct_texts(pairs)
     index = {key: position for position, key in enumerate(texts)}
-    features = extract_features(
-        backbone, [p for p, _ in texts.values()], [r for _, r in texts.values()], batch_size=batch_size
+    table = compute_features(
+        backbone, features, [p for p, _ in texts.values()], [r for _, r in texts.values()], batch_size=batch_size
     )
-    chosen = features[[index[_key(p.prompt, p.chosen)] for p in pairs]]
-    rejected = features[[index[_key(p.prompt, p.rejected)] for p in pairs]]
+    chosen = table[[index[_key(p.prompt, p.chosen)] for p in pairs]]
+    rejected = table[[index[_key(p.prompt, p.rejected)] for p in pairs]]
     rng = random.Random(seed)
     head_weights, normalizations = [], []
     for head in range(heads):
@@ -260,13 +335,13 @@ def train_shared_backbone_ensemble(
             seed=seed + head,
             margin_scale=margin_scale,
         )
-        raw = features @ weight
+        raw = table @ weight
         normalizations.append(
             Normalization(float(raw.mean()), float(raw.std()) or 1.0, f"{len(texts)} of the training responses")
         )
         head_weights.append(weight)
     initialize_head(head_module(backbone.model), backbone.model.config.hidden_size)
-    ensemble = SharedBackboneEnsemble(backbone, torch.stack(head_weights), normalizations)
+    ensemble = SharedBackboneEnsemble(backbone, torch.stack(head_weights), normalizations, features=features)
     evaluation = evaluate_ensemble(ensemble, validation) if validation is not None and len(validation) else {}
     run_dir.mkdir(parents=True, exist_ok=True)
     ensemble.save(run_dir)
@@ -289,7 +364,9 @@ def load_ensemble(folder: Path) -> MemberEnsemble | SharedBackboneEnsemble:
         return MemberEnsemble([RewardModel.load(folder / member) for member in info["members"]])
     backbone = RewardModel.load(folder / info["backbone"])
     weights = load_file(str(folder / HEADS_FILE))["weights"]
-    return SharedBackboneEnsemble(backbone, weights, [Normalization(**n) for n in info["normalizations"]])
+    normalizations = [Normalization(**n) for n in info["normalizations"]]
+    # ensembles saved before the choice existed read the head input
+    return SharedBackboneEnsemble(backbone, weights, normalizations, features=info.get("features", "head-input"))
 
 
 def evaluate_ensemble(ensemble: MemberEnsemble | SharedBackboneEnsemble, data: PreferenceData) -> dict[str, Any]:
