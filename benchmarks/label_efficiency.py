@@ -30,6 +30,17 @@ and left out, because none beat plain top-k BALD with 32 heads by more than the 
 greedy batches that condition the heads' margin covariance on each pick (a BatchBALD-like Gaussian
 view), a Laplace posterior in place of the bootstrap, and other L2 penalties.
 
+Not yet measured: `--rules random bald eer` (offered, not in the default run). `eer` is expected error
+reduction (`apprentice.selection.expected_error_reduction_batch`): it reads the heads' margins as a
+Gaussian belief, scores a pair by how much its label is expected to cut the number of pool pairs whose
+order is wrong (the measure reported here), with the annotators' Bradley-Terry noise in the look-ahead, and
+builds the batch greedily, each pick narrowing the belief before the next. It was written to answer the
+two weaknesses named above (BALD spends labels on pairs whose label is mostly noise; a top-k batch asks
+near-duplicates), but its run on seeds 100-109 did not finish in the time given (the 2-core machine was
+busy with other benchmarks: about 10 s of CPU in 12 minutes), so there is no figure for it yet, nor for
+the budget sensitivity (256, 512, 1024 labels: `--steps 7`, `15`, `31`). Run it on the design seeds first:
+`--labels gold-rm --rules random bald eer --first-seed 100`.
+
 Labels, five settings (`--labels`); simulated annotators are `apprentice.simulate`'s decision model:
 - `gold-rm` (the headline): the gold is a reward model of the learners' own form (a linear head on the
   same 64 components) fitted on all 2,303 HH-RLHF human labels, as Gao et al. (2022) use a gold reward
@@ -325,6 +336,9 @@ def validation_accuracy(heads: np.ndarray, validation: PairTable, labels: Labels
 # -- the experiment ---------------------------------------------------------------------------------
 
 RULE_NAMES = ("random", "disagreement", "bald", "uncertainty", "epig")
+# Offered but not run by default until measured on the design seeds (see the docstring): greedy batches of
+# expected error reduction (`apprentice.selection.expected_error_reduction_batch`).
+EXTRA_RULES = ("eer",)
 
 
 def run_setting(
@@ -568,7 +582,7 @@ def main() -> None:
     parser.add_argument("--prepare-only", action="store_true", help="compute and cache the features, then stop")
     parser.add_argument("--oracle", default="sentiment", help="gold oracle of the simulated settings")
     parser.add_argument("--labels", nargs="+", choices=LABEL_SETTINGS, default=list(LABEL_SETTINGS))
-    parser.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=list(RULE_NAMES))
+    parser.add_argument("--rules", nargs="+", choices=RULE_NAMES + EXTRA_RULES, default=list(RULE_NAMES))
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument(
         "--first-seed", type=int, default=0, help="seeds run from here (the choices were made on 100 onwards)"

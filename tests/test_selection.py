@@ -7,7 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from apprentice.selection import RULES, bald, binary_entropy, choose, disagreement, epig, uncertainty
+from apprentice.selection import (
+    RULES,
+    bald,
+    binary_entropy,
+    choose,
+    disagreement,
+    epig,
+    expected_error_reduction,
+    expected_error_reduction_batch,
+    uncertainty,
+)
 
 
 def test_binary_entropy_by_hand() -> None:
@@ -75,6 +85,47 @@ def test_epig_thins_the_targets_of_a_large_pool() -> None:
             information.append(total)
         assert thinned[comparison] == pytest.approx(np.mean(information))
     assert not np.allclose(every_target, thinned)
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def test_expected_error_reduction_of_one_comparison_by_hand() -> None:
+    # Two members at +1 and -1: the margin's belief has mean 0 and variance 2 (over K - 1), so its order is
+    # wrong with probability 1/2 and P(first wins) = 1/2, Fisher weight 1/4. A label narrows the variance to
+    # 2 - (1/4) 2^2 / (1 + (1/4) 2) = 4/3 and moves the mean by 2 (y - 1/2) / (3/2) = +-2/3 either way,
+    # so the order is wrong with probability Phi(-(2/3) / sqrt(4/3)) afterwards.
+    expected = 0.5 - _normal_cdf(-(2 / 3) / math.sqrt(4 / 3))
+    assert expected_error_reduction(np.array([[1.0], [-1.0]]))[0] == pytest.approx(expected)
+    # A second comparison the members agree on is settled: asking it helps nothing, and it does not
+    # change the first one's score (its error stays 0).
+    scores = expected_error_reduction(np.array([[1.0, 2.0], [-1.0, 2.0]]))
+    assert scores[0] == pytest.approx(expected)
+    assert scores[1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_expected_error_reduction_counts_what_a_label_tells_about_other_comparisons() -> None:
+    # Comparisons 0 and 1 move together across members; 2 is unrelated to them. A label on 0 or 1 settles
+    # part of both, so each is worth more than the lone one with the same spread.
+    margins = np.array([[1.0, 1.0, 1.0], [-1.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+    scores = expected_error_reduction(margins)
+    assert scores[0] == pytest.approx(scores[1])
+    assert scores[0] > scores[2] > 0
+
+
+def test_expected_error_reduction_batch_conditions_on_earlier_picks() -> None:
+    margins = np.random.default_rng(3).normal(scale=2.0, size=(6, 12))
+    one_step = expected_error_reduction(margins)
+    batch = expected_error_reduction_batch(margins, candidates=range(1, 12), budget=4)
+    assert batch[0] == 1 + int(np.argmax(one_step[1:]))  # the first pick is the best open one
+    assert len(set(batch)) == 4 and 0 not in batch
+    # Comparisons 0 and 1 are the same question (same margins in every member), 2 an unrelated one. One at a
+    # time, 0 and 1 score highest; once 0 is asked, 1 is partly answered and the unrelated 2 is worth more.
+    twins = np.array([[2.5, 2.5, 2.0], [-1.5, -1.5, 2.0], [0.5, 0.5, -4.0]])
+    assert choose(expected_error_reduction(twins), 2) == [0, 1]
+    assert expected_error_reduction_batch(twins, candidates=[0, 1, 2], budget=2) == [0, 2]
+    assert expected_error_reduction_batch(twins, candidates=[0, 1, 2], budget=5) == [0, 2, 1]  # stops at the pool
 
 
 def test_choose_takes_the_highest_scores_deterministically() -> None:

@@ -27,7 +27,7 @@ def test_select_next_takes_the_highest_unlabeled_scores() -> None:
 
 def test_select_next_never_repeats_a_label_and_stops_at_the_pool() -> None:
     margins = np.random.default_rng(0).normal(size=(3, 6))
-    for rule in ("disagreement", "bald", "uncertainty", "epig", "random"):
+    for rule in ("disagreement", "bald", "uncertainty", "epig", "eer", "random"):
         chosen = select_next(rule, margins, labeled=[0, 2, 4], budget=10, seed=1)
         assert sorted(chosen) == [1, 3, 5], rule
 
