@@ -6,14 +6,25 @@ that the share of false flags stays near `false_flag_rate` however large the pan
 its annotators are careless, and an effect-size floor so that a tiny but significant preference is not
 flagged. A side preference is tested on the pairs the annotator is unsure of, where it shows, with
 more of the level on the side the rest of the panel favours (`reliability.side_weighted_p_values`);
-either side is flagged. Rule flags (too fast, straight-lining, gold accuracy, self-consistency) are
-plain thresholds, each stated in its message.
+either side is flagged. Gold accuracy and self-consistency are thresholds with a binomial test each, in
+families of their own with the same procedure.
+
+A panel gate comes first (closed testing): a statistical flag is raised only if Simes' test of the
+panel's global null -- no annotator biased, careless, below the gold bar or inconsistent -- over all
+the p-values of all four families rejects at `panel_alpha`. Benjamini-Hochberg holds the share of
+false flags among the flags; on a panel of honest annotators every flag is false, so each family
+alone raises one with a chance of about `false_flag_rate` (more with the adaptive variant), and the
+families' chances add up (3 of 20 honest panels of 40 flagged at 50 judgments each without it). The gate
+holds that chance at `panel_alpha`, and where many annotators are bad it passes almost surely, so
+precision and recall are those of the per-family procedure. Flags the gate holds back are kept in
+`AnnotatorChecks.held_back`. Rule flags (too fast, straight-lining) are plain thresholds on behaviour,
+each stated in its message, and not gated.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +38,7 @@ from apprentice.quality.reliability import (
     annotator_tests,
     position_bradley_terry,
     side_weighted_p_values,
+    simes_p_value,
 )
 from apprentice.store.quality_queries import QualityJudgment
 
@@ -44,6 +56,10 @@ FLAG_KINDS = (
 class FlagSettings:
     false_flag_rate: float = 0.1
     """False discovery rate for each statistical flag (adaptive Benjamini-Hochberg): about this share may be wrong."""
+    panel_alpha: float = 0.05
+    """Panel gate: statistical flags are raised only where Simes' test over all annotators' p-values rejects
+    "nobody in this panel is biased, careless, below the gold bar or inconsistent" at this level, so that a
+    panel of honest annotators gets a statistical flag with probability at most about this. 1 turns it off."""
     min_judgments: int = 20
     """Annotators with fewer decisive pair judgments are not tested (too little to tell)."""
     min_position_effect: float = 0.1
@@ -64,9 +80,13 @@ class FlagSettings:
     straight_line_share: float = 0.9
     """Straight-lining: the same side (pairs) or the same score (ratings) this often, over min_judgments."""
     min_gold_accuracy: float = 0.7
+    """Gold accuracy: flag an annotator significantly below this share of gold items right ..."""
     min_gold_items: int = 5
+    """... over at least this many gold items."""
     min_self_consistency: float = 0.5
+    """Self-consistency: flag an annotator significantly below this share of same answers on repeated pairs ..."""
     min_repeats: int = 5
+    """... over at least this many pairs of repeats."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +109,10 @@ class AnnotatorChecks:
     gold_accuracy: dict[str, tuple[float, int]] = field(default_factory=dict)
     self_consistency: dict[str, tuple[float, int]] = field(default_factory=dict)
     median_seconds: dict[str, float] = field(default_factory=dict)
+    panel_p_value: float = 1.0
+    """Simes' p-value of the panel gate over every statistical p-value (1.0 when there were none)."""
+    held_back: list[Flag] = field(default_factory=list)
+    """Statistical flags the per-family tests alone would raise, held back because the gate did not reject."""
 
     @property
     def flagged(self) -> set[str]:
@@ -102,52 +126,89 @@ def reading_floor_ms(total_characters: int, settings: FlagSettings) -> float:
     return 1000 * (settings.read_seconds + total_characters / settings.read_chars_per_second)
 
 
-def _statistical_flags(
+@dataclass
+class _Family:
+    """One statistical flag's p-values (one per annotator tested) and the flags it would raise where rejected."""
+
+    p_values: list[float] = field(default_factory=list)
+    candidates: list[Flag | None] = field(default_factory=list)  # None: significant or not, too small to flag
+
+    def add(self, p_value: float, candidate: Flag | None) -> None:
+        self.p_values.append(p_value)
+        self.candidates.append(candidate)
+
+
+@dataclass(frozen=True)
+class GatedTest:
+    panel_p_value: float  # Simes over every p-value of every family
+    passed: bool  # panel_p_value <= panel_alpha: the families' rejections stand
+    rejected: dict[str, list[bool]]  # per family, adaptive Benjamini-Hochberg at the rate (before the gate)
+
+
+def gated_test(families: Mapping[str, Sequence[float]], *, rate: float, panel_alpha: float) -> GatedTest:
+    """A gated test of the panel, closed-testing style: Simes' global test over all families' p-values at
+    `panel_alpha`, then adaptive Benjamini-Hochberg at `rate` within each family. Only where `passed` are
+    the rejections flags.
+
+    P(any flag | every null true) <= P(Simes rejects) <= panel_alpha (under independence or positive
+    dependence, as for Benjamini-Hochberg itself); the false discovery rate within a family is no higher
+    than without the gate, which only ever removes rejections.
+    """
+    panel_p_value = simes_p_value([p for p_values in families.values() for p in p_values])
+    rejected = {kind: adaptive_benjamini_hochberg(p_values, rate) for kind, p_values in families.items()}
+    return GatedTest(panel_p_value, panel_p_value <= panel_alpha, rejected)
+
+
+def _statistical_families(
     judgments: Sequence[QualityJudgment], settings: FlagSettings
-) -> tuple[list[Flag], list[AnnotatorTest], PositionBTResult | None]:
+) -> tuple[dict[str, _Family], list[AnnotatorTest], PositionBTResult | None]:
+    families = {"position_bias": _Family(), "near_random": _Family()}
     table = pair_table(judgments)
     if len(table) == 0 or len(table.annotators) < 3:
-        return [], [], None  # position bias against a consensus needs a panel
+        return families, [], None  # position bias against a consensus needs a panel
     fit = position_bradley_terry(table)
     tests = [
         test
         for test in annotator_tests(table, fit, skill_ratio=settings.skill_ratio)
         if test.judgments >= settings.min_judgments
     ]
-    flags = []
     side_p_values = side_weighted_p_values(tests, max_weight=settings.side_weight_cap)
-    biased = adaptive_benjamini_hochberg(side_p_values, settings.false_flag_rate)
-    careless = adaptive_benjamini_hochberg([test.low_skill_p_value for test in tests], settings.false_flag_rate)
-    for test, side_p_value, is_biased, is_careless in zip(tests, side_p_values, biased, careless, strict=True):
+    for test, side_p_value in zip(tests, side_p_values, strict=True):
         effect = test.left_when_unsure - 0.5
-        if is_biased and abs(effect) >= settings.min_position_effect:
-            side, share = ("left", test.left_when_unsure) if effect > 0 else ("right", 1 - test.left_when_unsure)
-            flags.append(
-                Flag(
-                    test.annotator,
-                    "position_bias",
-                    f"picks the {side} response {share:.0%} of the time when unsure, between equally good "
-                    f"responses (p = {side_p_value:.2g}, {test.judgments} judgments)",
-                    side_p_value,
-                    effect,
-                )
+        side, share = ("left", test.left_when_unsure) if effect > 0 else ("right", 1 - test.left_when_unsure)
+        families["position_bias"].add(
+            side_p_value,
+            Flag(
+                test.annotator,
+                "position_bias",
+                f"picks the {side} response {share:.0%} of the time when unsure, between equally good "
+                f"responses (p = {side_p_value:.2g}, {test.judgments} judgments)",
+                side_p_value,
+                effect,
             )
-        if is_careless:
-            flags.append(
-                Flag(
-                    test.annotator,
-                    "near_random",
-                    f"follows the panel's consensus with skill {test.skill:.2f} against a typical "
-                    f"{test.reference_skill:.2f} (p = {test.low_skill_p_value:.2g}, {test.judgments} judgments)",
-                    test.low_skill_p_value,
-                    test.skill - test.reference_skill,
-                )
-            )
-    return flags, tests, fit
+            if abs(effect) >= settings.min_position_effect
+            else None,
+        )
+        families["near_random"].add(
+            test.low_skill_p_value,
+            Flag(
+                test.annotator,
+                "near_random",
+                f"follows the panel's consensus with skill {test.skill:.2f} against a typical "
+                f"{test.reference_skill:.2f} (p = {test.low_skill_p_value:.2g}, {test.judgments} judgments)",
+                test.low_skill_p_value,
+                test.skill - test.reference_skill,
+            ),
+        )
+    return families, tests, fit
 
 
-def _rule_flags(judgments: Sequence[QualityJudgment], settings: FlagSettings, checks: AnnotatorChecks) -> list[Flag]:
+def _rule_flags(
+    judgments: Sequence[QualityJudgment], settings: FlagSettings, checks: AnnotatorChecks
+) -> tuple[list[Flag], dict[str, _Family]]:
+    """The plain rule flags, and the gold and self-consistency families (p-values, flags where rejected)."""
     flags: list[Flag] = []
+    families = {"gold_accuracy": _Family(), "self_inconsistent": _Family()}
     by_annotator: dict[str, list[QualityJudgment]] = defaultdict(list)
     for judgment in judgments:
         by_annotator[judgment.annotator].append(judgment)
@@ -185,33 +246,45 @@ def _rule_flags(judgments: Sequence[QualityJudgment], settings: FlagSettings, ch
         if gold:
             correct = sum(1 for answer, truth in gold if answer == truth)
             checks.gold_accuracy[name] = (correct / len(gold), len(gold))
-            if len(gold) >= settings.min_gold_items and correct / len(gold) < settings.min_gold_accuracy:
-                p_value = binomtest(correct, len(gold), settings.min_gold_accuracy, alternative="less").pvalue
-                if p_value < settings.false_flag_rate:
-                    flags.append(
-                        Flag(
-                            name,
-                            "gold_accuracy",
-                            f"{correct} of {len(gold)} gold items right, below {settings.min_gold_accuracy:.0%} "
-                            f"(p = {p_value:.2g})",
-                            float(p_value),
-                            correct / len(gold) - settings.min_gold_accuracy,
-                        )
+            if len(gold) >= settings.min_gold_items:
+                # H0: accuracy at least min_gold_accuracy; exact binomial, one-sided
+                p_value = float(binomtest(correct, len(gold), settings.min_gold_accuracy, alternative="less").pvalue)
+                below = correct / len(gold) < settings.min_gold_accuracy
+                families["gold_accuracy"].add(
+                    p_value,
+                    Flag(
+                        name,
+                        "gold_accuracy",
+                        f"{correct} of {len(gold)} gold items right, below {settings.min_gold_accuracy:.0%} "
+                        f"(p = {p_value:.2g})",
+                        p_value,
+                        correct / len(gold) - settings.min_gold_accuracy,
                     )
+                    if below
+                    else None,
+                )
         consistent, repeats = self_consistency(own)
         if repeats:
             checks.self_consistency[name] = (consistent, repeats)
-            if repeats >= settings.min_repeats and consistent < settings.min_self_consistency:
-                flags.append(
+            if repeats >= settings.min_repeats:
+                # H0: consistency at least min_self_consistency, binomial over the pairs of repeats (exact
+                # where each pair of responses was judged twice; more repeats make the pairs dependent)
+                agreeing = round(consistent * repeats)
+                p_value = float(binomtest(agreeing, repeats, settings.min_self_consistency, alternative="less").pvalue)
+                families["self_inconsistent"].add(
+                    p_value,
                     Flag(
                         name,
                         "self_inconsistent",
-                        f"gave the same answer on only {consistent:.0%} of {repeats} repeated pairs",
-                        None,
+                        f"gave the same answer on only {consistent:.0%} of {repeats} repeated pairs "
+                        f"(p = {p_value:.2g})",
+                        p_value,
                         consistent,
                     )
+                    if consistent < settings.min_self_consistency
+                    else None,
                 )
-    return flags
+    return flags, families
 
 
 def _straight_lining(name: str, own: Sequence[QualityJudgment], settings: FlagSettings) -> list[Flag]:
@@ -268,12 +341,29 @@ def self_consistency(own: Sequence[QualityJudgment]) -> tuple[float, int]:
 def check_annotators(judgments: Sequence[QualityJudgment], settings: FlagSettings | None = None) -> AnnotatorChecks:
     """Run every annotator check over the judgments and collect the flags (sorted by annotator, then kind)."""
     settings = settings or FlagSettings()
-    statistical, tests, fit = _statistical_flags(judgments, settings)
+    families, tests, fit = _statistical_families(judgments, settings)
     counts = Counter(judgment.annotator for judgment in judgments)
     checks = AnnotatorChecks(flags=[], tests=tests, fit=fit, judgments_per_annotator=dict(sorted(counts.items())))
-    rules = _rule_flags(judgments, settings, checks)
+    rules, rule_families = _rule_flags(judgments, settings, checks)
+    families.update(rule_families)
+    gate = gated_test(
+        {kind: family.p_values for kind, family in families.items()},
+        rate=settings.false_flag_rate,
+        panel_alpha=settings.panel_alpha,
+    )
+    checks.panel_p_value = gate.panel_p_value
+    statistical = [
+        flag
+        for kind, family in families.items()
+        for flag, reject in zip(family.candidates, gate.rejected[kind], strict=True)
+        if reject and flag is not None
+    ]
     order = {kind: index for index, kind in enumerate(FLAG_KINDS)}
-    checks.flags = sorted([*statistical, *rules], key=lambda flag: (flag.annotator, order[flag.kind]))
+    if gate.passed:
+        checks.flags = sorted([*statistical, *rules], key=lambda flag: (flag.annotator, order[flag.kind]))
+    else:
+        checks.flags = sorted(rules, key=lambda flag: (flag.annotator, order[flag.kind]))
+        checks.held_back = sorted(statistical, key=lambda flag: (flag.annotator, order[flag.kind]))
     return checks
 
 

@@ -281,6 +281,20 @@ def benjamini_hochberg(p_values: Sequence[float], rate: float) -> list[bool]:
     return rejected.tolist()
 
 
+def simes_p_value(p_values: Sequence[float]) -> float:
+    """Simes' p-value for the global null "every hypothesis is true": min over k of m p_(k) / k (Simes 1986).
+
+    At level alpha it rejects exactly when Benjamini-Hochberg at alpha rejects anything; under
+    independence (and positive regression dependence) P(p <= alpha | all true) <= alpha. Used as the gate
+    of a closed test: hypotheses are rejected one by one only where the global null is rejected first.
+    1.0 when there are none.
+    """
+    values = np.sort(np.asarray(p_values, dtype=float))
+    if len(values) == 0:
+        return 1.0
+    return float(min(1.0, (len(values) * values / np.arange(1, len(values) + 1)).min()))
+
+
 def adaptive_benjamini_hochberg(p_values: Sequence[float], rate: float, *, null_cutoff: float = 0.5) -> list[bool]:
     """Benjamini-Hochberg at `rate` / (estimated share of true nulls), rejecting only p <= `null_cutoff`.
 

@@ -147,6 +147,11 @@ def analyse(
             "reliability": reliability,
             "bias": bias,
             "flags": [vars(flag) for flag in checks.flags],
+            # Simes' test of the whole panel; where it is above panel_alpha the statistical flags are held back
+            "panel_gate": {
+                "p_value": checks.panel_p_value,
+                "held_back": [vars(flag) for flag in checks.held_back],
+            },
         }
     )
 
