@@ -17,6 +17,10 @@ head on the same frozen features (`apprentice.reward.ensemble.fit_head`), one pa
 Accuracy is agreement with the gold order on held-out HH pairs (other prompts).
 
     python benchmarks/quality_correction.py [--seeds 3] [--eval-pairs 800]
+
+Measured (defaults, 3 panels, one thread on the shared 2-core CPU, with the panel gate of
+`apprentice.quality.flags`): held-out accuracy clean 86.2%, raw 81.4%, corrected 85.0%; corrected is
+1.2 points under clean, raw 4.8 points under (flags precision 0.95-1.00, recall 0.76-0.84 on these panels).
 """
 
 from __future__ import annotations
