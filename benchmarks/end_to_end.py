@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--policy-learning-rate", type=float, default=None, help="default: the loop's")
     parser.add_argument("--prompts-per-round", type=int, default=None, help="default: the demo's")
     parser.add_argument("--labels-per-round", type=int, default=None, help="default: the demo's")
+    parser.add_argument("--eval-prompts", type=int, default=None, help="held-out prompts; default: the demo's")
     args = parser.parse_args()
 
     if args.folder.exists():
@@ -48,6 +49,8 @@ def main() -> None:
         settings.loop.prompts_per_round = args.prompts_per_round
     if args.labels_per_round is not None:
         settings.loop.labels_per_round = args.labels_per_round
+    if args.eval_prompts is not None:
+        settings.loop.eval_prompts = args.eval_prompts
     started = time.perf_counter()
     project = init_project(args.folder, settings=settings)
     parsed = read_import_file(bundled_prompts_path())
