@@ -38,6 +38,9 @@ the batch greedily, each pick narrowing the belief before the next. It was writt
 weaknesses named above (BALD spends labels on pairs whose label is mostly noise; a top-k batch asks
 near-duplicates). On gold-rm it needed 62% of random's labels against BALD's 60% in the same run
 (`--labels gold-rm --rules random bald eer --first-seed 100`, 9.6 min on one thread): no better.
+Diverse batches, also on seeds 100-109 (a scratch script, not kept): BADGE on the Bradley-Terry gradient
+embeddings (p - y)(f_a - f_b) needed 75%, BALD's top 128 thinned to 32 by k-means++ 62% and by k-center
+61%, against BALD's 60% in the same run: the top-k BALD batch is not held back by near-duplicates here.
 
 Labels, five settings (`--labels`); simulated annotators are `apprentice.simulate`'s decision model:
 - `gold-rm` (the headline): the gold is a reward model of the learners' own form (a linear head on the
