@@ -76,6 +76,7 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     first, second = states
     assert second.policy_id == first.new_policy_id  # round 2 generates with round 1's policy
     assert first.outputs["collect"]["judgments"] >= 8
+    assert second.outputs["collect"]["judgments"] >= 8  # round 1's leftovers do not eat round 2's quota
     assert second.outputs["collect"]["selection"]["rule"] == "disagreement"  # round 1's ensemble ordered round 2
     assert 0.0 <= first.outputs["reward"]["accuracy"] <= 1.0
     evaluation = second.outputs["evaluate"]

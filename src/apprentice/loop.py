@@ -171,18 +171,27 @@ def step_collect(context: LoopContext, state: RoundState) -> dict[str, Any]:
     if done < quota and context.settings.annotators > 0 and available:
         from apprentice.simulate import simulate_project
 
-        report = simulate_project(
-            context.project,
-            annotators=context.settings.annotators,
-            oracle=context.settings.oracle,
-            flip_rate=context.settings.flip_rate,
-            seed=state.number,
-            max_judgments=quota - done,
-        )
-        context.console.print(
-            f"   {report.judgments} simulated judgments (temperature {report.temperature:.3g}, "
-            f"agreement {report.agreement if report.agreement is None else round(report.agreement, 3)})"
-        )
+        # The simulators also answer comparisons left open by earlier rounds (those count as labels, not
+        # towards this round's quota), so one pass can fall short: go again until the quota is met.
+        attempt = 0
+        while done < quota and available:
+            report = simulate_project(
+                context.project,
+                annotators=context.settings.annotators,
+                oracle=context.settings.oracle,
+                flip_rate=context.settings.flip_rate,
+                seed=state.number + 1000 * attempt,
+                max_judgments=quota - done,
+            )
+            context.console.print(
+                f"   {report.judgments} simulated judgments (temperature {report.temperature:.3g}, "
+                f"agreement {report.agreement if report.agreement is None else round(report.agreement, 3)})"
+            )
+            if report.judgments == 0:
+                break
+            attempt += 1
+            done = store.round_judgment_count(state.number)
+            available = len(store.open_comparison_ids(state.number))
     elif done < quota and available:
         context.console.print(
             f"   waiting for {quota - done} judgments from people: run `apprentice studio -p {context.project.root}` "
