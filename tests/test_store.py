@@ -146,3 +146,74 @@ def test_sqlite_store_uses_wal_and_foreign_keys(tmp_path) -> None:  # type: igno
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     store.close()
+
+
+def test_background_checkpoints_move_the_wal_into_the_database_off_the_committing_call(tmp_path: Any) -> None:
+    import time
+    from pathlib import Path
+
+    from apprentice.studio.testing import seed_pairs
+
+    database = Path(tmp_path) / "store.db"
+    store = Store.open(f"sqlite:///{database}")
+    try:
+        store.start_background_checkpoints(interval=0.05)
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        size_before = database.stat().st_size
+        seed_pairs(store, 300)  # committed to the WAL only: these connections do not checkpoint
+        deadline = time.monotonic() + 10
+        while database.stat().st_size == size_before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert database.stat().st_size > size_before, "the checkpoint thread copied nothing into the database"
+        store.stop_background_checkpoints()
+        with store.engine.connect() as connection:  # back to SQLite's own checkpoints
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        assert len(store.comparisons()) == 300
+    finally:
+        store.close()
+
+
+def test_migration_0006_drops_the_covered_indexes_and_keeps_the_data(store_url: str) -> None:
+    """Upgrading a store with a judgment from 0005 drops three covered indexes and keeps the rows."""
+    from apprentice.store.records import ComparisonPlan
+
+    covered = {
+        "judgments": "ix_judgments_comparison_id",
+        "assignments": "ix_assignments_comparison_id",
+        "comparisons": "ix_comparisons_open",
+    }
+    store = Store.open(store_url, migrate=False)
+    try:
+        store.migrate("0005")
+        store.import_prompts([PromptRecord(user("Q?"))], [], source="t")
+        prompt_id = store.prompts()[0].id
+        policy = store.ensure_policy("p", kind="base", model_path=None)
+        _, created = store.add_generation(
+            policy.id,
+            [GeneratedResponse(prompt_id, "A", 1, True), GeneratedResponse(prompt_id, "B", 1, True)],
+            {},
+            lambda prompt_id, ids: [ComparisonPlan("pair", prompt_id, ids, overlap=1)],
+        )
+        comparison_id = store.comparisons()[0].id
+        annotator = store.ensure_annotator("person")
+        store.record_judgment(
+            comparison_id=comparison_id,
+            annotator_id=annotator.id,
+            answer={"winner": 0},
+            idempotency_key="k",
+            source="t",
+        )
+
+        def indexes(table: str) -> set[str]:
+            return {str(index["name"]) for index in inspect(store.engine).get_indexes(table)}
+
+        assert all(name in indexes(table) for table, name in covered.items())
+        store.migrate()
+        assert store.schema_revision() == store.head_revision() == "0006"
+        assert not any(name in indexes(table) for table, name in covered.items())
+        assert "ix_comparisons_queue" in indexes("comparisons")
+        assert created == 1 and store.summary().judgments == 1
+        assert [c.id for c in store.comparisons(status="complete")] == [comparison_id]
+    finally:
+        store.close()

@@ -255,3 +255,24 @@ def test_concurrent_leasing_from_threads_keeps_the_overlap(store: Store) -> None
     assert not errors, errors
     assert all(count <= overlap for count, overlap in store.judgment_counts_by_comparison().values())
     assert sum(count for count, _ in store.judgment_counts_by_comparison().values()) == 12
+
+
+def test_leasing_reads_the_queue_in_order_instead_of_sorting_every_open_comparison(store: Store) -> None:
+    """PostgreSQL plans the lease on statistics: bulk writes refresh them (without, it sorts the whole queue)."""
+    if store.is_sqlite:
+        pytest.skip("PostgreSQL's planner")
+    from apprentice.store.assignments import _CANDIDATES
+    from apprentice.store.tables import utc_now
+    from apprentice.studio.testing import seed_pairs
+
+    seed_pairs(store, 300)
+    statement = _CANDIDATES[(False, "skip")].compile(dialect=store.engine.dialect)
+    with store.engine.connect() as connection:
+        plan = "\n".join(
+            row[0]
+            for row in connection.exec_driver_sql(
+                "EXPLAIN " + statement.string,
+                {**statement.params, "annotator": 1, "now": utc_now()},
+            )
+        )
+    assert "ix_comparisons_queue" in plan and "Sort" not in plan, plan

@@ -95,7 +95,6 @@ class Comparison(Base):
     """Something for evaluators to judge: two responses (pair), K (ranking) or one (rating)."""
 
     __tablename__ = "comparisons"
-    __table_args__ = (Index("ix_comparisons_open", "status", "priority"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # pair | ranking | rating
@@ -114,6 +113,7 @@ class Comparison(Base):
 
 # The studio's queue: open comparisons by priority (highest first), oldest first within a priority. With
 # this order in an index, finding the next task reads the first few entries instead of sorting them all.
+# It also serves any lookup by status, or by status and priority (migration 0006 dropped a narrower index).
 Index("ix_comparisons_queue", Comparison.status, Comparison.priority.desc(), Comparison.id)
 
 
@@ -157,7 +157,8 @@ class Assignment(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"), index=True)
+    # Looked up through uq_assignments_pair, whose first column it is (no index of its own).
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"))
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"))
     order_shown: Mapped[list[Any]] = mapped_column(JSON)  # canonical positions, in display order
     status: Mapped[str] = mapped_column(String(16), default="leased")  # leased | submitted | skipped | expired
@@ -178,7 +179,8 @@ class Judgment(Base):
     __table_args__ = (UniqueConstraint("comparison_id", "annotator_id", name="uq_judgments_pair"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"), index=True)
+    # Looked up through uq_judgments_pair, whose first column it is (no index of its own).
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"))
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), index=True)
     assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"))
     answer: Mapped[dict[str, Any]] = mapped_column(JSON)

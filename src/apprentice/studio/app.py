@@ -8,6 +8,8 @@ the API as JSON.
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,8 @@ def create_app(
         settings = settings or StudioSection()
         # Without a project folder there is nowhere to keep a key: sessions last as long as this process.
         secret_key = secret_key or secrets.token_urlsafe(48)
+    # PostgreSQL: leasing plans well only on current statistics (Store.refresh_statistics); cheap when they are.
+    store.refresh_statistics(stale_only=True)
     context = StudioContext(
         store=store,
         settings=settings,
@@ -91,7 +95,18 @@ def create_app(
         guidelines_path=guidelines,
         flags=flags,
     )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # SQLite: WAL checkpoints off the request path while serving (Store.start_background_checkpoints).
+        store.start_background_checkpoints()
+        try:
+            yield
+        finally:
+            store.stop_background_checkpoints()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Apprentice studio",
         version="1",
         description="Judge model responses: fetch the next task, submit, skip, undo. Authenticate with your API token.",
