@@ -257,7 +257,8 @@ def test_concurrent_leasing_from_threads_keeps_the_overlap(store: Store) -> None
     assert sum(count for count, _ in store.judgment_counts_by_comparison().values()) == 12
 
 
-@pytest.mark.parametrize("store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)  # a PostgreSQL planner question only
+# A question about PostgreSQL's planner only.
+@pytest.mark.parametrize("store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_leasing_reads_the_queue_in_order_instead_of_sorting_every_open_comparison(store: Store) -> None:
     """PostgreSQL plans the lease on statistics: bulk writes refresh them (without, it sorts the whole queue)."""
     from apprentice.store.assignments import _CANDIDATES
