@@ -74,6 +74,11 @@ def _log_ratio(joint: NDArray[np.float64], product: NDArray[np.float64]) -> NDAr
     return np.where(joint > 0, joint * (np.log(safe_joint) - np.log(np.clip(product, 1e-300, None))), 0.0)
 
 
+def _thinned_targets(comparisons: int, max_targets: int) -> NDArray[np.int_]:
+    """The pool's comparisons as look-ahead targets, thinned to `max_targets` evenly spaced ones."""
+    return np.unique(np.linspace(0, comparisons - 1, min(comparisons, max_targets)).round().astype(int))
+
+
 def epig(member_margins: NDArray[np.float64], *, max_targets: int = 512) -> Scores:
     """Mean mutual information between a comparison's label and each target comparison's label.
 
@@ -85,7 +90,7 @@ def epig(member_margins: NDArray[np.float64], *, max_targets: int = 512) -> Scor
     """
     members, comparisons = member_margins.shape
     win = _probabilities(member_margins)  # (K, N)
-    targets = np.unique(np.linspace(0, comparisons - 1, min(comparisons, max_targets)).round().astype(int))
+    targets = _thinned_targets(comparisons, max_targets)
     target_win = win[:, targets]  # (K, T)
     information = np.zeros((comparisons, len(targets)))
     for own in (win, 1 - win):
@@ -101,6 +106,17 @@ def _sign_error(mean: NDArray[np.float64], variance: NDArray[np.float64]) -> NDA
     from scipy.special import ndtr
 
     return np.asarray(ndtr(-np.abs(mean) / np.sqrt(variance)), dtype=np.float64)
+
+
+def _gaussian_belief(
+    member_margins: NDArray[np.float64], max_targets: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int_]]:
+    """The members' margins as a Gaussian belief: their mean (N,), their deviations (K, N) scaled so that
+    deviations.T @ deviations is their covariance, and the look-ahead targets."""
+    members, comparisons = member_margins.shape
+    mean = member_margins.mean(axis=0)
+    deviations = (member_margins - mean) / np.sqrt(max(members - 1, 1))
+    return mean, deviations, _thinned_targets(comparisons, max_targets)
 
 
 def _eer_step(
@@ -139,10 +155,7 @@ def expected_error_reduction(member_margins: NDArray[np.float64], *, max_targets
     side of zero the other margins end up is small. The measure the benchmark reports, validation accuracy
     against the true order, is the quantity it estimates (Roy and McCallum 2001, on a linear-Gaussian view).
     """
-    members, comparisons = member_margins.shape
-    mean = member_margins.mean(axis=0)
-    deviations = (member_margins - mean) / np.sqrt(max(members - 1, 1))
-    targets = np.unique(np.linspace(0, comparisons - 1, min(comparisons, max_targets)).round().astype(int))
+    mean, deviations, targets = _gaussian_belief(member_margins, max_targets)
     return _eer_step(mean, deviations, targets)[0]
 
 
@@ -152,11 +165,8 @@ def expected_error_reduction_batch(
     """`budget` comparisons picked one at a time by `expected_error_reduction`, each after the belief has been
     narrowed by the labels picked before it (which does not depend on their answers), so a batch does not
     ask the same question twice."""
-    members, comparisons = member_margins.shape
-    mean = member_margins.mean(axis=0)
-    deviations = (member_margins - mean) / np.sqrt(max(members - 1, 1))
-    targets = np.unique(np.linspace(0, comparisons - 1, min(comparisons, max_targets)).round().astype(int))
-    open_ = np.zeros(comparisons, dtype=bool)
+    mean, deviations, targets = _gaussian_belief(member_margins, max_targets)
+    open_ = np.zeros(len(mean), dtype=bool)
     open_[list(candidates)] = True
     chosen: list[int] = []
     while len(chosen) < budget and open_.any():
