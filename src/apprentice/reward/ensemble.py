@@ -46,6 +46,11 @@ FeatureKind = Literal["head-input", "mean"]
 FEATURE_KINDS: tuple[str, ...] = get_args(FeatureKind)
 
 
+def _check_feature_kind(features: str) -> None:
+    if features not in FEATURE_KINDS:
+        raise ApprenticeError(f"features must be one of {', '.join(FEATURE_KINDS)}, got {features!r}")
+
+
 @dataclass(frozen=True)
 class EnsembleScores:
     mean: list[float]
@@ -119,8 +124,7 @@ class SharedBackboneEnsemble:
         *,
         features: FeatureKind = "head-input",
     ):
-        if features not in FEATURE_KINDS:
-            raise ApprenticeError(f"features must be one of {', '.join(FEATURE_KINDS)}, got {features!r}")
+        _check_feature_kind(features)
         self.backbone = backbone
         self.weights = weights  # (K, H)
         self.normalizations = normalizations
@@ -307,8 +311,7 @@ def train_shared_backbone_ensemble(
     """Features once, K heads on bootstrap resamples, normalization per head; saved to run_dir."""
     if heads < 1:
         raise ApprenticeError(f"heads must be at least 1, got {heads}")
-    if features not in FEATURE_KINDS:
-        raise ApprenticeError(f"features must be one of {', '.join(FEATURE_KINDS)}, got {features!r}")
+    _check_feature_kind(features)  # before the features are computed, not after
     pairs = evaluation_pairs(train) + [pair for pair in train.pairs if pair.target == 0.5]
     if not pairs:
         raise ApprenticeError("no training pairs: the judgments gave nothing to learn from")
