@@ -359,11 +359,15 @@ def check_annotators(judgments: Sequence[QualityJudgment], settings: FlagSetting
         if reject and flag is not None
     ]
     order = {kind: index for index, kind in enumerate(FLAG_KINDS)}
+
+    def by_annotator_then_kind(flags: list[Flag]) -> list[Flag]:
+        return sorted(flags, key=lambda flag: (flag.annotator, order[flag.kind]))
+
     if gate.passed:
-        checks.flags = sorted([*statistical, *rules], key=lambda flag: (flag.annotator, order[flag.kind]))
+        checks.flags = by_annotator_then_kind([*statistical, *rules])
     else:
-        checks.flags = sorted(rules, key=lambda flag: (flag.annotator, order[flag.kind]))
-        checks.held_back = sorted(statistical, key=lambda flag: (flag.annotator, order[flag.kind]))
+        checks.flags = by_annotator_then_kind(rules)
+        checks.held_back = by_annotator_then_kind(statistical)
     return checks
 
 
