@@ -15,9 +15,13 @@ verified once per server process and then remembered). The simulated annotators 
 keep-alive connections (apprentice.studio.testing), cheap enough to leave the server most of the machine.
 On a shared machine read the CPU per judgment beside the load average: wall-clock figures follow the load.
 
-On a quiet machine (load average under 1.2, `--seconds 10`, after the changes below), SQLite at 50 annotators:
-945, 880 and 1002 judgments/s with p99 100.9, 100.1 and 90.6 ms in three runs (p50 46-50 ms): the throughput
-goal met, the p99 goal at its edge; PostgreSQL with 2 workers: 216 judgments/s, p99 450 ms.
+Quiet machine, SQLite at 50 annotators (nothing else running; 2026-11-27, after the changes below):
+- `--stores sqlite --seconds 10` at nice -10, three runs: 915, 921 and 944 judgments/s, p50 38.5-41.1 ms,
+  p99 53.7, 46.3 and 48.3 ms; server CPU 0.9 ms per judgment, client 0.1 ms.
+- `--stores sqlite` (20 s, plain priority), two runs: 974 and 971 judgments/s, p99 82.1 and 58.9 ms.
+Both goals met in all five runs. An earlier session's machine, also quiet, gave 880-1002/s with p99 90.6-100.9
+ms: the p99 is the figure that moves with the machine. PostgreSQL with 2 workers, `--stores postgres
+--seconds 10`: 337 judgments/s, p50 163 ms, p99 319 ms (server CPU 3.0 ms per judgment).
 
 Figures measured on a LOADED machine (2 cores, load average 5-17 from other jobs, the server at nice 19;
 wall-clock figures are far below what a quiet machine gives; compare only within a line):
