@@ -13,6 +13,8 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +142,23 @@ def resolve_model(name: str, *, pull: bool = True) -> str:
         f"model '{name}' is neither a local folder nor a Hugging Face id in the local cache "
         "(Apprentice never downloads at run time); give a folder, 'default' or 'minilm'"
     )
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers' loading report while a model whose head is new by design is loaded.
+
+    A reward model on a pretrained backbone gets a fresh scoring head: transformers reports that head's
+    weights as MISSING in a warning table on every load, which reads like a fault in the loop's output.
+    """
+    from transformers.utils import logging as transformers_logging
+
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
 
 
 def load_policy(name: str, *, dtype: Any = None) -> tuple[Any, Any]:

@@ -110,7 +110,7 @@ class RewardModel:
         """A fresh reward model on a backbone ('default', 'minilm', a folder or a cached hub id)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from apprentice.models import resolve_model
+        from apprentice.models import quiet_loading, resolve_model
 
         location = resolve_model(name)
         tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=True)
@@ -118,9 +118,10 @@ class RewardModel:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "right"
         torch.manual_seed(seed)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            location, num_labels=1, local_files_only=True, dtype=torch.float32, pad_token_id=tokenizer.pad_token_id
-        )
+        with quiet_loading():  # the head is new by design: no MISSING report
+            model = AutoModelForSequenceClassification.from_pretrained(
+                location, num_labels=1, local_files_only=True, dtype=torch.float32, pad_token_id=tokenizer.pad_token_id
+            )
         model.config.pad_token_id = tokenizer.pad_token_id
         positions = getattr(model.config, "max_position_embeddings", None)
         if positions is not None and max_length > positions:
