@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,11 @@ import torch
 from typer.testing import CliRunner
 
 from apprentice.cli import app
-from apprentice.reward.data import split_by_prompt
+from apprentice.reward.data import PreferenceData, RewardPair, split_by_prompt
 from apprentice.reward.ensemble import (
     SharedBackboneEnsemble,
     load_ensemble,
+    prompt_aware_features,
     train_member_ensemble,
     train_shared_backbone_ensemble,
 )
@@ -146,3 +148,83 @@ def test_shared_backbone_heads_on_mean_features(tiny_model: Path, tmp_path: Path
     # mean features read the response alone: another prompt changes nothing
     other = [{"role": "user", "content": "a different question entirely"}]
     assert loaded.score([other] * 2, texts).mean == pytest.approx(scores.mean, abs=1e-4)
+
+
+TOPICS = [["sun", "moon", "tree", "water"], ["cat", "dog", "friend", "love"], ["python", "list", "sort", "number"]]
+
+
+def similarity_pairs(count: int, seed: int) -> PreferenceData:
+    """The response on the prompt's topic wins; every topic wins and loses equally often, lengths are drawn
+    alike, so neither the response alone nor its length says which one wins: only the prompt does."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(count):
+        asked, other = rng.sample(range(len(TOPICS)), 2)
+        prompt = [{"role": "user", "content": " ".join(rng.choices(TOPICS[asked], k=4))}]
+        on_topic = " ".join(rng.choices(TOPICS[asked], k=rng.randint(3, 6)))
+        off_topic = " ".join(rng.choices(TOPICS[other], k=rng.randint(3, 6)))
+        pairs.append(RewardPair(prompt, on_topic, off_topic))
+    return PreferenceData(pairs=pairs)
+
+
+def test_prompt_aware_heads_learn_a_preference_for_responses_on_the_prompts_topic(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    train, validation = split_by_prompt(similarity_pairs(240, seed=3), validation_share=0.25)
+    common = {"model": str(tiny_model), "heads": 3, "max_length": 64, "validation": validation, "l2": 10.0}
+    ensemble, evaluation = train_shared_backbone_ensemble(train, tmp_path / "aware", features="prompt-aware", **common)
+    _, blind = train_shared_backbone_ensemble(train, tmp_path / "blind", features="mean", **common)
+    # the response alone cannot tell the winner, the prompt-response product can
+    assert blind["accuracy"] < 0.65, blind
+    assert evaluation["accuracy"] > 0.8, evaluation
+
+    info = json.loads((tmp_path / "aware" / "ensemble.json").read_text(encoding="utf-8"))
+    assert info["features"] == "prompt-aware"
+    loaded = load_ensemble(tmp_path / "aware")
+    assert isinstance(loaded, SharedBackboneEnsemble) and loaded.feature_kind == "prompt-aware"
+    assert tuple(loaded.weights.shape) == (3, 2 * 16 + 3)  # response, product, three length features
+    prompts = [pair.prompt for pair in validation.pairs]
+    responses = [pair.chosen for pair in validation.pairs]
+    scores = ensemble.score(prompts, responses)
+    assert loaded.score(prompts, responses).members == [pytest.approx(row, abs=1e-5) for row in scores.members]
+
+    # the same responses score higher under the prompt they answer than under another topic's prompt
+    elsewhere = [[{"role": "user", "content": " ".join(TOPICS[(_topic(p) + 1) % len(TOPICS)])}] for p in prompts]
+    moved = loaded.score(elsewhere, responses)
+    assert sum(a > b for a, b in zip(scores.mean, moved.mean, strict=True)) > 0.8 * len(responses)
+
+
+def _topic(prompt: list[dict[str, str]]) -> int:
+    return next(index for index, words in enumerate(TOPICS) if prompt[-1]["content"].split()[0] in words)
+
+
+def test_prompt_aware_features_read_the_last_user_message_and_ignore_batching(tiny_model: Path) -> None:
+    from apprentice.reward.model import RewardModel
+
+    model = RewardModel.from_backbone(str(tiny_model), max_length=64)
+    asked = {"role": "user", "content": "the sun and the moon"}
+    responses = ["the moon is water", "a cat", "sort the list of number and the list of sun"]
+    alone = prompt_aware_features(model, [[asked]] * 3, responses, batch_size=16)
+    conversation = [
+        {"role": "system", "content": "help the user"},
+        {"role": "user", "content": "a dog"},
+        {"role": "assistant", "content": "a cat"},
+        asked,
+    ]
+    assert torch.allclose(prompt_aware_features(model, [conversation] * 3, responses, batch_size=1), alone, atol=1e-5)
+    other = prompt_aware_features(model, [[{"role": "user", "content": "python code"}]] * 3, responses)
+    assert torch.allclose(other[:, :16], alone[:, :16], atol=1e-5)  # the response's own part
+    assert not torch.allclose(other[:, 16:32], alone[:, 16:32], atol=1e-3)  # the product part moves with the prompt
+    assert alone[:, :16].norm(dim=1) == pytest.approx([1.0] * 3, abs=1e-5)
+    words = torch.tensor([4.0, 2.0, 10.0])
+    assert torch.allclose(alone[:, 32:], torch.stack([torch.log1p(words), words / 100, (words / 100) ** 2], 1))
+
+
+def test_the_loop_setting_offers_every_feature_kind() -> None:
+    from typing import get_args
+
+    from apprentice.reward.ensemble import FEATURE_KINDS
+    from apprentice.settings import LoopSection
+
+    assert get_args(LoopSection.model_fields["reward_features"].annotation) == FEATURE_KINDS
+    assert LoopSection().reward_features in FEATURE_KINDS

@@ -234,6 +234,7 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
             "loop_round": state.number,
             "heads": context.settings.reward_heads,
             "features": context.settings.reward_features,
+            "l2": context.settings.reward_l2,
         },
     )
     try:
@@ -246,6 +247,7 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
             validation=validation,
             seed=state.number,
             features=context.settings.reward_features,
+            l2=context.settings.reward_l2,
         )
     except BaseException:
         store.finish_run(run.id, metrics={}, status="failed")

@@ -143,11 +143,20 @@ class LoopSection(_Section):
         le=64,
         description="Heads of the reward ensemble on a shared frozen backbone (its spread drives selection).",
     )
-    reward_features: Literal["head-input", "mean"] = Field(
-        "mean",
-        description="What the reward heads read: mean (the backbone's mean-pooled hidden states over the "
-        "response alone, all-MiniLM's sentence embedding) or head-input (the input of the backbone's own "
-        "classification head, for MiniLM its CLS pooler, which was not trained for sentence meaning).",
+    reward_features: Literal["head-input", "mean", "prompt-aware"] = Field(
+        "prompt-aware",
+        description="What the reward heads read: prompt-aware (the response's mean-pooled hidden states "
+        "averaged over the backbone's layers, the product of the prompt's and the response's sentence "
+        "embeddings, in which their similarity is linear, and the response's length in words), mean (the "
+        "backbone's mean-pooled last hidden states over the response alone, all-MiniLM's sentence embedding; "
+        "blind to the prompt) or head-input (the input of the backbone's own classification head, for "
+        "MiniLM its CLS pooler, which was not trained for sentence meaning).",
+    )
+    reward_l2: float = Field(
+        10.0,
+        gt=0.0,
+        description="L2 penalty of each reward head, on standardized features. Strong by default: a few "
+        "hundred noisy labels cannot pin down hundreds of weights.",
     )
     algorithm: Literal["grpo", "rloo", "ppo"] = Field("grpo", description="Policy optimization algorithm.")
     policy_steps: int = Field(20, ge=1, description="Policy optimization steps per round.")

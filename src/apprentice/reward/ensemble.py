@@ -17,6 +17,13 @@ Two kinds:
     trained for, while its CLS pooler was not. It does not see the prompt. No AutoModel class pools
     this way, so the backbone folder of a `mean` ensemble keeps an untrained head and is not the
     ensemble's scorer; score with `load_ensemble`.
+  - `prompt-aware`: three generic parts side by side, each read from the backbone with nothing fitted:
+    the response's mean-pooled hidden states averaged over every layer (lower layers keep more of the
+    words, the sentiment among them, than the last), unit length; the elementwise product of the unit
+    sentence embeddings (last layer, mean-pooled) of the prompt and of the response, in which their
+    cosine similarity is linear; and the response's length in words as log(1 + w), w / 100 and
+    (w / 100)^2. The prompt is the last user message. Heads on these see relevance to the prompt and
+    length, which `mean` cannot. As with `mean`, the backbone folder is not the ensemble's scorer.
 The spread is the standard deviation of the members' normalized rewards.
 """
 
@@ -31,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import torch
+import torch.nn.functional as F
 
 from apprentice.errors import ApprenticeError
 from apprentice.reward.data import PreferenceData, RewardPair, bootstrap_sample
@@ -42,7 +50,7 @@ from apprentice.store.records import Message
 
 ENSEMBLE_FILE = "ensemble.json"
 HEADS_FILE = "heads.safetensors"
-FeatureKind = Literal["head-input", "mean"]
+FeatureKind = Literal["head-input", "mean", "prompt-aware"]
 FEATURE_KINDS: tuple[str, ...] = get_args(FeatureKind)
 
 
@@ -134,7 +142,7 @@ class SharedBackboneEnsemble:
     def features(
         self, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int = 16
     ) -> torch.Tensor:
-        """(N, H): what the heads read for each response."""
+        """(N, D): what the heads read for each response."""
         return compute_features(self.backbone, self.feature_kind, prompts, responses, batch_size=batch_size)
 
     def raw_scores_from_features(self, features: torch.Tensor) -> torch.Tensor:
@@ -178,9 +186,11 @@ def compute_features(
     *,
     batch_size: int = 16,
 ) -> torch.Tensor:
-    """(N, H) features of the given kind for each response (see the module's docstring)."""
+    """(N, D) features of the given kind for each response (see the module's docstring)."""
     if kind == "mean":
         return mean_features(model, responses, batch_size=batch_size)
+    if kind == "prompt-aware":
+        return prompt_aware_features(model, prompts, responses, batch_size=batch_size)
     return extract_features(model, prompts, responses, batch_size=batch_size)
 
 
@@ -190,16 +200,25 @@ def mean_features(model: RewardModel, responses: Sequence[str], *, batch_size: i
     The response is tokenized with the tokenizer's own special tokens, as sentence-transformers
     encodes a sentence, and cut at the model's max_length; padding is masked out of the mean.
     """
-    if not responses:
+    return _mean_pooled(model, responses, batch_size=batch_size, every_layer=False)[0]
+
+
+def _mean_pooled(
+    model: RewardModel, texts: Sequence[str], *, batch_size: int, every_layer: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Each text encoded alone: (N, H) its mean-pooled last hidden states and, with `every_layer`, (N, H) the
+    mean-pooled hidden states of every layer (the embeddings' output left out) averaged over the layers."""
+    if not texts:
         raise ApprenticeError("no responses to compute features for")
     tokenizer = model.tokenizer
     encoded: list[list[int]] = [
-        tokenizer(response, truncation=True, max_length=model.max_length)["input_ids"] for response in responses
+        tokenizer(text, truncation=True, max_length=model.max_length)["input_ids"] for text in texts
     ]
     order = sorted(range(len(encoded)), key=lambda index: -len(encoded[index]))
     base = model.model.base_model  # the transformer without the classification head
     device = next(base.parameters()).device
-    features = torch.zeros((len(encoded), model.model.config.hidden_size))
+    last = torch.zeros((len(encoded), model.model.config.hidden_size))
+    layers = torch.zeros_like(last) if every_layer else None
     model.model.eval()
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
@@ -210,11 +229,48 @@ def mean_features(model: RewardModel, responses: Sequence[str], *, batch_size: i
             for row, index in enumerate(chunk):
                 input_ids[row, : len(encoded[index])] = torch.tensor(encoded[index])
                 mask[row, : len(encoded[index])] = 1
-            hidden = base(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-            weights = mask.to(device).unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-            features[chunk] = pooled.float().cpu()
-    return features
+            output = base(
+                input_ids=input_ids.to(device), attention_mask=mask.to(device), output_hidden_states=every_layer
+            )
+            weights = mask.to(device).unsqueeze(-1).to(output.last_hidden_state.dtype)
+            count = weights.sum(1).clamp_min(1.0)
+            last[chunk] = ((output.last_hidden_state * weights).sum(1) / count).float().cpu()
+            if layers is not None:
+                pooled = torch.stack([(hidden * weights).sum(1) / count for hidden in output.hidden_states[1:]])
+                layers[chunk] = pooled.mean(0).float().cpu()
+    return last, layers
+
+
+def last_user_text(prompt: Sequence[Message]) -> str:
+    """What a prompt asks: its last user message (its last message when none is the user's; empty for none)."""
+    for message in reversed(prompt):
+        if message.get("role") == "user":
+            return message.get("content", "")
+    return prompt[-1].get("content", "") if prompt else ""
+
+
+def length_features(responses: Sequence[str]) -> torch.Tensor:
+    """(N, 3): log(1 + w), w / 100 and (w / 100)^2 for a response of w words."""
+    words = torch.tensor([len(response.split()) for response in responses], dtype=torch.float32)
+    return torch.stack([torch.log1p(words), words / 100, (words / 100) ** 2], dim=1)
+
+
+def prompt_aware_features(
+    model: RewardModel, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int = 16
+) -> torch.Tensor:
+    """(N, 2H + 3): the response's unit layer-averaged mean pooling, the elementwise product of the prompt's
+    and the response's unit sentence embeddings, and the response's length features (the module's docstring)."""
+    if len(prompts) != len(responses):
+        raise ApprenticeError(f"{len(prompts)} prompts for {len(responses)} responses")
+    last, layers = _mean_pooled(model, responses, batch_size=batch_size, every_layer=True)
+    assert layers is not None  # every_layer=True gives them
+    texts = [last_user_text(prompt) for prompt in prompts]
+    distinct = list(dict.fromkeys(texts))  # a prompt's candidates share its embedding
+    prompt_table = F.normalize(_mean_pooled(model, distinct, batch_size=batch_size, every_layer=False)[0], dim=-1)
+    position = {text: index for index, text in enumerate(distinct)}
+    prompt_vectors = prompt_table[[position[text] for text in texts]]
+    product = prompt_vectors * F.normalize(last, dim=-1)
+    return torch.cat([F.normalize(layers, dim=-1), product, length_features(responses)], dim=1)
 
 
 def extract_features(
