@@ -55,6 +55,7 @@ def _plots(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rounds = [row["round"] for row in rows]
     images = []
@@ -64,18 +65,22 @@ def _plots(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
         axis.plot(rounds, [row["gold"] for row in rows], "s-", label="gold (oracle)")
         axis.axhline(rows[0]["base_gold"], color="grey", linestyle=":", label="base policy, gold")
     axis.set_xlabel("round")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel("mean score on held-out prompts")
     axis.legend()
     images.append(("Reward and gold score by round", _figure_png(figure)))
     plt.close(figure)
 
+    # Gains over the base policy, each round's proxy measured by that round's reward model on both policies
+    # (the reward models differ between rounds, their raw scales do not compare): the base sits at (0, 0).
     figure, axis = plt.subplots(figsize=(6, 3.6))
-    kl = [row["kl_from_base"] for row in rows]
-    axis.plot(kl, [row["proxy_reward"] for row in rows], "o-", label="proxy")
+    kl = [0.0] + [row["kl_from_base"] for row in rows]
+    axis.plot(kl, [0.0] + [row["proxy_reward"] - row["base_proxy_reward"] for row in rows], "o-", label="proxy")
     if all(row["gold"] is not None for row in rows):
-        axis.plot(kl, [row["gold"] for row in rows], "s-", label="gold")
+        axis.plot(kl, [0.0] + [row["gold"] - row["base_gold"] for row in rows], "s-", label="gold")
+    axis.axhline(0.0, color="grey", linestyle=":")
     axis.set_xlabel("KL(policy || base), nats")
-    axis.set_ylabel("score")
+    axis.set_ylabel("gain over the base policy")
     axis.set_title("Over-optimization shows as gold falling while proxy rises")
     axis.legend()
     images.append(("Proxy and gold against KL", _figure_png(figure)))
@@ -89,7 +94,7 @@ def _plots(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
         labels.append(total)
     axis.plot(labels, [row["reward_accuracy"] for row in rows], "o-")
     axis.set_xlabel("labels so far")
-    axis.set_ylabel("reward-model validation accuracy")
+    axis.set_ylabel("reward-model validation accuracy\n(against the annotators' labels)")
     images.append(("Label efficiency", _figure_png(figure)))
     plt.close(figure)
     return images
