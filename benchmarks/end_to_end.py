@@ -8,16 +8,23 @@ time, and writes the loop report (with the proxy-gold curves) in the project fol
 
     .venv/bin/python benchmarks/end_to_end.py --folder /tmp/e2e --rounds 3
 
-Measured (2-core CPU shared with other jobs; `--prompts-per-round 48 --labels-per-round 96 --eval-prompts 48
---policy-learning-rate 2e-5`, 20 GRPO steps a round, reward heads on mean MiniLM features): 260 labels,
-55.7 min. Held-out gold (composite, 96 samples) against the base policy's 0.526: 0.517, 0.523, 0.532 after
-rounds 1-3, KL from base 1.2, 2.0, 3.0; win rate on gold against the base after round 3 0.53 (95% CI
-0.43-0.63). The reward ensembles' validation accuracy (against the flipped labels) was 0.31, 0.44 and
-0.58 on 16, 41 and 60 pairs: with a quarter of the labels flipped and a few hundred of them, heads on
-response-only features do not learn the composite gold (its relevance part is a prompt-response
-similarity), so the policy has nothing true to climb. Not yet the gain the loop exists for. The demo's
-own settings (24 prompts, 48 labels, 1e-5, 16 held-out prompts) gave 0.510 -> 0.526 after one round.
-(Rounds 2 and 3 of that run got 79 and 85 of their 96 labels: a collection bug fixed since.)
+Measured, 2026-11-27 (the machine otherwise quiet but for one helper job at nice 19), with prompt-aware reward
+features (the loop's default since then, l2 10) and more labels:
+
+    .venv/bin/python benchmarks/end_to_end.py --folder /tmp/e2e --rounds 3 --prompts-per-round 48 \
+        --candidates 4 --labels-per-round 192 --eval-prompts 48 --policy-learning-rate 2e-5
+
+583 labels (192, 194, 197), 43.9 min, peak memory 12.3 GB (in the policy step). Held-out gold (composite,
+96 samples) against the base policy's 0.526: 0.535, 0.519, 0.555 after rounds 1-3 at KL 0.8, 2.4, 4.8;
+win rate on gold against the base after round 3 0.55 (95% CI 0.45-0.65); on the reward model 0.71
+(0.61-0.79). By part, base -> round 3: relevance 0.661 -> 0.717, concision 0.625 -> 0.659, sentiment
+0.341 -> 0.340 (round 2 traded sentiment, 0.280, for relevance, 0.701). Gold rose, but not well above the
+base: the reward heads learn relevance (a prompt-response product of the same MiniLM the oracle uses) and
+length, while VADER's sentiment, the part that decides the gold order of most pairs within a prompt, is
+barely in MiniLM's embeddings (benchmarks/reward_features.py), so the policy has no handle on it.
+
+Before (response-only `mean` features, 96 labels a round, 3 candidates): 260 labels, 55.7 min on a shared
+machine, gold 0.517, 0.523, 0.532 at KL 1.2, 2.0, 3.0; win rate 0.53 (0.43-0.63).
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ def main() -> None:
     parser.add_argument("--prompts-per-round", type=int, default=None, help="default: the demo's")
     parser.add_argument("--labels-per-round", type=int, default=None, help="default: the demo's")
     parser.add_argument("--eval-prompts", type=int, default=None, help="held-out prompts; default: the demo's")
+    parser.add_argument("--candidates", type=int, default=None, help="responses per prompt; default: the demo's")
+    parser.add_argument("--reward-features", default=None, help="[loop] reward_features; default: the loop's")
     args = parser.parse_args()
 
     if args.folder.exists():
@@ -62,6 +71,10 @@ def main() -> None:
         settings.loop.labels_per_round = args.labels_per_round
     if args.eval_prompts is not None:
         settings.loop.eval_prompts = args.eval_prompts
+    if args.candidates is not None:
+        settings.generation.candidates = args.candidates
+    if args.reward_features is not None:
+        settings.loop.reward_features = args.reward_features
     started = time.perf_counter()
     project = init_project(args.folder, settings=settings)
     parsed = read_import_file(bundled_prompts_path())
@@ -71,7 +84,7 @@ def main() -> None:
     rows = round_figures(project.store.rounds())
     project.close()
     result = {
-        "settings": settings.loop.model_dump(),
+        "settings": settings.loop.model_dump() | {"candidates": settings.generation.candidates},
         "rounds": rows,
         "labels": sum(row["labels"] or 0 for row in rows),
         "wall_seconds": round(time.perf_counter() - started, 1),
