@@ -107,7 +107,7 @@ from apprentice.reward.data import RewardPair
 from apprentice.reward.ensemble import compute_features, fit_head, mean_features
 from apprentice.reward.model import RewardModel
 from apprentice.settings import GenerationSection
-from apprentice.simulate import AnnotatorProfile, calibrate_temperature, choose_first
+from apprentice.simulate import AnnotatorProfile, choose_first, reachable_temperature
 
 FLIP_RATE = 0.25
 L2_GRID = [1e-2, 1e-1, 1.0, 3.0, 10.0, 30.0, 100.0]
@@ -295,10 +295,7 @@ def main() -> None:
     experiment = Experiment(rows, features_and_gold(args.folder, rows), args.heads)
     gold, owner = experiment.gold, experiment.owner
     differences = [gold[a] - gold[b] for pairs in experiment.pairs.values() for a, b in pairs]
-    try:  # as apprentice.simulate.calibrated_temperature
-        temperature = calibrate_temperature(differences, flip_rate=FLIP_RATE)
-    except ValueError:
-        temperature = 1e-3
+    temperature = reachable_temperature(differences, flip_rate=FLIP_RATE)  # as the loop's simulators
     annotator = AnnotatorProfile("sim", temperature=temperature, flip_rate=FLIP_RATE)
     print(f"{len(rows)} prompts, {len(gold)} responses, {len(differences)} pairs, temperature {temperature:.3g}")
     print(experiment.make_up())

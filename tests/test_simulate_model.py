@@ -15,6 +15,7 @@ from apprentice.simulate import (
     choose_first,
     expected_agreement,
     prob_first,
+    reachable_temperature,
     sigmoid,
 )
 
@@ -68,3 +69,10 @@ def test_unreachable_targets_are_refused_with_the_reachable_range() -> None:
         calibrate_temperature([0.1, -0.2], 0.5)
     with pytest.raises(ValueError, match=r"between 0\.5 and"):
         calibrate_temperature([1.0], 0.95, flip_rate=0.25)  # 25% flips cap agreement at 0.625
+
+
+def test_reachable_temperature_calibrates_or_falls_back_to_choices_by_the_scores() -> None:
+    differences = [random.Random(1).gauss(0.0, 0.6) for _ in range(200)]
+    assert reachable_temperature(differences, flip_rate=0.1) == calibrate_temperature(differences, flip_rate=0.1)
+    # 25% flips cap agreement at 0.625, under the 73% target: no noise beyond the flips.
+    assert reachable_temperature(differences, flip_rate=0.25) == 1e-3

@@ -351,6 +351,14 @@ def calibrated_temperature(
         differences += [a - b for index, a in enumerate(scores) for b in scores[index + 1 :]]
     if not differences:
         return 1.0
+    return reachable_temperature(differences, target_agreement, flip_rate=flip_rate)
+
+
+def reachable_temperature(
+    differences: Sequence[float], target_agreement: float = HUMAN_AGREEMENT, *, flip_rate: float = 0.0
+) -> float:
+    """`calibrate_temperature`, or a tiny temperature (choices by the scores without further noise, the closest
+    annotators can come) when the flips alone make the target agreement unreachable."""
     try:
         return calibrate_temperature(differences, target_agreement, flip_rate=flip_rate)
     except ValueError:
