@@ -104,7 +104,7 @@ from apprentice.importing import read_import_file
 from apprentice.models import load_policy
 from apprentice.oracles import DEFAULT_COMPOSITE_WEIGHTS, load_oracle
 from apprentice.reward.data import RewardPair
-from apprentice.reward.ensemble import compute_features, fit_head, mean_features
+from apprentice.reward.ensemble import compute_features, fit_head, fit_heads, mean_features
 from apprentice.reward.model import RewardModel
 from apprentice.settings import GenerationSection
 from apprentice.simulate import AnnotatorProfile, choose_first, reachable_temperature
@@ -210,15 +210,13 @@ class Experiment:
 
     def fit(self, table: torch.Tensor, chosen: list[int], rejected: list[int], l2: float, seed: int) -> np.ndarray:
         """The loop's reward: bootstrap heads, each normalized on the training texts, averaged."""
-        rng = random.Random(seed)
         used = sorted(set(chosen) | set(rejected))
-        winners, losers = table[chosen].float(), table[rejected].float()
+        pairs = [RewardPair([], "", "")] * len(chosen)
         total = torch.zeros(table.shape[0], dtype=torch.float64)
-        for head in range(self.heads):
-            rows = [rng.randrange(len(chosen)) for _ in chosen] if self.heads > 1 else list(range(len(chosen)))
-            pairs = [RewardPair([], "", "")] * len(rows)
-            weight = fit_head(winners[rows], losers[rows], pairs, l2=l2, steps=200, seed=seed + head).double()
-            raw = table @ weight
+        for weight in fit_heads(
+            table[chosen].float(), table[rejected].float(), pairs, heads=self.heads, l2=l2, steps=200, seed=seed
+        ):
+            raw = table @ weight.double()
             total += (raw - raw[used].mean()) / (float(raw[used].std()) or 1.0)
         return (total / self.heads).numpy()
 

@@ -348,6 +348,38 @@ def fit_head(
     return (weight.detach() / scale).float()
 
 
+def fit_heads(
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    pairs: Sequence[RewardPair],
+    *,
+    heads: int,
+    l2: float,
+    steps: int,
+    bootstrap: bool = True,
+    seed: int = 0,
+    margin_scale: float = 1.0,
+) -> list[torch.Tensor]:
+    """`heads` linear heads (`fit_head`) on the pairs' chosen and rejected features (P, D), each on its own
+    bootstrap resample of the pairs (all of them for a single head or without `bootstrap`)."""
+    rng = random.Random(seed)
+    fitted = []
+    for head in range(heads):
+        rows = [rng.randrange(len(pairs)) for _ in pairs] if bootstrap and heads > 1 else list(range(len(pairs)))
+        fitted.append(
+            fit_head(
+                chosen[rows],
+                rejected[rows],
+                [pairs[r] for r in rows],
+                l2=l2,
+                steps=steps,
+                seed=seed + head,
+                margin_scale=margin_scale,
+            )
+        )
+    return fitted
+
+
 def train_shared_backbone_ensemble(
     train: PreferenceData,
     run_dir: Path,
@@ -381,24 +413,23 @@ def train_shared_backbone_ensemble(
     )
     chosen = table[[index[_key(p.prompt, p.chosen)] for p in pairs]]
     rejected = table[[index[_key(p.prompt, p.rejected)] for p in pairs]]
-    rng = random.Random(seed)
-    head_weights, normalizations = [], []
-    for head in range(heads):
-        rows = [rng.randrange(len(pairs)) for _ in pairs] if bootstrap and heads > 1 else list(range(len(pairs)))
-        weight = fit_head(
-            chosen[rows],
-            rejected[rows],
-            [pairs[r] for r in rows],
-            l2=l2,
-            steps=steps,
-            seed=seed + head,
-            margin_scale=margin_scale,
-        )
+    head_weights = fit_heads(
+        chosen,
+        rejected,
+        pairs,
+        heads=heads,
+        l2=l2,
+        steps=steps,
+        bootstrap=bootstrap,
+        seed=seed,
+        margin_scale=margin_scale,
+    )
+    normalizations = []
+    for weight in head_weights:
         raw = table @ weight
         normalizations.append(
             Normalization(float(raw.mean()), float(raw.std()) or 1.0, f"{len(texts)} of the training responses")
         )
-        head_weights.append(weight)
     initialize_head(head_module(backbone.model), backbone.model.config.hidden_size)
     ensemble = SharedBackboneEnsemble(backbone, torch.stack(head_weights), normalizations, features=features)
     evaluation = evaluate_ensemble(ensemble, validation) if validation is not None and len(validation) else {}
