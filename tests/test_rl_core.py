@@ -112,6 +112,50 @@ def test_loss_aggregations() -> None:
     close(core.aggregate_token_loss(token_loss, mask, "constant", 4), 1.25)  # 10 / (2 * 4)
 
 
+def test_chunk_loss_uses_the_whole_batch_normalizer() -> None:
+    # The batch of test_loss_aggregations with a third row: 3 rows, 6 tokens, max_tokens 4.
+    #   row 0: tokens 1, 2, 3 (mean 2, sum 6); row 1: token 4 (mean 4, sum 4); row 2: tokens 5, 7 (mean 6, sum 12).
+    # The chunk of row 2 alone, under each kind:
+    #   sequence_mean: 6 / 3 = 2; token_mean: 12 / 6 = 2; constant: 12 / (3 * 4) = 1.
+    chunk_loss = torch.tensor([[5.0, 7.0, 100.0]])
+    chunk_mask = torch.tensor([[1.0, 1.0, 0.0]])
+    whole = {"batch_rows": 3, "batch_tokens": torch.tensor(6.0)}
+    close(core.aggregate_chunk_token_loss(chunk_loss, chunk_mask, "sequence_mean", 4, **whole), 2.0)
+    close(core.aggregate_chunk_token_loss(chunk_loss, chunk_mask, "token_mean", 4, **whole), 2.0)
+    close(core.aggregate_chunk_token_loss(chunk_loss, chunk_mask, "constant", 4, **whole), 1.0)
+    # Rows 0 and 1: sequence_mean (2 + 4) / 3 = 2; token_mean (6 + 4) / 6 = 5/3; constant 10 / 12 = 5/6.
+    chunk_loss = torch.tensor([[1.0, 2.0, 3.0], [4.0, 9.0, 9.0]])
+    chunk_mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    close(core.aggregate_chunk_token_loss(chunk_loss, chunk_mask, "sequence_mean", 4, **whole), 2.0)
+    close(core.aggregate_chunk_token_loss(chunk_loss, chunk_mask, "token_mean", 4, **whole), 5.0 / 3.0)
+    close(core.aggregate_chunk_token_loss(chunk_loss, chunk_mask, "constant", 4, **whole), 5.0 / 6.0)
+    # A batch with no tokens at all has loss 0 (as masked_mean), not NaN.
+    empty = {"batch_rows": 1, "batch_tokens": torch.tensor(0.0)}
+    close(core.aggregate_chunk_token_loss(chunk_loss[:1], torch.zeros(1, 3), "token_mean", 4, **empty), 0.0)
+
+
+@pytest.mark.parametrize("kind", ["sequence_mean", "token_mean", "constant"])
+def test_chunk_losses_add_up_to_the_batch_aggregate(kind: core.LossAggregation) -> None:
+    generator = torch.Generator().manual_seed(0)
+    token_loss = torch.randn(7, 5, generator=generator)
+    lengths = torch.tensor([5, 1, 3, 2, 5, 4, 1])
+    mask = (torch.arange(5).unsqueeze(0) < lengths.unsqueeze(1)).float()
+    whole = core.aggregate_token_loss(token_loss, mask, kind, 6)
+    for size in (1, 2, 3, 7):
+        chunks = [
+            core.aggregate_chunk_token_loss(
+                token_loss[start : start + size],
+                mask[start : start + size],
+                kind,
+                6,
+                batch_rows=7,
+                batch_tokens=mask.sum(),
+            )
+            for start in range(0, 7, size)
+        ]
+        close(sum(chunks), float(whole), tol=1e-6)
+
+
 def test_group_advantages_grpo_and_dr_grpo() -> None:
     rewards = torch.tensor([1.0, 2.0, 3.0, 0.0, 0.0, 6.0])
     # Group 1: mean 2, std 1. Group 2: mean 2, std sqrt((4 + 4 + 16) / 2) = sqrt(12).

@@ -147,11 +147,11 @@ def clipped_value_loss(
     return loss, masked_mean((clipped_loss > unclipped_loss).float(), mask)
 
 
+LossAggregation = Literal["sequence_mean", "token_mean", "constant"]
+
+
 def aggregate_token_loss(
-    token_loss: torch.Tensor,
-    mask: torch.Tensor,
-    kind: Literal["sequence_mean", "token_mean", "constant"],
-    max_tokens: int,
+    token_loss: torch.Tensor, mask: torch.Tensor, kind: LossAggregation, max_tokens: int
 ) -> torch.Tensor:
     """Reduce `(B, T)` per-token losses to one number.
 
@@ -159,12 +159,34 @@ def aggregate_token_loss(
     answers get less weight per token). token_mean: mean over all tokens of the batch. constant: sum
     divided by B * max_tokens (Dr. GRPO), so no per-sequence length normalization biases length.
     """
+    return aggregate_chunk_token_loss(
+        token_loss, mask, kind, max_tokens, batch_rows=token_loss.shape[0], batch_tokens=mask.sum()
+    )
+
+
+def aggregate_chunk_token_loss(
+    token_loss: torch.Tensor,
+    mask: torch.Tensor,
+    kind: LossAggregation,
+    max_tokens: int,
+    *,
+    batch_rows: int,
+    batch_tokens: torch.Tensor | float,
+) -> torch.Tensor:
+    """Some rows' share of `aggregate_token_loss` over a whole batch of `batch_rows` rows and `batch_tokens` mask.
+
+    Each kind's normalizer is the whole batch's, so the shares of the chunks of a batch add up to the
+    batch's aggregate and their gradients to its gradient (micro-batching then changes memory, not the
+    update). sequence_mean: the chunk's per-row masked means summed, over batch_rows. token_mean: the
+    chunk's masked sum over batch_tokens. constant: the chunk's masked sum over batch_rows * max_tokens.
+    """
     if kind == "sequence_mean":
-        return masked_mean(token_loss, mask, dim=1).mean()
+        return masked_mean(token_loss, mask, dim=1).sum() / batch_rows
     if kind == "token_mean":
-        return masked_mean(token_loss, mask)
+        # Clamped as masked_mean clamps: a batch without tokens has loss 0, not NaN.
+        return masked_sum(token_loss, mask) / torch.as_tensor(batch_tokens, dtype=token_loss.dtype).clamp(min=1)
     if kind == "constant":
-        return masked_sum(token_loss, mask) / (token_loss.shape[0] * max_tokens)
+        return masked_sum(token_loss, mask) / (batch_rows * max_tokens)
     raise ValueError(f"unknown loss aggregation {kind!r}")
 
 
