@@ -18,6 +18,9 @@ from rl_toy import PROMPTS, letter_fraction
 def main(model: str, out: Path) -> None:
     reward = CallableReward(letter_fraction, "rl_toy:letter_fraction")
     common = {"steps": 2, "prompts_per_step": 2, "max_new_tokens": 6, "learning_rate": 1e-2, "tensorboard": False}
+    # GRPO's 8 completions per process in micro-batches of 3, 3 and 2: the first two backward passes skip
+    # DDP's all-reduce (no_sync) and the last one must reduce their sum, or the processes drift apart.
+    common["micro_batch_size"] = 3
     for algorithm, train in (("grpo", train_grpo), ("ppo", train_ppo)):
         config = build_config(algorithm, common | {"output_dir": out / algorithm})
         result = train(config, model, PROMPTS, reward, show_progress=False)

@@ -206,3 +206,51 @@ def test_a_time_limit_stops_the_run_after_the_step_that_passes_it(tiny_model: Pa
     train_grpo(config, str(tiny_model), PROMPTS, REWARD, show_progress=False)
     assert [row["step"] for row in read_metrics(config.output_dir)] == [1]
     assert (config.output_dir / "checkpoints" / "step-1" / "state.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "micro_batch_size", "overrides"),
+    [
+        ("grpo", 2, {}),
+        ("grpo", 3, {"loss_aggregation": "token_mean", "epochs": 2}),  # a 1-row remainder; ratios off 1
+        ("grpo", 5, {"variant": "dr_grpo"}),
+        ("rloo", 3, {"epochs": 2}),
+        ("ppo", 3, {"prompts_per_step": 8, "minibatches": 2, "ppo_epochs": 2}),  # micro-batches of 3 and 1
+    ],
+)
+def test_micro_batches_give_the_whole_batch_update(
+    algorithm: str, micro_batch_size: int, overrides: dict[str, Any], tiny_model: Path, tmp_path: Path
+) -> None:
+    # GRPO, RLOO: 4 prompts x 4 completions = 16 rows, with the KL to the reference on (GRPO: in the loss;
+    # RLOO: in the reward). PPO: 8 rows, 4 optimizer steps on minibatches of 4. Adam's epsilon far above the
+    # gradients makes its first step lr * g / (|g| + eps) ~ g, so the parameters compare the gradients
+    # themselves, scale included (the default epsilon divides it away).
+    results = {
+        size: TRAINERS[algorithm](
+            online_config(
+                algorithm,
+                tmp_path / f"run-{size}",
+                micro_batch_size=size,
+                learning_rate=1.0,
+                adam_eps=1.0,
+                **overrides,
+            ),
+            str(tiny_model),
+            PROMPTS,
+            REWARD,
+            show_progress=False,
+        )
+        for size in (16, micro_batch_size)
+    }
+    whole, chunked = results[16], results[micro_batch_size]
+    for key in ("loss", "clip_fraction", "entropy", "grad_norm", "reward", "kl"):
+        assert chunked.metrics[key] == pytest.approx(whole.metrics[key], rel=1e-5, abs=1e-7), key
+    assert whole.metrics["grad_norm"] > 0
+    start = parameters(load_policy(str(tiny_model))[0])
+    # The step moves parameters by up to about 1e-2; the two updates agree to float32 rounding (about 1e-8).
+    moved = max(float((value - start[name]).abs().max()) for name, value in whole.run.policy.state_dict().items())
+    assert moved > 1e-3
+    whole_state = whole.run.unwrapped.state_dict()  # PPO's value head included
+    chunked_state = chunked.run.unwrapped.state_dict()
+    for name, value in whole_state.items():
+        torch.testing.assert_close(chunked_state[name], value, atol=1e-7, rtol=0)

@@ -70,6 +70,7 @@ def test_errors_are_one_sentence_and_exit_1(tiny_model: Path, tmp_path: Path) ->
         (["--algo", "a2c"], "unknown algorithm 'a2c'"),
         (["--algo", "grpo", "--set", "nonsense"], "write it as KEY=VALUE"),
         (["--algo", "grpo", "--set", "completions_per_prompt=1"], "completions_per_prompt"),
+        (["--algo", "grpo", "--set", "micro_batch_size=0"], "option micro_batch_size: Input should be greater than"),
         (["--algo", "grpo", "--reward", "rl_toy:letter_fraction"], "no prompts: give --prompts FILE"),
         (["--algo", "ppo", "--prompts", str(tmp_path / "missing.jsonl"), "--reward", "x:y"], "no such file"),
         (["--algo", "ppo", "--resume", "--output", str(tmp_path / "fresh"), "--reward", "x:y"], "no checkpoint under"),

@@ -110,6 +110,10 @@ def test_resume_refuses_changed_options(tiny_model: Path, tmp_path: Path) -> Non
     changed = runner.invoke(app, [*base, "--resume", "--set", "kl_coef=0.5"])
     assert changed.exit_code == 1
     assert "option kl_coef was 0.04 when the run started and is 0.5 now" in " ".join(changed.output.split())
+    # The micro-batch size changes memory, not the update: a run may resume with another (after an OOM, say).
+    smaller = runner.invoke(app, [*base, "--resume", "--steps", "2", "--set", "micro_batch_size=1"])
+    assert smaller.exit_code == 0, smaller.output
+    assert [row["step"] for row in read_metrics(tmp_path / "run")] == [1, 2]
     other = runner.invoke(app, [*base, "--resume", "--algo", "rloo"])
     assert other.exit_code == 1
     assert "holds a grpo run, not rloo" in " ".join(other.output.split())
@@ -138,3 +142,39 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tiny_model: Pa
     assert latest_checkpoint(config.output_dir) == config.output_dir / "checkpoints" / "step-2"
     assert torch.load(config.output_dir / "checkpoints" / "step-2" / "state.pt", weights_only=False)["step"] == 2
     assert not (config.output_dir / "policy").exists()
+
+
+def test_micro_batch_losses_are_guarded_as_one_loss(tiny_model: Path, tmp_path: Path) -> None:
+    from apprentice.rl.session import TrainingRun
+
+    config = build_config("grpo", {"output_dir": tmp_path / "run", "tensorboard": False, "max_loss": 10.0})
+    run = TrainingRun(config, str(tiny_model), total_steps=1, updates_per_step=1, need_reference=False)
+    before = {name: value.detach().clone() for name, value in run.model.named_parameters()}
+    weight = run.trainable[0]
+
+    def share(value: float) -> torch.Tensor:  # a micro-batch loss of this value with a real gradient
+        return weight.sum() * 1e-3 - float(weight.sum().detach()) * 1e-3 + value
+
+    # A good micro-batch, then a non-finite one: the run stops and the good one's gradient is dropped too.
+    with run.micro_batch(last=False):
+        run.backward(share(1.0))
+    assert weight.grad is not None
+    with pytest.raises(TrainingDiverged, match="the loss is nan"), run.micro_batch(last=True):
+        run.backward(share(math.nan))
+    assert all(parameter.grad is None for parameter in run.trainable)
+    # Shares of 6 and 6 are a loss of 12, over max_loss 10, though each share is under it.
+    with run.micro_batch(last=False):
+        run.backward(share(6.0))
+    with pytest.raises(TrainingDiverged, match="the loss is 12"), run.micro_batch(last=True):
+        run.backward(share(6.0))
+    assert all(parameter.grad is None for parameter in run.trainable)
+    # Stepping with a micro-batch still to come would apply a partial (unsynchronized) gradient.
+    with run.micro_batch(last=False):
+        run.backward(share(1.0))
+    with pytest.raises(RuntimeError, match="before the last micro-batch"):
+        run.step_optimizer()
+    with run.micro_batch(last=True):
+        run.backward(share(1.0))
+    assert run.step_optimizer() > 0
+    changed = [name for name, value in run.model.named_parameters() if not torch.equal(value, before[name])]
+    assert changed

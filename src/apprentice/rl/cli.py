@@ -58,7 +58,11 @@ def _config_record(algorithm: str, config: Any) -> dict[str, Any]:
 
 
 def _check_resume_config(output_dir: Path, algorithm: str, config: Any) -> None:
-    """A resumed run must use the algorithm and options it started with (only `steps` may grow)."""
+    """A resumed run must use the algorithm and options it started with (only `steps` may grow).
+
+    `micro_batch_size` may change too (say, after running out of memory): it changes how the update is
+    computed, not what it is; and a run from before it existed has no record of it.
+    """
     from apprentice.rl.checkpoint import latest_checkpoint
 
     if latest_checkpoint(output_dir) is None:
@@ -71,7 +75,7 @@ def _check_resume_config(output_dir: Path, algorithm: str, config: Any) -> None:
         raise ApprenticeError(f"--resume: {output_dir} holds a {saved.get('algorithm')} run, not {algorithm}")
     current = _config_record(algorithm, config)
     for key in sorted(set(saved) | set(current)):
-        if key != "steps" and saved.get(key) != current.get(key):
+        if key not in ("steps", "micro_batch_size") and saved.get(key) != current.get(key):
             raise ApprenticeError(
                 f"--resume: option {key} was {saved.get(key)!r} when the run started and is {current.get(key)!r} "
                 f"now; resume with the same options (see {saved_path})"

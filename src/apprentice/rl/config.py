@@ -61,6 +61,13 @@ class OnlineConfig(_Config):
         "last kl_budget_window steps passes this (then save as usual).",
     )
     kl_budget_window: int = Field(5, ge=1, description="Steps averaged for the kl_budget check.")
+    micro_batch_size: int = Field(
+        8,
+        ge=1,
+        description="Completions per forward and backward pass of the policy update (of each minibatch, for "
+        "PPO); their gradients are summed into one optimizer step, so a smaller value lowers peak memory "
+        "without changing the update. At or above the batch size the whole batch goes at once.",
+    )
 
     @property
     def completions_per_step(self) -> int:

@@ -12,16 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from apprentice.rl.config import GRPOConfig
-from apprentice.rl.core import (
-    aggregate_token_loss,
-    clipped_policy_loss,
-    group_advantages,
-    kl_estimate,
-    masked_mean,
-)
-from apprentice.rl.online import collect_rollout, rollout_metrics, sample_table
+from apprentice.rl.core import group_advantages
+from apprentice.rl.online import clipped_surrogate_update, collect_rollout, rollout_metrics, sample_table
 from apprentice.rl.rewards import RewardSource, move_reward_models
-from apprentice.rl.rollout import forward_completions
 from apprentice.rl.session import TrainingRun, TrainResult
 from apprentice.store.records import Message
 
@@ -51,29 +44,22 @@ def train_grpo(
         batch = collect_rollout(
             run, config, prompts, reward, need_old_logprobs=config.epochs > 1, need_reference=use_reference
         )
-        mask = batch.rollout.completion_mask  # (B, T)
         advantages = group_advantages(batch.rewards, config.completions_per_prompt, scale=config.scale_rewards)  # (B,)
         with run.phase("train"):
             for _epoch in range(config.epochs):
-                current = forward_completions(run.model, batch.rollout, config.temperature, with_entropy=True)
-                if batch.old_logprobs is None:  # one epoch: the sampling policy is the current one
-                    batch.old_logprobs = current.logprobs.detach()
-                policy_loss, clipped = clipped_policy_loss(
-                    current.logprobs, batch.old_logprobs, advantages.unsqueeze(1), config.clip_range
+                update = clipped_surrogate_update(
+                    run,
+                    batch,
+                    advantages,
+                    temperature=config.temperature,
+                    clip_range=config.clip_range,
+                    aggregation=config.loss_aggregation,
+                    max_tokens=config.max_new_tokens,
+                    micro_batch_size=config.micro_batch_size,
+                    kl_coef=config.kl_coef,
+                    kl_estimator=config.kl_estimator,
                 )
-                token_loss = policy_loss
-                if batch.ref_logprobs is not None:
-                    kl = kl_estimate(current.logprobs, batch.ref_logprobs, config.kl_estimator)
-                    token_loss = token_loss + config.kl_coef * kl
-                loss = aggregate_token_loss(token_loss, mask, config.loss_aggregation, config.max_new_tokens)
-                grad_norm = run.optimize(loss)
         seconds = sum(run.timings.values())
-        step_metrics = rollout_metrics(batch, seconds) | {
-            "loss": float(loss.detach()),
-            "clip_fraction": float(masked_mean(clipped, mask)),
-            "entropy": float(masked_mean(current.entropy, mask)) if current.entropy is not None else 0.0,
-            "advantage_abs": float(advantages.abs().mean()),
-            "grad_norm": grad_norm,
-        }
+        step_metrics = rollout_metrics(batch, seconds) | update | {"advantage_abs": float(advantages.abs().mean())}
         metrics = run.end_step(step_metrics, samples=sample_table(batch), sample_every=config.sample_every)
     return TrainResult(run.finish(), metrics, run)

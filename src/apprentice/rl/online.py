@@ -8,7 +8,16 @@ from dataclasses import dataclass
 import torch
 
 from apprentice.rl.config import OnlineConfig
-from apprentice.rl.core import kl_estimate, masked_mean, masked_sum, penalize_unfinished
+from apprentice.rl.core import (
+    KLEstimator,
+    LossAggregation,
+    aggregate_chunk_token_loss,
+    clipped_policy_loss,
+    kl_estimate,
+    masked_mean,
+    masked_sum,
+    penalize_unfinished,
+)
 from apprentice.rl.rewards import RewardSource, prompt_text
 from apprentice.rl.rollout import Rollout, forward_completions, reference_logprobs, sample_rollout
 from apprentice.rl.session import TrainingRun
@@ -57,6 +66,71 @@ def collect_rollout(
         if need_reference:
             ref_logprobs = reference_logprobs(run.reference, run.policy, rollout, config.temperature)
     return ScoredRollout(rollout, scores, rewards, old_logprobs, ref_logprobs, old_values)
+
+
+def micro_batches(rows: int, size: int) -> list[list[int]]:
+    """Consecutive row indices in runs of at most `size` (the last run takes the remainder)."""
+    return [list(range(start, min(start + size, rows))) for start in range(0, rows, size)]
+
+
+def clipped_surrogate_update(
+    run: TrainingRun,
+    batch: ScoredRollout,
+    advantages: torch.Tensor,
+    *,
+    temperature: float,
+    clip_range: float,
+    aggregation: LossAggregation,
+    max_tokens: int,
+    micro_batch_size: int,
+    kl_coef: float = 0.0,
+    kl_estimator: KLEstimator = "k3",
+) -> dict[str, float]:
+    """One optimizer step of the clipped surrogate with one advantage per completion (GRPO, RLOO).
+
+    The batch goes through the model `micro_batch_size` completions at a time, each micro-batch's loss
+    normalized by the whole batch (aggregate_chunk_token_loss) and backpropagated at once, so only one
+    micro-batch's activations and logits are alive; the summed gradient is the whole batch's, applied in
+    one step. `kl_coef` > 0 adds the per-token KL to the reference to the loss (GRPO). Without old
+    log-probs the sampling policy is the current one (one epoch): the ratio is 1, and the current
+    log-probs become the batch's old ones. Returns the whole batch's loss, clip fraction, entropy and
+    gradient norm.
+    """
+    mask = batch.rollout.completion_mask  # (B, T)
+    batch_rows, batch_tokens = mask.shape[0], mask.sum()
+    chunks = micro_batches(batch_rows, micro_batch_size)
+    # Whole-batch metrics as sums over micro-batches: the loss shares add up; masked means are token sums.
+    loss_sum = clipped_sum = entropy_sum = torch.zeros((), device=mask.device)
+    sampled: list[torch.Tensor] = []
+    for number, rows in enumerate(chunks):
+        with run.micro_batch(last=number == len(chunks) - 1):
+            chunk_mask = mask[rows]
+            current = forward_completions(run.model, batch.rollout.select(rows), temperature, with_entropy=True)
+            assert current.entropy is not None
+            logprobs = current.logprobs
+            old_logprobs = logprobs.detach() if batch.old_logprobs is None else batch.old_logprobs[rows]
+            token_loss, clipped = clipped_policy_loss(logprobs, old_logprobs, advantages[rows].unsqueeze(1), clip_range)
+            if kl_coef > 0 and batch.ref_logprobs is not None:
+                token_loss = token_loss + kl_coef * kl_estimate(logprobs, batch.ref_logprobs[rows], kl_estimator)
+            loss = aggregate_chunk_token_loss(
+                token_loss, chunk_mask, aggregation, max_tokens, batch_rows=batch_rows, batch_tokens=batch_tokens
+            )
+            run.backward(loss)
+        loss_sum = loss_sum + loss.detach()
+        clipped_sum = clipped_sum + masked_sum(clipped, chunk_mask)
+        entropy_sum = entropy_sum + masked_sum(current.entropy, chunk_mask)
+        if batch.old_logprobs is None:
+            sampled.append(logprobs.detach())
+    grad_norm = run.step_optimizer()
+    if batch.old_logprobs is None:
+        batch.old_logprobs = torch.cat(sampled)
+    tokens = batch_tokens.clamp(min=1)
+    return {
+        "loss": float(loss_sum),
+        "clip_fraction": float(clipped_sum / tokens),
+        "entropy": float(entropy_sum / tokens),
+        "grad_norm": grad_norm,
+    }
 
 
 def rollout_metrics(batch: ScoredRollout, seconds: float) -> dict[str, float]:

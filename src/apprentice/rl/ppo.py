@@ -10,7 +10,7 @@ Each detail is named where it happens (Huang et al., "The N implementation detai
 - beta from an adaptive KL controller (or fixed);
 - rewards whitened without the mean shift, advantages from GAE (gamma 1, lambda 0.95), then whitened;
 - several epochs over shuffled minibatches, each a clipped-surrogate step with gradient clipping
-  and a learning-rate schedule.
+  and a learning-rate schedule (a minibatch's gradient summed over micro-batches, to bound memory).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from apprentice.rl.core import (
     masked_mean,
     masked_whiten,
 )
-from apprentice.rl.online import collect_rollout, rollout_metrics, sample_table
+from apprentice.rl.online import collect_rollout, micro_batches, rollout_metrics, sample_table
 from apprentice.rl.rewards import RewardSource, move_reward_models
 from apprentice.rl.rollout import forward_completions
 from apprentice.rl.session import TrainingRun, TrainResult
@@ -143,7 +143,9 @@ def train_ppo(
         b_advantages, b_returns = generalized_advantages(b_rewards, b_old_values, b_mask, config.gamma, config.lam)
         b_advantages = masked_whiten(b_advantages, b_mask)
 
-        # Several epochs over shuffled minibatches.
+        # Several epochs over shuffled minibatches, each one optimizer step. A minibatch goes through the model
+        # micro_batch_size completions at a time: each micro-batch's token means are scaled by its share of the
+        # minibatch's tokens, so the shares add up to the minibatch's loss (and gradient) and to its statistics.
         size = b_mask.shape[0] // config.minibatches
         stats: dict[str, list[float]] = {"pg_loss": [], "vf_loss": [], "clip_fraction": [], "vf_clip_fraction": []}
         stats |= {"entropy": [], "loss": [], "grad_norm": [], "approx_kl": []}
@@ -151,30 +153,41 @@ def train_ppo(
             for _epoch in range(config.ppo_epochs):
                 order = torch.randperm(b_mask.shape[0])
                 for start in range(0, b_mask.shape[0], size):
-                    mb = order[start : start + size].to(b_mask.device)
-                    mb_mask = b_mask[mb]
-                    current = forward_completions(
-                        run.model, batch.rollout.select(mb.cpu()), config.temperature, with_entropy=True
-                    )
-                    assert current.values is not None and current.entropy is not None
-                    pg_token_loss, clipped = clipped_policy_loss(
-                        current.logprobs, b_old_logprobs[mb], b_advantages[mb], config.clip_range
-                    )
-                    pg_loss = masked_mean(pg_token_loss, mb_mask)
-                    vf_loss, vf_clipped = clipped_value_loss(
-                        current.values, b_old_values[mb], b_returns[mb], mb_mask, config.value_clip_range
-                    )
-                    entropy = masked_mean(current.entropy, mb_mask)
-                    loss = pg_loss - config.ent_coef * entropy + config.vf_coef * vf_loss
-                    stats["grad_norm"].append(run.optimize(loss))
-                    stats["pg_loss"].append(float(pg_loss.detach()))
-                    stats["vf_loss"].append(float(vf_loss.detach()))
-                    stats["clip_fraction"].append(float(masked_mean(clipped, mb_mask)))
-                    stats["vf_clip_fraction"].append(float(vf_clipped))
-                    stats["entropy"].append(float(entropy))
-                    stats["loss"].append(float(loss.detach()))
-                    log_ratio = (current.logprobs.detach() - b_old_logprobs[mb]) * mb_mask
-                    stats["approx_kl"].append(float(masked_mean(0.5 * log_ratio**2, mb_mask)))
+                    minibatch = order[start : start + size].to(b_mask.device)
+                    minibatch_tokens = b_mask[minibatch].sum().clamp(min=1)
+                    chunks = micro_batches(len(minibatch), config.micro_batch_size)
+                    sums = {key: torch.zeros((), device=b_mask.device) for key in stats if key != "grad_norm"}
+                    for number, positions in enumerate(chunks):
+                        with run.micro_batch(last=number == len(chunks) - 1):
+                            mb = minibatch[positions]
+                            mb_mask = b_mask[mb]
+                            share = mb_mask.sum() / minibatch_tokens
+                            current = forward_completions(
+                                run.model, batch.rollout.select(mb.cpu()), config.temperature, with_entropy=True
+                            )
+                            assert current.values is not None and current.entropy is not None
+                            pg_token_loss, clipped = clipped_policy_loss(
+                                current.logprobs, b_old_logprobs[mb], b_advantages[mb], config.clip_range
+                            )
+                            pg_loss = masked_mean(pg_token_loss, mb_mask) * share
+                            vf_loss, vf_clipped = clipped_value_loss(
+                                current.values, b_old_values[mb], b_returns[mb], mb_mask, config.value_clip_range
+                            )
+                            vf_loss = vf_loss * share
+                            entropy = masked_mean(current.entropy, mb_mask) * share
+                            loss = pg_loss - config.ent_coef * entropy + config.vf_coef * vf_loss
+                            run.backward(loss)
+                        log_ratio = (current.logprobs.detach() - b_old_logprobs[mb]) * mb_mask
+                        sums["pg_loss"] += pg_loss.detach()
+                        sums["vf_loss"] += vf_loss.detach()
+                        sums["clip_fraction"] += masked_mean(clipped, mb_mask) * share
+                        sums["vf_clip_fraction"] += vf_clipped * share
+                        sums["entropy"] += entropy.detach()
+                        sums["loss"] += loss.detach()
+                        sums["approx_kl"] += masked_mean(0.5 * log_ratio**2, mb_mask) * share
+                    stats["grad_norm"].append(run.step_optimizer())
+                    for key, value in sums.items():
+                        stats[key].append(float(value))
 
         sequence_kl = float((kl_estimate(b_old_logprobs, batch.ref_logprobs, "k1") * b_mask).sum(dim=1).mean())
         kl_controller.update(

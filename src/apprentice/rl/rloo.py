@@ -12,17 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from apprentice.rl.config import RLOOConfig
-from apprentice.rl.core import (
-    aggregate_token_loss,
-    clipped_policy_loss,
-    kl_estimate,
-    leave_one_out_advantages,
-    masked_mean,
-    masked_sum,
-)
-from apprentice.rl.online import collect_rollout, rollout_metrics, sample_table
+from apprentice.rl.core import kl_estimate, leave_one_out_advantages, masked_sum
+from apprentice.rl.online import clipped_surrogate_update, collect_rollout, rollout_metrics, sample_table
 from apprentice.rl.rewards import RewardSource, move_reward_models
-from apprentice.rl.rollout import forward_completions
 from apprentice.rl.session import TrainingRun, TrainResult
 from apprentice.store.records import Message
 
@@ -61,19 +53,18 @@ def train_rloo(
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         with run.phase("train"):
             for _epoch in range(config.epochs):
-                current = forward_completions(run.model, batch.rollout, config.temperature, with_entropy=True)
-                token_loss, clipped = clipped_policy_loss(
-                    current.logprobs, batch.old_logprobs, advantages.unsqueeze(1), config.clip_range
+                # The sequence KL is already in the reward: no KL term in the loss.
+                update = clipped_surrogate_update(
+                    run,
+                    batch,
+                    advantages,
+                    temperature=config.temperature,
+                    clip_range=config.clip_range,
+                    aggregation="sequence_mean",
+                    max_tokens=config.max_new_tokens,
+                    micro_batch_size=config.micro_batch_size,
                 )
-                loss = aggregate_token_loss(token_loss, mask, "sequence_mean", config.max_new_tokens)
-                grad_norm = run.optimize(loss)
         seconds = sum(run.timings.values())
-        step_metrics = rollout_metrics(batch, seconds) | {
-            "loss": float(loss.detach()),
-            "clip_fraction": float(masked_mean(clipped, mask)),
-            "entropy": float(masked_mean(current.entropy, mask)) if current.entropy is not None else 0.0,
-            "reward_with_kl": float(rewards.mean()),
-            "grad_norm": grad_norm,
-        }
+        step_metrics = rollout_metrics(batch, seconds) | update | {"reward_with_kl": float(rewards.mean())}
         metrics = run.end_step(step_metrics, samples=sample_table(batch), sample_every=config.sample_every)
     return TrainResult(run.finish(), metrics, run)

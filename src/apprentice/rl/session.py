@@ -151,6 +151,8 @@ class TrainingRun:
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.reference = reference.to(self.accelerator.device) if reference is not None else None
         self.trainable = trainable
+        self._pending_loss: torch.Tensor | None = None  # micro-batch losses backpropagated before the last
+        self._accumulating = False  # inside micro_batch(last=False)
         self.start_step = 0
         self._kl_history: list[float] = []  # per-step mean KL, for the kl_budget stop
         self.over_kl_budget = False
@@ -252,8 +254,51 @@ class TrainingRun:
 
     def optimize(self, loss: torch.Tensor) -> float:
         """Backward, clip, step; stops the run (nothing applied) on a non-finite or exploding loss."""
-        self._guard("loss", loss.detach())
+        self.backward(loss)
+        return self.step_optimizer()
+
+    @contextlib.contextmanager
+    def micro_batch(self, *, last: bool) -> Iterator[None]:
+        """Around one micro-batch's forward and `backward`: all but the last only add to the local gradient.
+
+        Inside, DDP/FSDP skip their gradient all-reduce (DDP decides in the forward, hence the forward
+        belongs inside too) and DeepSpeed its step boundary; the last micro-batch's backward then reduces
+        the accumulated sum once. `sync_gradients` goes back on after, because accelerate's optimizer
+        wrapper skips step and zero_grad while it is off.
+        """
+        if last:
+            yield
+            return
+        self._accumulating = True
+        self.accelerator.sync_gradients = False
+        try:
+            with self.accelerator.no_sync(self.model):
+                yield
+        finally:
+            self._accumulating = False
+            self.accelerator.sync_gradients = True
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Add a loss's gradient; `step_optimizer` applies the sum once the last micro-batch's came.
+
+        Micro-batch losses (each inside `micro_batch`) must add up to the batch's loss
+        (core.aggregate_chunk_token_loss). The guard judges their sum, as `optimize` judges one whole loss,
+        before the last backward (under DeepSpeed that backward steps too): a bad micro-batch stops the
+        run with nothing applied.
+        """
+        total = loss.detach() if self._pending_loss is None else self._pending_loss + loss.detach()
+        if self._accumulating:
+            self._pending_loss = total
+            self.accelerator.backward(loss)
+            return
+        self._pending_loss = None
+        self._guard("loss", total)
         self.accelerator.backward(loss)
+
+    def step_optimizer(self) -> float:
+        """Clip the accumulated gradient and step; the gradient-norm guard stops the run before applying it."""
+        if self._pending_loss is not None:
+            raise RuntimeError("step_optimizer() before the last micro-batch's backward")
         grad_norm = self.accelerator.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
         self._guard("gradient norm", torch.as_tensor(grad_norm, device=self.device).detach(), limit=math.inf)
         self.optimizer.step()
@@ -266,6 +311,7 @@ class TrainingRun:
         bad = (~torch.isfinite(value)) | (value.abs() > limit)
         # Every process must agree, or one stops while the others wait for it in the next all-reduce.
         if self.accelerator.reduce(bad.float().reshape(1), reduction="sum").item() > 0:
+            self._pending_loss = None
             self.optimizer.zero_grad(set_to_none=True)
             where = (
                 f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint yet"
