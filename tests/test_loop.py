@@ -86,7 +86,13 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert 0.0 <= evaluation["win_rate_vs_base_gold"]["rate"] <= 1.0
     project = open_project(loop_project)
     assert len(project.store.prompts(held_out=True)) == 4
-    assert {policy.kind for policy in (project.store.policy_by_id(s.new_policy_id) for s in states)} == {"trained"}
+    trained = [project.store.policy_by_id(s.new_policy_id) for s in states]
+    assert {policy.kind for policy in trained} == {"trained"}
+    # One lineage: round 2's policy descends from round 1's, which descends from the one base policy.
+    assert trained[1].parent_id == trained[0].id
+    base = project.store.policy_by_id(trained[0].parent_id)
+    assert base.kind == "base" and base.id == first.policy_id
+    assert project.store.policy_at(trained[0].model_path).id == trained[0].id
     assert [run.config["learning_rate"] for run in project.store.runs("policy")] == [3e-5, 3e-5]
     assert (loop_project / "loop" / "round-2" / "evaluation.json").is_file()
     project.close()

@@ -167,7 +167,7 @@ def generate_for_project(
         raise ApprenticeError("the project has no prompts yet; run `apprentice prompts import FILE` first")
     location = resolve_model(name)
     model, tokenizer = load_policy(name)
-    policy = project.store.ensure_policy(name, kind="base", model_path=location)
+    policy = project.store.policy_for_model(name, location)  # round r + 1 generates as round r's policy
     run = project.store.start_run("generate", {"model": name, **sampling_record(settings), "prompts": len(rows)})
     try:
         result = generate_candidates(

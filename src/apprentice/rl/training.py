@@ -111,7 +111,9 @@ def train_policy(
         raise
     name = policy_id = None
     if record and run_id is not None:
-        base = project.store.ensure_policy(policy_name, kind="base", model_path=resolve_model(policy_name))
+        # From a policy the store holds (the loop's next round starts from the last one) that one is the
+        # parent; only a model the store has not seen becomes a new base policy.
+        base = project.store.policy_for_model(policy_name, resolve_model(policy_name))
         name = new_name or f"{algorithm}-run{run_id}"
         trained = project.store.ensure_policy(
             name, kind="trained", model_path=str(result.policy_path.resolve()), parent_id=base.id
