@@ -219,3 +219,18 @@ def test_ppo_value_head_can_start_from_a_reward_models_head(tiny_model: Path, tm
     assert model.value_head.weight.abs().sum() == 0  # zero-initialized by default
     model.init_value_head_from(str(tmp_path / "rm"))
     torch.testing.assert_close(model.value_head.weight, head_module(reward_model.model).weight)
+
+
+def test_the_entropy_carries_a_gradient_only_when_asked(tiny_model: Path) -> None:
+    """PPO's entropy bonus must train the policy; as a metric the entropy stays out of the graph."""
+    model, tokenizer = load_policy(str(tiny_model))
+    torch.manual_seed(2)
+    rollout = sample_rollout(model, tokenizer, PROMPTS[:2], completions_per_prompt=1, max_new_tokens=4, temperature=1.0)
+    metric = forward_completions(model, rollout, temperature=1.0, with_entropy=True).entropy
+    assert metric is not None and not metric.requires_grad
+    bonus = forward_completions(model, rollout, temperature=1.0, entropy_gradient=True).entropy
+    assert bonus is not None and bonus.requires_grad
+    (bonus * rollout.completion_mask).sum().backward()
+    gradients = [parameter.grad for parameter in model.parameters() if parameter.grad is not None]
+    assert gradients and any(float(gradient.abs().sum()) > 0 for gradient in gradients)
+    torch.testing.assert_close(bonus.detach(), metric)

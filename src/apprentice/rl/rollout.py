@@ -182,8 +182,13 @@ def forward_completions(
     temperature: float,
     *,
     with_entropy: bool = False,
+    entropy_gradient: bool = False,
 ) -> ForwardResult:
-    """Log-probs of the completion tokens under `model` (which may be DDP-wrapped), one forward pass."""
+    """Log-probs of the completion tokens under `model` (which may be DDP-wrapped), one forward pass.
+
+    The entropy is a metric unless `entropy_gradient` (PPO's entropy bonus): only then does its graph,
+    one more (B, T, V) tensor, stay for the backward pass.
+    """
     input_ids = rollout.input_ids
     attention_mask = rollout.attention_mask
     width = rollout.completion_ids.shape[1]
@@ -196,7 +201,9 @@ def forward_completions(
     )
     logits = output.logits[:, :-1]  # (B, T, V)
     logprobs = token_logprobs(logits, rollout.completion_ids, temperature)
-    entropy = entropy_from_logits(logits.detach(), temperature) if with_entropy else None
+    entropy = None
+    if with_entropy or entropy_gradient:
+        entropy = entropy_from_logits(logits if entropy_gradient else logits.detach(), temperature)
     values = output["values"][:, :-1] if "values" in output else None
     return ForwardResult(logprobs=logprobs, entropy=entropy, values=values)
 
