@@ -18,8 +18,9 @@ def test_sigkill_under_load_keeps_every_acknowledged_judgment_once(tmp_path: Pat
     """On SQLite with one server process; on PostgreSQL with two workers racing for the same comparisons."""
     project = init_project(tmp_path / "project", store_url=None if store_url.startswith("sqlite") else store_url)
     workers = 1 if project.store.is_sqlite else 2
-    # Enough work that an idle machine (a few hundred judgments a second) is still busy at the kill.
-    seed_pairs(project.store, 3000, overlap=1, prefix="single")
+    # Enough work that an idle machine (about a thousand judgments a second on SQLite) is still busy at the
+    # kill and after the restart: with 3,000 pairs and a kill at 3 s a fast run had finished before it.
+    seed_pairs(project.store, 8000, overlap=1, prefix="single")
     seed_pairs(project.store, 300, overlap=3, prefix="triple")  # several annotators race for these
     tokens = make_tokens(project.store, 8)
     project.close()
@@ -33,7 +34,7 @@ def test_sigkill_under_load_keeps_every_acknowledged_judgment_once(tmp_path: Pat
         )
     )
     load.start()
-    time.sleep(3)
+    time.sleep(1.5)
     server.kill()  # mid-load: requests in flight get no answer, whatever the server had committed stays
     restarted = StudioServer(project.root, workers=workers, port=server.port).start()
     restarted_at = datetime.now(UTC)
