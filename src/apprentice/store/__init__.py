@@ -377,14 +377,16 @@ class Store(AssignmentQueries, QualityQueries, RoundQueries):
             return self._policy_row(session, name, kind=kind, model_path=model_path, parent_id=parent_id)
 
     def policy_at(self, model_path: str) -> Policy | None:
-        """The newest policy whose weights are in this folder (a trained policy a later run starts from)."""
+        """The newest policy whose weights are in this folder, written as given or resolved (a trained policy
+        a later run starts from)."""
+        written = {model_path, str(Path(model_path).resolve())}
         with self._transaction() as session:
-            return session.scalar(select(Policy).where(Policy.model_path == model_path).order_by(Policy.id.desc()))
+            return session.scalar(select(Policy).where(Policy.model_path.in_(written)).order_by(Policy.id.desc()))
 
     def policy_for_model(self, name: str, model_path: str) -> Policy:
         """The policy a run on this model works with: the one the store holds at `model_path` (so the loop's
         next round generates and trains as round r's trained policy), else a new base policy named `name`."""
-        known = self.policy_at(model_path) or self.policy_at(str(Path(model_path).resolve()))
+        known = self.policy_at(model_path)
         if known is not None:
             return known
         with self._transaction() as session:
