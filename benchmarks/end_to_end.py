@@ -61,6 +61,9 @@ def main() -> None:
     parser.add_argument("--eval-prompts", type=int, default=64, help="held-out prompts")
     parser.add_argument("--candidates", type=int, default=4, help="responses per prompt")
     parser.add_argument("--reward-features", default=None, help="[loop] reward_features; default: the loop's")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="[generation] seed: the held-out prompts and every round's candidates"
+    )
     args = parser.parse_args()
 
     if args.folder.exists():
@@ -73,6 +76,7 @@ def main() -> None:
     settings.loop.labels_per_round = args.labels_per_round
     settings.loop.eval_prompts = args.eval_prompts
     settings.generation.candidates = args.candidates
+    settings.generation.seed = args.seed
     if args.reward_features is not None:
         settings.loop.reward_features = args.reward_features
     started = time.perf_counter()
