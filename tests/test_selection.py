@@ -16,6 +16,7 @@ from apprentice.selection import (
     epig,
     expected_error_reduction,
     expected_error_reduction_batch,
+    fisher_design_batch,
     uncertainty,
 )
 
@@ -149,3 +150,23 @@ def test_the_settings_offer_exactly_the_rules_there_are() -> None:
     offered = get_args(LoopSection.model_fields["selection"].annotation)
     assert set(offered) == set(RULES)
     assert LoopSection(selection="epig").selection == "epig"
+
+
+# Three comparisons in two dimensions: d = (2, 0), (0, 1.5), (1.9, 0), every one a coin flip (p = 0.5, weight 1/4).
+FISHER_DIFFERENCES = np.array([[2.0, 0.0], [0.0, 1.5], [1.9, 0.0]])
+
+
+def test_fisher_design_takes_the_largest_information_then_conditions_on_it() -> None:
+    # First pick: weight * |d|^2 = 1.0, 0.5625, 0.9025 -> comparison 0. Then A = I + diag(1, 0) = diag(2, 1):
+    # comparison 2 gains 0.25 * 3.61 / 2 = 0.45125, comparison 1 still 0.5625 -> comparison 1, not the
+    # near-duplicate that a top-k batch would take.
+    chosen = fisher_design_batch(FISHER_DIFFERENCES, np.full(3, 0.5), [], 2)
+    assert chosen == [0, 1]
+    # Labels already held count as information: with 0 and 1 labeled only 2 is left.
+    assert fisher_design_batch(FISHER_DIFFERENCES, np.full(3, 0.5), [0, 1], 5) == [2]
+
+
+def test_fisher_design_passes_over_comparisons_whose_answer_is_known() -> None:
+    # p = 0.99 on comparison 0: weight 0.0099, gain 0.0396, below 2's 0.9025 and 1's 0.5625.
+    chosen = fisher_design_batch(FISHER_DIFFERENCES, np.array([0.99, 0.5, 0.5]), [], 1)
+    assert chosen == [2]

@@ -189,3 +189,30 @@ def test_bootstrap_heads_need_a_positive_penalty() -> None:
     winners, losers = _toy_pairs(5, 2, seed=2)
     with pytest.raises(ApprenticeError, match="l2 must be positive"):
         fit_bootstrap_heads(winners, losers, np.ones((1, 5)), l2=0.0)
+
+
+def test_a_reference_design_replaces_the_rule_and_sees_the_labels_so_far() -> None:
+    # Nearest to the true threshold first: a design that knows the truth, as fisher_design_batch does.
+    seen: list[list[int]] = []
+
+    def nearest_open(model: NDArray[np.float64], labeled: list[int], batch: int) -> list[int]:
+        seen.append(labeled)
+        distance = np.abs(POOL - TRUE_THRESHOLD)
+        distance[labeled] = np.inf
+        return [int(i) for i in np.argsort(distance)[:batch]]
+
+    initial = [0, 1, 2, 3]
+    run = acquisition_curve(
+        "known-threshold",
+        initial=initial,
+        batch=2,
+        steps=2,
+        fit=_fit_thresholds,
+        pool_margins=_margins,
+        accuracy=_accuracy,
+        choose_batch=nearest_open,
+    )
+    nearest = [int(i) for i in np.argsort(np.abs(POOL - TRUE_THRESHOLD)) if i not in initial][:4]
+    assert run.labeled == initial + nearest
+    assert seen == [initial, initial + nearest[:2]]
+    assert run.rule == "known-threshold"

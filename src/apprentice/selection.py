@@ -17,6 +17,9 @@ loop writes the scores into the studio's priorities, highest first.
   about the predictions that matter, with the pool standing in for the comparisons to come.
 - `random`: the baseline every rule is measured against.
 
+`fisher_design_batch` is a reference, not a rule: the optimal design when the annotators' true
+probabilities are known (only a simulation knows them); the benchmark uses it to bound the saving.
+
 `select_next` applies a rule to a pool (leaving out what is already labeled), `acquisition_curve`
 runs batch acquisition (fit, measure, choose the next batch, repeat) for one rule, and
 `labels_to_reach` reads off how many labels a curve needs to reach an accuracy
@@ -185,6 +188,44 @@ def expected_error_reduction_batch(
     return chosen
 
 
+def fisher_design_batch(
+    differences: NDArray[np.float64],
+    win_probability: NDArray[np.float64],
+    labeled: Sequence[int],
+    budget: int,
+    *,
+    ridge: float = 1.0,
+) -> list[int]:
+    """A reference design, not a rule: greedy D-optimal comparisons for a Bradley-Terry model whose win
+    probabilities are known, which only a simulation knows.
+
+    A label on comparison i (features of a minus features of b: d_i, chance of "a wins" p_i) adds
+    p_i (1 - p_i) d_i d_i^T to the Fisher information of a linear reward; starting from ridge * I plus
+    the labeled comparisons' information A, each pick is the open comparison with the largest
+    p (1 - p) d^T A^-1 d (the largest rise of log det A), and A grows by it before the next pick. With
+    the true probabilities this is the classical optimal design for the logistic model, so the
+    benchmark uses it to show how much any rule could gain, which no rule reading a learned ensemble can.
+    """
+    if budget < 0:
+        raise ApprenticeError(f"budget must be at least 0, got {budget}")
+    weight = win_probability * (1 - win_probability)
+    done = list(labeled)
+    information = ridge * np.eye(differences.shape[1]) + (differences[done] * weight[done, None]).T @ differences[done]
+    inverse = np.linalg.inv(information)
+    open_ = np.ones(len(differences), dtype=bool)
+    open_[done] = False
+    chosen: list[int] = []
+    while len(chosen) < budget and open_.any():
+        gain = weight * np.einsum("nh,hk,nk->n", differences, inverse, differences)
+        gain[~open_] = -np.inf
+        pick = int(choose(gain, 1)[0])
+        chosen.append(pick)
+        open_[pick] = False
+        column = inverse @ differences[pick]  # Sherman-Morrison: the inverse after adding the pick's information
+        inverse -= weight[pick] * np.outer(column, column) / (1 + weight[pick] * differences[pick] @ column)
+    return chosen
+
+
 def random_scores(member_margins: NDArray[np.float64], *, seed: int = 0) -> Scores:
     return np.asarray(np.random.default_rng(seed).random(member_margins.shape[1]), dtype=np.float64)
 
@@ -260,12 +301,15 @@ def acquisition_curve(
     pool_margins: Callable[[Model], NDArray[np.float64]],
     accuracy: Callable[[Model], float],
     seed: int = 0,
+    choose_batch: Callable[[Model, list[int], int], list[int]] | None = None,
 ) -> AcquisitionRun:
     """Batch active learning: fit on the labels so far, measure, add the `batch` the rule picks; `steps` times.
 
     `fit(labeled, step)` trains a model (an ensemble) on the labeled pool indices; `pool_margins(model)`
     gives its members' margins on the whole pool, shape (members, pool size); `accuracy(model)` is the
     measure (validation accuracy). The curve has steps + 1 points, from len(initial) labels up.
+    `choose_batch(model, labeled, batch)`, when given, picks the next labels in place of the rule (a
+    reference design such as `fisher_design_batch`; `rule` then only names the run).
     """
     if len(set(initial)) != len(initial):
         raise ApprenticeError("the initial labels repeat a comparison")
@@ -276,8 +320,10 @@ def acquisition_curve(
         curve.append(CurvePoint(len(labeled), accuracy(model)))
         if step == steps:
             break
-        margins = pool_margins(model)
-        chosen = select_next(rule, margins, labeled, batch, seed=seed * 100_003 + step)
+        if choose_batch is not None:
+            chosen = choose_batch(model, list(labeled), batch)
+        else:
+            chosen = select_next(rule, pool_margins(model), labeled, batch, seed=seed * 100_003 + step)
         if not chosen:
             break  # the pool is exhausted
         labeled.extend(chosen)
