@@ -18,7 +18,7 @@ loop writes the scores into the studio's priorities, highest first.
 - `random`: the baseline every rule is measured against.
 
 `fisher_design_batch` is a reference, not a rule: the optimal design when the annotators' true
-probabilities are known (only a simulation knows them); the benchmark uses it to bound the saving.
+probabilities are known (only a simulation knows them); the benchmark compares the rules with it.
 
 `select_next` applies a rule to a pool (leaving out what is already labeled), `acquisition_curve`
 runs batch acquisition (fit, measure, choose the next batch, repeat) for one rule, and
@@ -203,8 +203,9 @@ def fisher_design_batch(
     p_i (1 - p_i) d_i d_i^T to the Fisher information of a linear reward; starting from ridge * I plus
     the labeled comparisons' information A, each pick is the open comparison with the largest
     p (1 - p) d^T A^-1 d (the largest rise of log det A), and A grows by it before the next pick. With
-    the true probabilities this is the classical optimal design for the logistic model, so the
-    benchmark uses it to show how much any rule could gain, which no rule reading a learned ensemble can.
+    the true probabilities this is the classical optimal design for the logistic model (optimal for the
+    estimate's variance, not necessarily for accuracy), so the benchmark uses it as a reference for what
+    asking well could save when the answer is known; no rule can use it, since it needs the truth.
     """
     if budget < 0:
         raise ApprenticeError(f"budget must be at least 0, got {budget}")
