@@ -15,6 +15,7 @@ from apprentice.selection import (
     labels_to_reach,
     labels_to_reach_interpolated,
     select_next,
+    share_by_budget,
 )
 
 
@@ -58,6 +59,16 @@ def test_labels_to_reach_interpolated_by_hand() -> None:
     assert labels_to_reach_interpolated(curve, 0.72) == pytest.approx(96 + 32 * 0.4)  # 0.68 -> 0.78
     assert labels_to_reach_interpolated(curve, 0.55) == 32.0  # reached at the first point
     assert labels_to_reach_interpolated(curve, 0.80) is None
+
+
+def test_share_by_budget_by_hand() -> None:
+    baseline = [CurvePoint(32, 0.60), CurvePoint(64, 0.70), CurvePoint(96, 0.80), CurvePoint(128, 0.90)]
+    curve = [CurvePoint(32, 0.60), CurvePoint(64, 0.75), CurvePoint(96, 0.85), CurvePoint(128, 0.88)]
+    shares = share_by_budget(curve, baseline)
+    assert list(shares) == [64, 96, 128]
+    assert shares[64] == pytest.approx((32 + 32 * 0.10 / 0.15) / 64)  # 0.70 between 0.60 at 32 and 0.75 at 64
+    assert shares[96] == pytest.approx((64 + 32 * 0.5) / 96)  # 0.80 halfway from 0.75 to 0.85
+    assert shares[128] is None  # 0.90 is never reached
 
 
 # -- the loop on a toy: learn a threshold on [0, 1] from labeled points ---------------------------

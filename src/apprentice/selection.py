@@ -352,6 +352,21 @@ def labels_to_reach_interpolated(curve: Sequence[CurvePoint], target: float) -> 
     return None
 
 
+def share_by_budget(curve: Sequence[CurvePoint], baseline: Sequence[CurvePoint]) -> dict[int, float | None]:
+    """For every budget the baseline measured after its first point: the share of that budget that `curve`
+    needs to reach the baseline's accuracy there (interpolated; None where it never does).
+
+    The saving of active selection depends on the budget (it is small while the ensemble knows little,
+    and fades as the labels use up the pool), so one final budget tells only part of the story.
+    """
+    return {
+        point.labels: None
+        if (needed := labels_to_reach_interpolated(curve, point.accuracy)) is None
+        else needed / point.labels
+        for point in baseline[1:]
+    }
+
+
 # -- the ensemble the rules read: bootstrap heads on frozen features -------------------------------
 
 
