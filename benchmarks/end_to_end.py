@@ -36,9 +36,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from pathlib import Path
+
+# As the CLI does: no transformers bar for every model loaded or saved (set before transformers is imported).
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from rich.console import Console
 

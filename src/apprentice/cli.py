@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -11,6 +12,11 @@ import typer
 from rich.console import Console
 
 from apprentice.errors import ApprenticeError
+
+# transformers draws a bar for every model it loads or saves (a fraction of a second each, dozens a loop
+# round), which buries the stages our own progress shows. Set before transformers is imported; a user who
+# wants the bars back sets the variable to 0. Training subprocesses inherit it.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 app = typer.Typer(
     help="Apprentice: reinforcement learning from human feedback as one working loop.",
