@@ -221,6 +221,7 @@ def test_a_time_limit_stops_the_run_after_the_step_that_passes_it(tiny_model: Pa
 def test_micro_batches_give_the_whole_batch_update(
     algorithm: str, micro_batch_size: int, overrides: dict[str, Any], tiny_model: Path, tmp_path: Path
 ) -> None:
+    # The sampling-time passes (old log-probs, values, the reference's log-probs) go in the same micro-batches.
     # GRPO, RLOO: 4 prompts x 4 completions = 16 rows, with the KL to the reference on (GRPO: in the loss;
     # RLOO: in the reward). PPO: 8 rows, 4 optimizer steps on minibatches of 4. Adam's epsilon far above the
     # gradients makes its first step lr * g / (|g| + eps) ~ g, so the parameters compare the gradients

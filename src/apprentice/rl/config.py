@@ -65,8 +65,9 @@ class OnlineConfig(_Config):
         8,
         ge=1,
         description="Completions per forward and backward pass of the policy update (of each minibatch, for "
-        "PPO); their gradients are summed into one optimizer step, so a smaller value lowers peak memory "
-        "without changing the update. At or above the batch size the whole batch goes at once.",
+        "PPO), and per forward pass of the sampling-time log-probs; the update's gradients are summed into "
+        "one optimizer step, so a smaller value lowers peak memory without changing the update. At or above "
+        "the batch size the whole batch goes at once.",
     )
 
     @property

@@ -59,12 +59,18 @@ def collect_rollout(
         scores = reward(rollout.prompts, rollout.completion_texts).to(run.device)
         rewards = penalize_unfinished(scores, rollout.finished, config.no_eos_penalty)
     old_logprobs = old_values = ref_logprobs = None
+    # The same micro-batches as the update, so these passes' logits are never the peak of memory either.
+    parts = [rollout.select(rows) for rows in micro_batches(len(rollout.prompts), config.micro_batch_size)]
     with run.phase("logprobs"), torch.no_grad():
         if need_old_logprobs:
-            old = forward_completions(run.model, rollout, config.temperature)
-            old_logprobs, old_values = old.logprobs, old.values
+            old = [forward_completions(run.model, part, config.temperature) for part in parts]
+            old_logprobs = torch.cat([result.logprobs for result in old])
+            if old[0].values is not None:
+                old_values = torch.cat([result.values for result in old if result.values is not None])
         if need_reference:
-            ref_logprobs = reference_logprobs(run.reference, run.policy, rollout, config.temperature)
+            ref_logprobs = torch.cat(
+                [reference_logprobs(run.reference, run.policy, part, config.temperature) for part in parts]
+            )
     return ScoredRollout(rollout, scores, rewards, old_logprobs, ref_logprobs, old_values)
 
 
