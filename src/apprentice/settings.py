@@ -16,6 +16,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from apprentice.errors import ApprenticeError, InputError
+from apprentice.reward.feature_kinds import FeatureKind
 
 PROJECT_FILE = "apprentice.toml"
 DEFAULT_DATABASE = "apprentice.db"
@@ -143,7 +144,7 @@ class LoopSection(_Section):
         le=64,
         description="Heads of the reward ensemble on a shared frozen backbone (its spread drives selection).",
     )
-    reward_features: Literal["head-input", "mean", "prompt-aware"] = Field(
+    reward_features: FeatureKind = Field(
         "prompt-aware",
         description="What the reward heads read: prompt-aware (the response's mean-pooled hidden states "
         "averaged over the backbone's layers, the product of the prompt's and the response's sentence "

@@ -35,7 +35,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from apprentice.errors import ApprenticeError
 from apprentice.reward.data import PreferenceData, RewardPair, bootstrap_sample
 from apprentice.reward.evaluate import evaluate_scores, evaluation_pairs, score_distribution
+from apprentice.reward.feature_kinds import FEATURE_KINDS, FeatureKind
 from apprentice.reward.losses import bradley_terry_loss
 from apprentice.reward.model import Normalization, RewardModel, head_module, initialize_head
 from apprentice.reward.train import RewardTrainingConfig, train_reward_model
@@ -50,8 +51,6 @@ from apprentice.store.records import Message
 
 ENSEMBLE_FILE = "ensemble.json"
 HEADS_FILE = "heads.safetensors"
-FeatureKind = Literal["head-input", "mean", "prompt-aware"]
-FEATURE_KINDS: tuple[str, ...] = get_args(FeatureKind)
 
 
 def _check_feature_kind(features: str) -> None:
