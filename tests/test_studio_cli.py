@@ -13,7 +13,7 @@ from studio_fixtures import studio_client
 runner = CliRunner()
 
 
-def test_annotators_add_prints_a_working_link_and_disable_cuts_access(tmp_path: Path) -> None:
+def test_annotators_add_prints_a_working_link_and_disable_cuts_access_until_enabled(tmp_path: Path) -> None:
     root = tmp_path / "project"
     init_project(root).close()
     added = runner.invoke(app, ["annotators", "add", "alice", "-p", str(root)])
@@ -41,6 +41,14 @@ def test_annotators_add_prints_a_working_link_and_disable_cuts_access(tmp_path: 
     assert missing.exit_code == 1 and "no annotator named 'nobody'" in missing.output
     listed = runner.invoke(app, ["annotators", "list", "-p", str(root)])
     assert "alice" in listed.output and "disabled" in listed.output and "root" in listed.output
+
+    enabled = runner.invoke(app, ["annotators", "enable", "alice", "-p", str(root)])
+    assert enabled.exit_code == 0 and "apprentice annotators link alice" in enabled.output
+    project = open_project(root)
+    assert not project.store.annotator_account(name="alice").disabled  # type: ignore[union-attr]
+    project.close()
+    missing = runner.invoke(app, ["annotators", "enable", "nobody", "-p", str(root)])
+    assert missing.exit_code == 1 and "no annotator named 'nobody'" in missing.output
 
 
 def test_studio_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:

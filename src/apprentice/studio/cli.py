@@ -86,12 +86,8 @@ def disable(
     project_dir: ProjectOption = Path("."),
 ) -> None:
     """Cut an annotator's access at once: their sessions and API token stop working, their tasks return."""
-    from apprentice.project import open_project
-
-    project = open_project(project_dir)
-    project.store.set_annotator_disabled(name, True)
+    _set_disabled(project_dir, name, True)
     console.print(f"Disabled {name}: their sessions and API token no longer work.")
-    project.close()
 
 
 @annotators_app.command("enable")
@@ -101,12 +97,18 @@ def enable(
     project_dir: ProjectOption = Path("."),
 ) -> None:
     """Let a disabled annotator back in (they need a new sign-in link: `apprentice annotators link`)."""
+    _set_disabled(project_dir, name, False)
+    console.print(f"Enabled {name}. Give them a new link: apprentice annotators link {name}")
+
+
+def _set_disabled(project_dir: Path, name: str, disabled: bool) -> None:
     from apprentice.project import open_project
 
     project = open_project(project_dir)
-    project.store.set_annotator_disabled(name, False)
-    console.print(f"Enabled {name}. Give them a new link: apprentice annotators link {name}")
-    project.close()
+    try:
+        project.store.set_annotator_disabled(name, disabled)
+    finally:
+        project.close()
 
 
 @annotators_app.command("list")
