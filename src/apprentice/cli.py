@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from apprentice.cli_common import ProjectOption, console, reports_errors
 from apprentice.errors import ApprenticeError
-
-# transformers draws a bar for every model it loads or saves (a fraction of a second each, dozens a loop
-# round), which buries the stages our own progress shows. Set before transformers is imported; a user who
-# wants the bars back sets the variable to 0. Training subprocesses inherit it.
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+from apprentice.quality import cli as quality_cli
+from apprentice.reward import cli as reward_cli
+from apprentice.rl import cli as policy_cli
+from apprentice.studio import cli as studio_cli
 
 app = typer.Typer(
     help="Apprentice: reinforcement learning from human feedback as one working loop.",
@@ -30,29 +26,6 @@ export_app = typer.Typer(help="Data out of the store.", no_args_is_help=True)
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")
 app.add_typer(export_app, name="export")
-
-console = Console()
-errors = Console(stderr=True)
-
-ProjectOption = Annotated[
-    Path,
-    typer.Option("--project", "-p", help="The project folder (holds apprentice.toml).", envvar="APPRENTICE_PROJECT"),
-]
-Command = TypeVar("Command", bound=Callable[..., Any])
-
-
-def reports_errors(command: Command) -> Command:
-    """Turn an ApprenticeError into one sentence on stderr and exit status 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ApprenticeError as error:
-            errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.command()
@@ -306,19 +279,8 @@ def simulate(
         )
 
 
-from apprentice.studio import cli as studio_cli  # noqa: E402 - registered last: it builds on the helpers above
-
 app.add_typer(studio_cli.studio_app, name="studio")
 app.add_typer(studio_cli.annotators_app, name="annotators")
-
-from apprentice.reward import cli as reward_cli  # noqa: E402 - registered last: it builds on the helpers above
-
 app.add_typer(reward_cli.reward_app, name="reward")
-
-from apprentice.quality import cli as quality_cli  # noqa: E402 - registered last: it builds on the helpers above
-
 app.add_typer(quality_cli.app, name="quality")
-
-from apprentice.rl import cli as policy_cli  # noqa: E402 - registered last: it builds on the helpers above
-
 app.add_typer(policy_cli.policy_app, name="policy")

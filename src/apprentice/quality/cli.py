@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from apprentice.cli import ProjectOption, console, reports_errors
+from apprentice.cli_common import ProjectOption, console, reports_errors
 
 # annotated so that mypy can type it across the import cycle with apprentice.cli
 app: typer.Typer = typer.Typer(

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from apprentice.cli import ProjectOption, reports_errors
+from apprentice.cli_common import ProjectOption, reports_errors
 from apprentice.errors import ApprenticeError, InputError
 
 reward_app: typer.Typer = typer.Typer(help="Reward models trained on the project's judgments.", no_args_is_help=True)

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from apprentice.cli import ProjectOption, reports_errors
+from apprentice.cli_common import ProjectOption, reports_errors
 from apprentice.errors import ApprenticeError, InputError
 
 policy_app: typer.Typer = typer.Typer(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from apprentice.cli import ProjectOption, console, reports_errors
+from apprentice.cli_common import ProjectOption, console, reports_errors
 
 studio_app: typer.Typer = typer.Typer(help="Serve the feedback studio.", invoke_without_command=True)
 annotators_app: typer.Typer = typer.Typer(
