@@ -61,6 +61,7 @@ def test_train_eval_and_score_from_the_command_line(tiny_model: Path, tmp_path: 
     runs = opened.store.runs("reward")
     opened.close()
     assert [run.status for run in runs] == ["done"] and runs[0].metrics["accuracy"] == evaluation["accuracy"]
+    assert runs[0].output_path == str(tmp_path / "run")  # so `--reward latest` finds a model in --run-dir
 
     result = runner.invoke(app, ["reward", "eval", str(tmp_path / "run"), "-p", str(project)])
     assert result.exit_code == 0, result.output

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from apprentice.cli import app
+from apprentice.errors import ApprenticeError
 from apprentice.project import init_project, open_project
+from apprentice.rl.training import _latest_reward_folder
 
 runner = CliRunner()
 
@@ -81,3 +84,24 @@ def test_errors_are_one_sentence_and_exit_1(tiny_model: Path, tmp_path: Path) ->
         result = runner.invoke(app, base + extra + ["--no-progress"])
         assert result.exit_code == 1, (extra, result.output)
         assert message in " ".join(result.output.split()), (extra, result.output)
+
+
+def test_reward_latest_is_the_newest_finished_reward_run_with_a_folder(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "project")
+    try:
+        with pytest.raises(ApprenticeError, match="no finished reward model yet"):
+            _latest_reward_folder(project)
+        default = project.store.start_run("reward", {})
+        (project.root / "runs" / f"reward-{default.id}").mkdir(parents=True)
+        project.store.finish_run(default.id, metrics={})  # an older run, in the default folder, path not recorded
+        assert _latest_reward_folder(project) == str(project.root / "runs" / f"reward-{default.id}")
+        elsewhere = project.store.start_run("reward", {})
+        (tmp_path / "mine").mkdir()
+        project.store.finish_run(elsewhere.id, metrics={}, output_path=str(tmp_path / "mine"))  # --run-dir
+        assert _latest_reward_folder(project) == str(tmp_path / "mine")
+        failed = project.store.start_run("reward", {})
+        (tmp_path / "broken").mkdir()
+        project.store.finish_run(failed.id, metrics={}, status="failed", output_path=str(tmp_path / "broken"))
+        assert _latest_reward_folder(project) == str(tmp_path / "mine")
+    finally:
+        project.close()

@@ -112,11 +112,12 @@ def train(
             else:
                 evaluation = train_reward_model(train_data, config, folder, validation=validation).evaluation
         except BaseException:
-            project.store.finish_run(run.id, metrics={}, status="failed")
+            project.store.finish_run(run.id, metrics={}, status="failed", output_path=str(folder))
             raise
         if evaluation:
             (folder / "eval.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
-        project.store.finish_run(run.id, metrics=_headline(evaluation))
+        # Recorded so that `--reward latest` finds a model written to --run-dir as well as the default folder.
+        project.store.finish_run(run.id, metrics=_headline(evaluation), output_path=str(folder))
         console.print(f"Reward model in {folder}")
         _print_evaluation(evaluation)
     finally:

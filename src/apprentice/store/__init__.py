@@ -585,7 +585,10 @@ class Store(AssignmentQueries, QualityQueries, RoundQueries):
             session.flush()
             return run
 
-    def finish_run(self, run_id: int, *, metrics: dict[str, Any], status: str = "done") -> None:
+    def finish_run(
+        self, run_id: int, *, metrics: dict[str, Any], status: str = "done", output_path: str | None = None
+    ) -> None:
+        """Close a run with its metrics; `output_path` records where it wrote (when known only once it ran)."""
         with self._transaction() as session:
             run = session.get(Run, run_id)
             if run is None:
@@ -593,6 +596,8 @@ class Store(AssignmentQueries, QualityQueries, RoundQueries):
             run.metrics = metrics
             run.status = status
             run.finished_at = utc_now()
+            if output_path is not None:
+                run.output_path = output_path
 
     def runs(self, kind: str | None = None) -> list[Run]:
         with self._transaction() as session:
