@@ -21,6 +21,19 @@ Measured, 2026-11-28, with the defaults below (48 prompts a round, 4 candidates 
 -> 0.728, concision 0.634 -> 0.705. The proxy gain reaches +0.66 while the gold gain is +0.10: no
 over-optimization yet at 10 nats, but the proxy climbs much faster than the gold.
 
+A second run, 2026-12-02, `--seed 1` (other held-out prompts and candidates; the code of that day, which
+differs from the run above in micro-batched policy updates; a quiet machine but for a few short scratch
+runs during round 1): 578 labels, 69.3 min. Held-out gold against the base's 0.511: 0.543, 0.593, 0.595
+after rounds 1-3, at KL 1.2, 3.0 and 7.1 nats; win rate on gold against the base 0.51 (0.43-0.60), 0.66
+(0.57-0.73), 0.63 (0.54-0.70), while the win rate on the proxy rose 0.62, 0.75, 0.87. By part, base ->
+round 3: sentiment 0.311 -> 0.405, relevance 0.645 -> 0.725, concision 0.642 -> 0.712; from round 2 to 3
+sentiment fell (0.441 -> 0.405) as the other two rose. So three rounds again raised the gold well above
+the base (+0.084 against +0.098 in the run above), but here the gold stopped rising after round 2 while
+the proxy went on climbing: the start of the over-optimization that Gao et al. describe, at a lower KL
+than the first run reached without it.
+
+    .venv/bin/python benchmarks/end_to_end.py --folder /tmp/e2e-seed1 --seed 1
+
 The run before, 2026-11-27, with 48 held-out prompts and 20 GRPO steps a round (otherwise the same):
 583 labels, 43.9 min, gold 0.526 -> 0.535, 0.519, 0.555 at KL 0.8, 2.4, 4.8; win rate 0.55 (0.45-0.65);
 sentiment did not move (0.341 -> 0.340). Each setting was run once, so part of the difference between the
