@@ -21,7 +21,7 @@ Measured, 2026-11-28, with the defaults below (48 prompts a round, 4 candidates 
 -> 0.728, concision 0.634 -> 0.705. The proxy gain reaches +0.66 while the gold gain is +0.10: no
 over-optimization yet at 10 nats, but the proxy climbs much faster than the gold.
 
-A second run, 2026-12-02, `--seed 1` (other held-out prompts and candidates; the code of that day, which
+A second run, 2026-12-02, `--seed 1` (other held-out prompts and candidates; commit 3f173d7, which
 differs from the run above in micro-batched policy updates; a quiet machine but for a few short scratch
 runs during round 1): 578 labels, 69.3 min. Held-out gold against the base's 0.511: 0.543, 0.593, 0.595
 after rounds 1-3, at KL 1.2, 3.0 and 7.1 nats; win rate on gold against the base 0.51 (0.43-0.60), 0.66
