@@ -14,23 +14,27 @@ Measured, 2026-11-28, with the defaults below (48 prompts a round, 4 candidates 
 
     .venv/bin/python benchmarks/end_to_end.py --folder /tmp/e2e
 
-579 labels, 63.1 min, peak memory 12.5 GB (in the policy step, before micro-batching). Held-out gold
-(composite, 128 samples) against the base policy's 0.508: 0.532, 0.573, 0.606 after rounds 1-3, at KL
-1.4, 3.3 and 10.0 nats; win rate on gold against the base 0.55 (95% CI 0.46-0.63), 0.63 (0.54-0.70), 0.70
-(0.61-0.77). By part, base -> round 3 (from the saved samples): sentiment 0.311 -> 0.435, relevance 0.642
--> 0.728, concision 0.634 -> 0.705. The proxy gain reaches +0.66 while the gold gain is +0.10: no
-over-optimization yet at 10 nats, but the proxy climbs much faster than the gold.
+579 labels as the script then counted them (the judgments on each round's own comparisons when it closed;
+the store held more, since the simulators also answer comparisons that earlier rounds left open, but that
+store is gone: in the second run below the same count gave 578 against 672), 63.1 min, peak memory 12.5 GB
+(in the policy step, before micro-batching). Held-out gold (composite, 128 samples) against the base
+policy's 0.508: 0.532, 0.573, 0.606 after rounds 1-3, at KL 1.4, 3.3 and 10.0 nats; win rate on gold
+against the base 0.55 (95% CI 0.46-0.63), 0.63 (0.54-0.70), 0.70 (0.61-0.77). By part, base -> round 3
+(from the saved samples): sentiment 0.311 -> 0.435, relevance 0.642 -> 0.728, concision 0.634 -> 0.705.
+The proxy gain reaches +0.66 while the gold gain is +0.10: no over-optimization yet at 10 nats, but the
+proxy climbs much faster than the gold.
 
-A second run, 2026-12-02, `--seed 1` (other held-out prompts and candidates; commit 3f173d7, which
-differs from the run above in micro-batched policy updates; a quiet machine but for a few short scratch
-runs during round 1): 578 labels, 69.3 min. Held-out gold against the base's 0.511: 0.543, 0.593, 0.595
-after rounds 1-3, at KL 1.2, 3.0 and 7.1 nats; win rate on gold against the base 0.51 (0.43-0.60), 0.66
-(0.57-0.73), 0.63 (0.54-0.70), while the win rate on the proxy rose 0.62, 0.75, 0.87. By part, base ->
-round 3: sentiment 0.311 -> 0.405, relevance 0.645 -> 0.725, concision 0.642 -> 0.712; from round 2 to 3
-sentiment fell (0.441 -> 0.405) as the other two rose. So three rounds again raised the gold well above
-the base (+0.084 against +0.098 in the run above), but here the gold stopped rising after round 2 while
-the proxy went on climbing: the start of the over-optimization that Gao et al. describe, at a lower KL
-than the first run reached without it.
+A second run, 2026-12-02, `--seed 1` (other held-out prompts and candidates; commit 3f173d7, which differs
+from the run above in micro-batched policy updates; a quiet machine but for a few short scratch runs
+during round 1): 672 labels (the judgments in the store; the script then printed 578, the judgments on
+each round's own comparisons when it closed, leaving out 94 later answers to comparisons of rounds 1 and
+2), 69.3 min. Held-out gold against the base's 0.511: 0.543, 0.593, 0.595 after rounds 1-3, at KL 1.2, 3.0
+and 7.1 nats; win rate on gold against the base 0.51 (0.43-0.60), 0.66 (0.57-0.73), 0.63 (0.54-0.70),
+while the win rate on the proxy rose 0.62, 0.75, 0.87. By part, base -> round 3: sentiment 0.311 -> 0.405,
+relevance 0.645 -> 0.725, concision 0.642 -> 0.712; from round 2 to 3 sentiment fell (0.441 -> 0.405) as
+the other two rose. So three rounds again raised the gold well above the base (+0.084 against +0.098 in
+the run above), but here the gold stopped rising after round 2 while the proxy went on climbing: the start
+of the over-optimization that Gao et al. describe, at a lower KL than the first run reached without it.
 
     .venv/bin/python benchmarks/end_to_end.py --folder /tmp/e2e-seed1 --seed 1
 
@@ -103,11 +107,15 @@ def main() -> None:
     run_loop(project, console=Console())
     report = write_report(project)
     rows = round_figures(project.store.rounds())
+    # Every judgment in the store: the simulators also answer comparisons left open by earlier rounds, which
+    # the reward model trains on too, while a round's "labels" counts only those on its own comparisons.
+    judgments = project.store.summary().judgments
     project.close()
     result = {
         "settings": settings.loop.model_dump() | {"candidates": settings.generation.candidates},
         "rounds": rows,
-        "labels": sum(row["labels"] or 0 for row in rows),
+        "labels": judgments,
+        "labels_on_each_rounds_own_comparisons": sum(row["labels"] or 0 for row in rows),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "base_gold": rows[0]["base_gold"],
         "final_gold": rows[-1]["gold"],
