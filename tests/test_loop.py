@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from apprentice.cli import app
 from apprentice.loop import LoopStopped, run_loop
 from apprentice.project import init_project, open_project
+from apprentice.report import labels_so_far
 from apprentice.settings import Settings
 from apprentice.store.records import PromptRecord
 from apprentice.studio.security import CHEAP_HASHES_ENV
@@ -77,6 +78,11 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert second.policy_id == first.new_policy_id  # round 2 generates with round 1's policy
     assert first.outputs["collect"]["judgments"] >= 8
     assert second.outputs["collect"]["judgments"] >= 8  # round 1's leftovers do not eat round 2's quota
+    # Every judgment so far, answers to round 1's comparisons made during round 2 included.
+    assert first.outputs["collect"]["judgments_in_store"] == first.outputs["collect"]["judgments"]
+    assert second.outputs["collect"]["judgments_in_store"] >= (
+        first.outputs["collect"]["judgments"] + second.outputs["collect"]["judgments"]
+    )
     assert second.outputs["collect"]["selection"]["rule"] == "disagreement"  # round 1's ensemble ordered round 2
     assert 0.0 <= first.outputs["reward"]["accuracy"] <= 1.0
     evaluation = second.outputs["evaluate"]
@@ -102,6 +108,7 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert page.count("data:image/png;base64,") == 3 and "Sample responses" in page
     figures = json.loads((loop_project / "loop" / "report.json").read_text())
     assert [row["round"] for row in figures] == [1, 2]
+    assert [row["labels_so_far"] for row in figures] == [s.outputs["collect"]["judgments_in_store"] for s in states]
     status = CliRunner().invoke(app, ["status", "-p", str(loop_project)])
     assert "round 2: done" in status.output
 
@@ -109,3 +116,10 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
 def test_the_report_needs_an_evaluated_round(loop_project: Path) -> None:
     result = CliRunner().invoke(app, ["report", "-p", str(loop_project)])
     assert result.exit_code == 1 and "apprentice loop" in result.output
+
+
+def test_labels_so_far_counts_the_store_and_falls_back_to_the_rounds_own_counts() -> None:
+    recorded = [{"labels": 8, "labels_so_far": 8}, {"labels": 8, "labels_so_far": 19}]
+    assert labels_so_far(recorded) == [8, 19]  # 3 answers to round 1's comparisons came during round 2
+    older = [{"labels": 8, "labels_so_far": None}, {"labels": 9, "labels_so_far": None}]
+    assert labels_so_far(older) == [8, 17]

@@ -199,7 +199,14 @@ def step_collect(context: LoopContext, state: RoundState) -> dict[str, Any]:
         )
         while store.round_judgment_count(state.number) < quota and store.open_comparison_ids(state.number):
             time.sleep(context.settings.poll_seconds)
-    return {"judgments": store.round_judgment_count(state.number), "quota": quota, "selection": selection}
+    # All judgments so far, the next reward model's data: more than the rounds' own counts added up, since
+    # comparisons that earlier rounds left open can still be judged (by people or simulators).
+    return {
+        "judgments": store.round_judgment_count(state.number),
+        "judgments_in_store": store.summary().judgments,
+        "quota": quota,
+        "selection": selection,
+    }
 
 
 def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:

@@ -23,6 +23,18 @@ def _figure_png(figure: Any) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def labels_so_far(rows: list[dict[str, Any]]) -> list[int]:
+    """Judgments in the store when each round's collection ended; for rounds recorded before that was kept,
+    the running sum of the rounds' own counts (which leaves out later answers to earlier rounds' comparisons)."""
+    if all(row.get("labels_so_far") is not None for row in rows):
+        return [int(row["labels_so_far"]) for row in rows]
+    totals, total = [], 0
+    for row in rows:
+        total += row["labels"] or 0
+        totals.append(total)
+    return totals
+
+
 def round_figures(states: list[RoundState]) -> list[dict[str, Any]]:
     """The numbers behind the report, one row per finished round."""
     rows = []
@@ -35,6 +47,7 @@ def round_figures(states: list[RoundState]) -> list[dict[str, Any]]:
             {
                 "round": state.number,
                 "labels": state.outputs.get("collect", {}).get("judgments"),
+                "labels_so_far": state.outputs.get("collect", {}).get("judgments_in_store"),
                 "reward_accuracy": state.outputs.get("reward", {}).get("accuracy"),
                 "flagged": state.outputs.get("quality", {}).get("flagged", []),
                 "kl_from_base": new["kl_from_base"],
@@ -87,12 +100,7 @@ def _plots(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     plt.close(figure)
 
     figure, axis = plt.subplots(figsize=(6, 3.6))
-    labels = []
-    total = 0
-    for row in rows:
-        total += row["labels"] or 0
-        labels.append(total)
-    axis.plot(labels, [row["reward_accuracy"] for row in rows], "o-")
+    axis.plot(labels_so_far(rows), [row["reward_accuracy"] for row in rows], "o-")
     axis.set_xlabel("labels so far")
     axis.set_ylabel("reward-model validation accuracy\n(against the annotators' labels)")
     images.append(("Label efficiency", _figure_png(figure)))
