@@ -583,7 +583,7 @@ def print_report(result: dict[str, Any], args: argparse.Namespace) -> None:
         by_budget = ", ".join(
             f"{budget}: {'never' if share is None else f'{share:.0%}'}"
             for budget, share in reach["share_by_budget"].items()
-            if int(budget) in _shown_counts(counts)
+            if int(budget) in shown
         )
         console.print(f"      share of random's labels at other budgets (mean curves): {by_budget}")
 

@@ -9,7 +9,6 @@ import typer
 
 from apprentice.cli_common import ProjectOption, console, reports_errors
 
-# annotated so that mypy can type it across the import cycle with apprentice.cli
 app: typer.Typer = typer.Typer(
     help="Feedback quality: agreement, annotator reliability, bias, corrections.", no_args_is_help=True
 )
