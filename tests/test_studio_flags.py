@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from apprentice.store import Store
 from apprentice.store.records import ComparisonPlan, GeneratedResponse, PromptRecord
-from apprentice.studio.dashboard import build_dashboard, quality_flags
+from apprentice.studio.context import Flag
+from apprentice.studio.dashboard import CachedFlags, build_dashboard, quality_flags
 
 
-def test_a_too_fast_annotator_is_flagged_on_the_dashboard(store: Store) -> None:
+def _judged_panel(store: Store) -> None:
+    """30 pairs, each judged by a careful annotator and by one who answers in 0.3 s."""
     prompts = [PromptRecord([{"role": "user", "content": f"question number {i} " * 20}]) for i in range(30)]
     store.import_prompts(prompts, [], source="t")
     policy = store.ensure_policy("base", kind="base", model_path=None)
@@ -29,7 +31,56 @@ def test_a_too_fast_annotator_is_flagged_on_the_dashboard(store: Store) -> None:
                 order_shown=[0, 1],
                 duration_ms=duration,
             )
+
+
+def test_a_too_fast_annotator_is_flagged_on_the_dashboard(store: Store) -> None:
+    _judged_panel(store)
     flags = quality_flags(store)
     assert {flag.subject for flag in flags} == {"hasty"}
     dashboard = build_dashboard(store, quality_flags)
     assert [flag.subject for flag in dashboard.flags] == [flag.subject for flag in flags]
+
+
+def test_cached_flags_run_again_only_when_judgments_arrive_and_not_too_often(store: Store) -> None:
+    _judged_panel(store)
+    runs: list[int] = []
+
+    def counting(checked: Store) -> list[Flag]:
+        runs.append(checked.judgment_watermark()[0])
+        return [Flag(subject=f"run {len(runs)}", reason="counted")]
+
+    now = [0.0]
+    cached = CachedFlags(counting, min_interval=30.0, clock=lambda: now[0])
+    assert cached.judgments is None
+    assert [flag.subject for flag in cached(store)] == ["run 1"]
+    now[0] = 100.0
+    assert [flag.subject for flag in cached(store)] == ["run 1"]  # nothing new: no second run however late
+    comparison = store.comparisons()[0]
+    late = store.ensure_annotator("late")
+    store.record_judgment(
+        comparison_id=comparison.id,
+        annotator_id=late.id,
+        answer={"winner": 0, "tie": False, "both_bad": False},
+        idempotency_key="late-1",
+        source="studio",
+        order_shown=[0, 1],
+        duration_ms=20_000,
+    )
+    assert [flag.subject for flag in cached(store)] == ["run 2"]  # new judgment, 100 s since the last run
+    assert runs == [60, 61] and cached.judgments == 61
+    store.record_judgment(
+        comparison_id=store.comparisons()[1].id,
+        annotator_id=late.id,
+        answer={"winner": 1, "tie": False, "both_bad": False},
+        idempotency_key="late-2",
+        source="studio",
+        order_shown=[1, 0],
+        duration_ms=20_000,
+    )
+    now[0] = 129.0
+    assert [flag.subject for flag in cached(store)] == ["run 2"]  # new judgment, but only 29 s later
+    now[0] = 130.0
+    assert [flag.subject for flag in cached(store)] == ["run 3"]
+    board = build_dashboard(store, cached)
+    assert board.flags_note is not None and "last ran at 62 judgments" in board.flags_note
+    assert build_dashboard(store, quality_flags).flags_note is None

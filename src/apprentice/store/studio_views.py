@@ -129,6 +129,12 @@ class StudioViews(StoreBase):
             ).all()
             return {int(cid): (int(count), int(overlap)) for cid, overlap, count in rows}
 
+    def judgment_watermark(self) -> tuple[int, int]:
+        """(judgments, highest judgment id): changes whenever a judgment is added, for caches of figures over them."""
+        with self._transaction() as session:
+            count, highest = session.execute(select(func.count(Judgment.id), func.max(Judgment.id))).one()
+            return int(count or 0), int(highest or 0)
+
     def judgment_keys(self, annotator_id: int | None = None) -> list[str]:
         """Idempotency keys of studio judgments as the client gave them (the annotator prefix removed)."""
         with self._transaction() as session:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +44,7 @@ class Dashboard:
     agreement: float | None  # share of agreeing pairs of judgments on the same comparison
     agreement_pairs: int
     flags: list[Flag]
+    flags_note: str | None = None  # how fresh the flags are, where they are cached
 
     @property
     def gold_accuracy(self) -> float | None:
@@ -102,6 +106,16 @@ def build_dashboard(store: Store, flags: FlagSource | None = None) -> Dashboard:
         agreement=agreement,
         agreement_pairs=pairs,
         flags=flags(store) if flags is not None else [],
+        flags_note=_flags_note(flags),
+    )
+
+
+def _flags_note(flags: FlagSource | None) -> str | None:
+    if not isinstance(flags, CachedFlags) or flags.judgments is None:
+        return None
+    return (
+        f"The quality checks last ran at {flags.judgments:,} judgments; they run again when more arrive, "
+        f"at most every {flags.min_interval:g} seconds."
     )
 
 
@@ -116,3 +130,42 @@ def quality_flags(store: Store) -> list[Flag]:
         Flag(subject=flag.annotator, reason=f"{flag.kind}: {flag.message}")
         for flag in check_annotators(judgments).flags
     ]
+
+
+class CachedFlags:
+    """A flag source that recomputes only when judgments were added, and then at most every `min_interval` s.
+
+    Why: the quality checks refit the panel's Bradley-Terry scores once per annotator (7 s for the
+    dashboard at 13,000 judgments from 50 annotators on a 2-core machine, `benchmarks/studio_load.py
+    --dashboard`), too slow for every view of the page while people are judging, and the flags move little
+    from one judgment to the next. One computation at a time: views that arrive meanwhile wait for it.
+    """
+
+    def __init__(
+        self,
+        compute: FlagSource = quality_flags,
+        *,
+        min_interval: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._compute = compute
+        self.min_interval = min_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._flags: list[Flag] | None = None
+        self._watermark: tuple[int, int] | None = None
+        self._computed_at = 0.0
+
+    @property
+    def judgments(self) -> int | None:
+        """How many judgments the flags shown were computed on (None before the first computation)."""
+        return None if self._watermark is None else self._watermark[0]
+
+    def __call__(self, store: Store) -> list[Flag]:
+        with self._lock:
+            watermark = store.judgment_watermark()
+            fresh = watermark == self._watermark or self._clock() - self._computed_at < self.min_interval
+            if self._flags is None or not fresh:
+                self._flags = self._compute(store)
+                self._watermark, self._computed_at = watermark, self._clock()
+            return self._flags

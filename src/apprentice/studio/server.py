@@ -21,9 +21,9 @@ PROJECT_ENV = "APPRENTICE_PROJECT"
 def app_from_environment() -> FastAPI:
     """The app factory each uvicorn worker calls: the project folder comes from $APPRENTICE_PROJECT."""
     from apprentice.studio.app import create_app
-    from apprentice.studio.dashboard import quality_flags
+    from apprentice.studio.dashboard import CachedFlags, quality_flags
 
-    app = create_app(open_project(Path(os.environ.get(PROJECT_ENV, "."))), flags=quality_flags)
+    app = create_app(open_project(Path(os.environ.get(PROJECT_ENV, "."))), flags=CachedFlags(quality_flags))
     # What start-up built (modules, routes, SQLAlchemy's and pydantic's structures: about 116,000 tracked
     # objects) lives as long as the process: moved out of the collector's sight, it is no longer traversed by
     # every full collection, a pause that all requests in flight wait for.
