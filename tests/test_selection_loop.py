@@ -14,8 +14,11 @@ from apprentice.selection import (
     fit_bootstrap_heads,
     labels_to_reach,
     labels_to_reach_interpolated,
+    mean_curve,
     select_next,
     share_by_budget,
+    share_interval,
+    share_of_baseline,
 )
 
 
@@ -69,6 +72,35 @@ def test_share_by_budget_by_hand() -> None:
     assert shares[64] == pytest.approx((32 + 32 * 0.10 / 0.15) / 64)  # 0.70 between 0.60 at 32 and 0.75 at 64
     assert shares[96] == pytest.approx((64 + 32 * 0.5) / 96)  # 0.80 halfway from 0.75 to 0.85
     assert shares[128] is None  # 0.90 is never reached
+
+
+def _curve(*accuracies: float) -> list[CurvePoint]:
+    return [CurvePoint(32 * (index + 1), accuracy) for index, accuracy in enumerate(accuracies)]
+
+
+def test_mean_curve_and_share_of_baseline_by_hand() -> None:
+    baseline = [_curve(0.6, 0.7), _curve(0.6, 0.8)]  # mean final accuracy 0.75 at 64 labels
+    curves = [_curve(0.7, 0.9), _curve(0.7, 0.9)]
+    assert mean_curve(baseline) == [CurvePoint(32, 0.6), CurvePoint(64, pytest.approx(0.75))]
+    # 0.75 is a quarter of the way from 0.7 (32 labels) to 0.9 (64): 40 labels, 40 / 64 of the baseline's.
+    assert share_of_baseline(curves, baseline) == pytest.approx(40 / 64)
+    assert share_of_baseline([_curve(0.5, 0.6)] * 2, baseline) is None
+
+
+def test_share_interval_collapses_when_every_seed_is_the_same() -> None:
+    baseline, curves = [_curve(0.6, 0.8)] * 5, [_curve(0.7, 0.9)] * 5
+    share = share_of_baseline(curves, baseline)
+    assert share_interval(curves, baseline, resamples=200) == (pytest.approx(share), pytest.approx(share))
+
+
+def test_share_interval_by_hand_with_a_seed_that_never_reaches() -> None:
+    # Seed A alone: 0.7 reached at 32 labels (share 0.5); seed B alone: never; both: 0.7 at 64 (share 1.0).
+    # Resamples give AA, AB/BA, BB with chances 1/4, 1/2, 1/4, so the 2.5% point is 0.5 and the 97.5% never.
+    baseline = [_curve(0.6, 0.7), _curve(0.6, 0.7)]
+    curves = [_curve(0.7, 0.8), _curve(0.5, 0.6)]
+    assert share_interval(curves, baseline, resamples=4000) == (pytest.approx(0.5), None)
+    with pytest.raises(ApprenticeError, match="the same seeds for both"):
+        share_interval(curves, baseline[:1])
 
 
 # -- the loop on a toy: learn a threshold on [0, 1] from labeled points ---------------------------

@@ -23,7 +23,8 @@ probabilities are known (only a simulation knows them); the benchmark compares t
 `select_next` applies a rule to a pool (leaving out what is already labeled), `acquisition_curve`
 runs batch acquisition (fit, measure, choose the next batch, repeat) for one rule, and
 `labels_to_reach` reads off how many labels a curve needs to reach an accuracy
-(`labels_to_reach_interpolated` between the measured points). `fit_bootstrap_heads`
+(`labels_to_reach_interpolated` between the measured points), and `share_interval` how far a rule's
+share of random's labels could move with other seeds. `fit_bootstrap_heads`
 fits the ensemble the rules read: K linear Bradley-Terry heads on frozen features, one per bootstrap
 resample of the labels. The loop takes the
 model fitting and the measure as functions, so the same loop serves the benchmark and the tests; its
@@ -365,6 +366,51 @@ def share_by_budget(curve: Sequence[CurvePoint], baseline: Sequence[CurvePoint])
         else needed / point.labels
         for point in baseline[1:]
     }
+
+
+def mean_curve(curves: Sequence[Sequence[CurvePoint]]) -> list[CurvePoint]:
+    """The curves (one per seed, measured at the same label counts) averaged point by point."""
+    return [
+        CurvePoint(points[0].labels, float(np.mean([point.accuracy for point in points])))
+        for points in zip(*curves, strict=True)
+    ]
+
+
+def share_of_baseline(curves: Sequence[Sequence[CurvePoint]], baseline: Sequence[Sequence[CurvePoint]]) -> float | None:
+    """The share of the baseline's final labels that the mean of `curves` needs to reach the mean baseline's
+    final accuracy (interpolated); None where it never does."""
+    baseline_mean = mean_curve(baseline)
+    needed = labels_to_reach_interpolated(mean_curve(curves), baseline_mean[-1].accuracy)
+    return None if needed is None else needed / baseline_mean[-1].labels
+
+
+def share_interval(
+    curves: Sequence[Sequence[CurvePoint]],
+    baseline: Sequence[Sequence[CurvePoint]],
+    *,
+    level: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float | None]:
+    """A percentile bootstrap interval over seeds for `share_of_baseline`.
+
+    The curves are paired by seed (curves[i] and baseline[i] share their labels and starting set), so
+    each resample draws seeds with replacement and keeps both curves of a drawn seed together. A
+    resample in which the curve never reaches the baseline counts as above every share, so the upper
+    end is None when more than (1 - level) / 2 of the resamples never get there. Ten seeds hide a
+    spread of several points in the share: this says how far the goal is from the measured figure.
+    """
+    if len(curves) != len(baseline) or not curves:
+        raise ApprenticeError(f"share_interval needs the same seeds for both ({len(curves)} and {len(baseline)})")
+    rng = np.random.default_rng(seed)
+    shares = []
+    for _ in range(resamples):
+        drawn = rng.integers(0, len(curves), len(curves))
+        share = share_of_baseline([curves[i] for i in drawn], [baseline[i] for i in drawn])
+        shares.append(np.inf if share is None else share)
+    # The inverted empirical distribution, not interpolation, which makes nan of a step into 'never'.
+    low, high = np.quantile(shares, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+    return float(low), None if np.isinf(high) else float(high)
 
 
 # -- the ensemble the rules read: bootstrap heads on frozen features -------------------------------
