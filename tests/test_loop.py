@@ -109,6 +109,9 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     figures = json.loads((loop_project / "loop" / "report.json").read_text())
     assert [row["round"] for row in figures] == [1, 2]
     assert [row["labels_so_far"] for row in figures] == [s.outputs["collect"]["judgments_in_store"] for s in states]
+    validation_pairs = [s.outputs["reward"]["validation_pairs"] for s in states]
+    assert [row["reward_validation_pairs"] for row in figures] == validation_pairs and min(validation_pairs) > 0
+    assert f"{figures[0]['reward_accuracy']:.3f} ({validation_pairs[0]} pairs)" in page
     status = CliRunner().invoke(app, ["status", "-p", str(loop_project)])
     assert "round 2: done" in status.output
 

@@ -49,6 +49,7 @@ def round_figures(states: list[RoundState]) -> list[dict[str, Any]]:
                 "labels": state.outputs.get("collect", {}).get("judgments"),
                 "labels_so_far": state.outputs.get("collect", {}).get("judgments_in_store"),
                 "reward_accuracy": state.outputs.get("reward", {}).get("accuracy"),
+                "reward_validation_pairs": state.outputs.get("reward", {}).get("validation_pairs"),
                 "flagged": state.outputs.get("quality", {}).get("flagged", []),
                 "kl_from_base": new["kl_from_base"],
                 "proxy_reward": new["reward_mean"],
@@ -140,11 +141,17 @@ def write_report(project: Any, path: Path | None = None) -> Path:
     table = "".join(
         "<tr>"
         + "".join(
-            f"<td>{html.escape(_cell(row[key]))}</td>"
-            for key in ("round", "labels", "reward_accuracy", "kl_from_base", "proxy_reward", "gold", "length")
+            f"<td>{html.escape(cell)}</td>"
+            for cell in (
+                _cell(row["round"]),
+                _cell(row["labels"]),
+                _accuracy_cell(row),
+                *(_cell(row[key]) for key in ("kl_from_base", "proxy_reward", "gold", "length")),
+                _rate(row["win_rate_vs_base_gold"] or row["win_rate_vs_base_reward"]),
+                ", ".join(row["flagged"]) or "-",
+            )
         )
-        + f"<td>{html.escape(_rate(row['win_rate_vs_base_gold'] or row['win_rate_vs_base_reward']))}</td>"
-        + f"<td>{html.escape(', '.join(row['flagged']) or '-')}</td></tr>"
+        + "</tr>"
         for row in rows
     )
     images = "".join(
@@ -165,6 +172,13 @@ base policy (gold oracle when simulated, else the reward model), with its 95% in
     path.write_text(page, encoding="utf-8")
     path.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def _accuracy_cell(row: dict[str, Any]) -> str:
+    """The reward model's validation accuracy with the pairs it rests on: a few prompts' pairs (a fifth of
+    the prompts, their pairs alike) make it a noisy figure in the first rounds."""
+    pairs = row.get("reward_validation_pairs")
+    return _cell(row["reward_accuracy"]) + (f" ({pairs} pairs)" if pairs else "")
 
 
 def _cell(value: Any) -> str:
