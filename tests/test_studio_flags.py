@@ -55,28 +55,23 @@ def test_cached_flags_run_again_only_when_judgments_arrive_and_not_too_often(sto
     assert [flag.subject for flag in cached(store)] == ["run 1"]
     now[0] = 100.0
     assert [flag.subject for flag in cached(store)] == ["run 1"]  # nothing new: no second run however late
-    comparison = store.comparisons()[0]
     late = store.ensure_annotator("late")
-    store.record_judgment(
-        comparison_id=comparison.id,
-        annotator_id=late.id,
-        answer={"winner": 0, "tie": False, "both_bad": False},
-        idempotency_key="late-1",
-        source="studio",
-        order_shown=[0, 1],
-        duration_ms=20_000,
-    )
+
+    def judge_one_more(index: int) -> None:
+        store.record_judgment(
+            comparison_id=store.comparisons()[index].id,
+            annotator_id=late.id,
+            answer={"winner": 0, "tie": False, "both_bad": False},
+            idempotency_key=f"late-{index}",
+            source="studio",
+            order_shown=[0, 1],
+            duration_ms=20_000,
+        )
+
+    judge_one_more(0)
     assert [flag.subject for flag in cached(store)] == ["run 2"]  # new judgment, 100 s since the last run
     assert runs == [60, 61] and cached.judgments == 61
-    store.record_judgment(
-        comparison_id=store.comparisons()[1].id,
-        annotator_id=late.id,
-        answer={"winner": 1, "tie": False, "both_bad": False},
-        idempotency_key="late-2",
-        source="studio",
-        order_shown=[1, 0],
-        duration_ms=20_000,
-    )
+    judge_one_more(1)
     now[0] = 129.0
     assert [flag.subject for flag in cached(store)] == ["run 2"]  # new judgment, but only 29 s later
     now[0] = 130.0
