@@ -112,6 +112,10 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     validation_pairs = [s.outputs["reward"]["validation_pairs"] for s in states]
     assert [row["reward_validation_pairs"] for row in figures] == validation_pairs and min(validation_pairs) > 0
     assert f"{figures[0]['reward_accuracy']:.3f} ({validation_pairs[0]} pairs)" in page
+    # Round 1's previous policy is the base; round 2's is round 1's, on the same held-out prompts.
+    assert figures[0]["win_rate_vs_previous_gold"] == figures[0]["win_rate_vs_base_gold"] is not None
+    assert figures[1]["win_rate_vs_previous_gold"]["n"] == figures[1]["win_rate_vs_base_gold"]["n"]
+    assert "win rate vs previous" in page
     status = CliRunner().invoke(app, ["status", "-p", str(loop_project)])
     assert "round 2: done" in status.output
 

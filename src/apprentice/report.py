@@ -59,6 +59,8 @@ def round_figures(states: list[RoundState]) -> list[dict[str, Any]]:
                 "length": new["length_mean"],
                 "win_rate_vs_base_gold": evaluation.get("win_rate_vs_base_gold"),
                 "win_rate_vs_base_reward": evaluation.get("win_rate_vs_base_reward"),
+                "win_rate_vs_previous_gold": evaluation.get("win_rate_vs_previous_gold"),
+                "win_rate_vs_previous_reward": evaluation.get("win_rate_vs_previous_reward"),
             }
         )
     return rows
@@ -148,6 +150,7 @@ def write_report(project: Any, path: Path | None = None) -> Path:
                 _accuracy_cell(row),
                 *(_cell(row[key]) for key in ("kl_from_base", "proxy_reward", "gold", "length")),
                 _rate(row["win_rate_vs_base_gold"] or row["win_rate_vs_base_reward"]),
+                _rate(row["win_rate_vs_previous_gold"] or row["win_rate_vs_previous_reward"]),
                 ", ".join(row["flagged"]) or "-",
             )
         )
@@ -164,10 +167,12 @@ def write_report(project: Any, path: Path | None = None) -> Path:
 table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top;
 font-size:14px}}figure{{display:inline-block;margin:1em}}</style></head><body>
 <h1>Apprentice: {html.escape(project.settings.project.name)}</h1>
-<p>{len(rows)} rounds. Scores are means over the held-out prompts; win rate is the last policy against the
-base policy (gold oracle when simulated, else the reward model), with its 95% interval.</p>
+<p>{len(rows)} rounds. Scores are means over the held-out prompts; win rates are each round's policy against
+the base policy and against the previous round's (by the gold oracle when simulated, else by that round's reward
+model), with their 95% intervals; round 1's previous policy is the base.</p>
 <table><tr><th>round</th><th>labels</th><th>reward accuracy</th><th>KL from base</th><th>proxy reward</th>
-<th>gold</th><th>length (tokens)</th><th>win rate vs base</th><th>flagged annotators</th></tr>{table}</table>
+<th>gold</th><th>length (tokens)</th><th>win rate vs base</th><th>win rate vs previous</th>
+<th>flagged annotators</th></tr>{table}</table>
 {images}{_samples_table(folder, rows[-1]["round"])}</body></html>"""
     path.write_text(page, encoding="utf-8")
     path.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
