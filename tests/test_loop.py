@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from apprentice.cli import app
 from apprentice.loop import LoopStopped, run_loop
 from apprentice.project import init_project, open_project
-from apprentice.report import labels_so_far
+from apprentice.report import agreement_cell, labels_so_far, report_plots
 from apprentice.settings import Settings
 from apprentice.store.records import PromptRecord
 from apprentice.studio.security import CHEAP_HASHES_ENV
@@ -41,6 +41,7 @@ def loop_project(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPat
     settings.model.policy = str(tiny_model)
     settings.generation.max_new_tokens = 8
     settings.generation.candidates = 3  # three pairs per prompt: more comparisons than the quota
+    settings.comparisons.overlap = 2  # two judgments a comparison, so that agreement can be measured
     loop = settings.loop
     loop.rounds, loop.prompts_per_round, loop.labels_per_round, loop.eval_prompts = 2, 6, 8, 4
     loop.annotators, loop.oracle, loop.reward_model, loop.reward_heads = 3, "concision", str(tiny_model), 3
@@ -105,8 +106,12 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     result = CliRunner().invoke(app, ["report", "-p", str(loop_project)])
     assert result.exit_code == 0, result.output
     page = (loop_project / "loop" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 and "Sample responses" in page
     figures = json.loads((loop_project / "loop" / "report.json").read_text())
+    # The agreement plot needs a comparison judged twice within a round, which the simulators' timing decides.
+    measured = any(row["agreement"] is not None for row in figures)
+    assert page.count("data:image/png;base64,") == 3 + measured and "Sample responses" in page
+    assert ("Annotator agreement by round" in page) == measured and "<a href='quality/quality.html'>" in page
+    assert (loop_project / "loop" / "quality" / "quality.html").is_file()
     assert [row["round"] for row in figures] == [1, 2]
     assert [row["labels_so_far"] for row in figures] == [s.outputs["collect"]["judgments_in_store"] for s in states]
     validation_pairs = [s.outputs["reward"]["validation_pairs"] for s in states]
@@ -116,6 +121,8 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert figures[0]["win_rate_vs_previous_gold"] == figures[0]["win_rate_vs_base_gold"] is not None
     assert figures[1]["win_rate_vs_previous_gold"]["n"] == figures[1]["win_rate_vs_base_gold"]["n"]
     assert "win rate vs previous" in page
+    assert [row["agreement"] for row in figures] == [s.outputs["quality"]["agreement"] for s in states]
+    assert all(row["agreement"] is None or 0.0 <= row["agreement"] <= 1.0 for row in figures)
     status = CliRunner().invoke(app, ["status", "-p", str(loop_project)])
     assert "round 2: done" in status.output
 
@@ -130,3 +137,28 @@ def test_labels_so_far_counts_the_store_and_falls_back_to_the_rounds_own_counts(
     assert labels_so_far(recorded) == [8, 19]  # 3 answers to round 1's comparisons came during round 2
     older = [{"labels": 8, "labels_so_far": None}, {"labels": 9, "labels_so_far": None}]
     assert labels_so_far(older) == [8, 17]
+
+
+def test_the_report_plots_agreement_when_a_round_measured_it() -> None:
+    row = {
+        "round": 1,
+        "labels": 8,
+        "labels_so_far": 8,
+        "reward_accuracy": 0.6,
+        "kl_from_base": 0.5,
+        "proxy_reward": 0.2,
+        "gold": 0.5,
+        "base_gold": 0.4,
+        "base_proxy_reward": 0.1,
+        "agreement": None,
+        "alpha": None,
+    }
+    assert [title for title, _ in report_plots([row])] == [
+        "Reward and gold score by round",
+        "Proxy and gold against KL",
+        "Label efficiency",
+    ]
+    assert agreement_cell(row) == "-"
+    measured = [row, {**row, "round": 2, "agreement": 0.75, "alpha": 0.5}]
+    assert report_plots(measured)[-1][0] == "Annotator agreement by round"
+    assert agreement_cell(measured[1]) == "0.75 (0.50)"

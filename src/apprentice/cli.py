@@ -215,7 +215,8 @@ def loop_command(
 @app.command()
 @reports_errors
 def report(project_dir: ProjectOption = Path(".")) -> None:
-    """Write the HTML report of the loop's rounds (plots, figures, samples before and after)."""
+    """Write the HTML report of the loop's rounds (plots, figures, samples before and after) and the
+    feedback-quality report of its judgments beside it."""
     from apprentice.project import open_project
     from apprentice.report import write_report
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from apprentice.files import write_jsonl_atomically
 from apprentice.quality.bias import wilson_interval
 from apprentice.store.records import Message
 
@@ -153,9 +154,7 @@ def save_samples(path: Path, samples: PolicySamples, scores: PolicyScores) -> No
                 "gold": scores.golds[index] if scores.golds else None,
             }
         )
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    partial.replace(path)
+    write_jsonl_atomically(path, rows)
 
 
 def load_samples(path: Path) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ and the policy is optimized against its mean minus a multiple of its spread.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -210,8 +211,10 @@ def step_collect(context: LoopContext, state: RoundState) -> dict[str, Any]:
 
 
 def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:
+    from apprentice.quality.agreement import krippendorff_alpha, raw_agreement
     from apprentice.quality.correction import correct
     from apprentice.quality.flags import check_annotators
+    from apprentice.quality.pairs import pair_units
 
     store = context.project.store
     judgments = store.quality_judgments()
@@ -220,11 +223,20 @@ def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:
     checks = check_annotators(judgments)
     correction = correct(judgments, checks)
     store.set_judgment_weights(correction.weights)
+    # Agreement on this round's comparisons, for the report: do the annotators agree as often as people do?
+    units = pair_units([judgment for judgment in judgments if judgment.round == state.number])
     return {
         "judgments": len(judgments),
         "flagged": sorted(checks.flagged),
         "mean_weight": sum(correction.weights.values()) / max(len(correction.weights), 1),
+        "agreement": _finite_or_none(raw_agreement(units)),
+        "alpha": _finite_or_none(krippendorff_alpha(units)),
     }
+
+
+def _finite_or_none(value: float) -> float | None:
+    """NaN (no two judgments of one comparison) as None, which JSON can hold."""
+    return value if math.isfinite(value) else None
 
 
 def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:

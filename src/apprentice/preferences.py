@@ -8,12 +8,12 @@ can weight it and quality checks can trace it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apprentice.files import write_jsonl_atomically
 from apprentice.store import JudgedComparison, Store
 from apprentice.store.records import Message
 
@@ -93,12 +93,7 @@ def export_preferences(store: Store, *, jsonl_path: Path | None, dataset_path: P
     """Write the store's preference pairs as JSONL and/or a `datasets` folder (written then renamed)."""
     rows = [pair.to_trl() for pair in preference_pairs(store.judged_comparisons())]
     if jsonl_path is not None:
-        jsonl_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = jsonl_path.with_name(jsonl_path.name + ".partial")
-        with partial.open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        partial.replace(jsonl_path)
+        write_jsonl_atomically(jsonl_path, rows)
     if dataset_path is not None:
         # datasets writes no shard at all for an empty dataset and then cannot load it back; ask for one.
         to_dataset(rows).save_to_disk(str(dataset_path), num_shards=None if rows else 1)

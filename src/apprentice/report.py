@@ -1,7 +1,9 @@
-"""One HTML report of a whole loop run: curves per round, proxy against gold as KL grows, samples.
+"""One HTML report of a whole loop run: curves per round, proxy against gold as KL grows, feedback quality,
+samples.
 
 Plots are drawn with matplotlib and embedded in the page as PNG data, so the report is a single file
-that opens anywhere, offline. The same figures are written beside it as JSON.
+that opens anywhere, offline. The same figures are written beside it as JSON, and the feedback-quality
+report of every judgment so far (`apprentice.quality.report`) beside it in `quality/`, linked from it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from apprentice.evaluation import load_samples
+from apprentice.files import write_text_atomically
 from apprentice.store.rounds import RoundState
 
 
@@ -51,6 +54,8 @@ def round_figures(states: list[RoundState]) -> list[dict[str, Any]]:
                 "reward_accuracy": state.outputs.get("reward", {}).get("accuracy"),
                 "reward_validation_pairs": state.outputs.get("reward", {}).get("validation_pairs"),
                 "flagged": state.outputs.get("quality", {}).get("flagged", []),
+                "agreement": state.outputs.get("quality", {}).get("agreement"),
+                "alpha": state.outputs.get("quality", {}).get("alpha"),
                 "kl_from_base": new["kl_from_base"],
                 "proxy_reward": new["reward_mean"],
                 "gold": new["gold_mean"],
@@ -66,12 +71,11 @@ def round_figures(states: list[RoundState]) -> list[dict[str, Any]]:
     return rows
 
 
-def _plots(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def report_plots(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     rounds = [row["round"] for row in rows]
     images = []
@@ -80,12 +84,8 @@ def _plots(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     if all(row["gold"] is not None for row in rows):
         axis.plot(rounds, [row["gold"] for row in rows], "s-", label="gold (oracle)")
         axis.axhline(rows[0]["base_gold"], color="grey", linestyle=":", label="base policy, gold")
-    axis.set_xlabel("round")
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.set_ylabel("mean score on held-out prompts")
-    axis.legend()
-    images.append(("Reward and gold score by round", _figure_png(figure)))
-    plt.close(figure)
+    _by_round(axis, "mean score on held-out prompts")
+    images.append(("Reward and gold score by round", _close(figure)))
 
     # Gains over the base policy, each round's proxy measured by that round's reward model on both policies
     # (the reward models differ between rounds, their raw scales do not compare): the base sits at (0, 0).
@@ -99,16 +99,46 @@ def _plots(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     axis.set_ylabel("gain over the base policy")
     axis.set_title("Over-optimization shows as gold falling while proxy rises")
     axis.legend()
-    images.append(("Proxy and gold against KL", _figure_png(figure)))
-    plt.close(figure)
+    images.append(("Proxy and gold against KL", _close(figure)))
 
     figure, axis = plt.subplots(figsize=(6, 3.6))
     axis.plot(labels_so_far(rows), [row["reward_accuracy"] for row in rows], "o-")
     axis.set_xlabel("labels so far")
     axis.set_ylabel("reward-model validation accuracy\n(against the annotators' labels)")
-    images.append(("Label efficiency", _figure_png(figure)))
-    plt.close(figure)
+    images.append(("Label efficiency", _close(figure)))
+
+    if any(row.get("agreement") is not None for row in rows):
+        from apprentice.simulate import HUMAN_AGREEMENT
+
+        figure, axis = plt.subplots(figsize=(6, 3.6))
+        for key, marker, label in (("agreement", "o-", "raw agreement"), ("alpha", "s-", "Krippendorff's alpha")):
+            axis.plot(rounds, [_nan_if_none(row.get(key)) for row in rows], marker, label=label)
+        axis.axhline(HUMAN_AGREEMENT, color="grey", linestyle=":", label=f"people's agreement ({HUMAN_AGREEMENT:.0%})")
+        _by_round(axis, "on the round's comparisons")
+        images.append(("Annotator agreement by round", _close(figure)))
     return images
+
+
+def _by_round(axis: Any, ylabel: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_xlabel("round")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_ylabel(ylabel)
+    axis.legend()
+
+
+def _close(figure: Any) -> str:
+    """The figure as PNG data, and its memory given back."""
+    import matplotlib.pyplot as plt
+
+    data = _figure_png(figure)
+    plt.close(figure)
+    return data
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else value
 
 
 def _samples_table(folder: Path, last_round: int) -> str:
@@ -151,6 +181,7 @@ def write_report(project: Any, path: Path | None = None) -> Path:
                 *(_cell(row[key]) for key in ("kl_from_base", "proxy_reward", "gold", "length")),
                 _rate(row["win_rate_vs_base_gold"] or row["win_rate_vs_base_reward"]),
                 _rate(row["win_rate_vs_previous_gold"] or row["win_rate_vs_previous_reward"]),
+                agreement_cell(row),
                 ", ".join(row["flagged"]) or "-",
             )
         )
@@ -160,7 +191,7 @@ def write_report(project: Any, path: Path | None = None) -> Path:
     images = "".join(
         f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
         f"<figcaption>{html.escape(title)}</figcaption></figure>"
-        for title, data in _plots(rows)
+        for title, data in report_plots(rows)
     )
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Apprentice loop report</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}}
@@ -172,11 +203,35 @@ the base policy and against the previous round's (by the gold oracle when simula
 model), with their 95% intervals; round 1's previous policy is the base.</p>
 <table><tr><th>round</th><th>labels</th><th>reward accuracy</th><th>KL from base</th><th>proxy reward</th>
 <th>gold</th><th>length (tokens)</th><th>win rate vs base</th><th>win rate vs previous</th>
-<th>flagged annotators</th></tr>{table}</table>
-{images}{_samples_table(folder, rows[-1]["round"])}</body></html>"""
-    path.write_text(page, encoding="utf-8")
-    path.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+<th>agreement (alpha)</th><th>flagged annotators</th></tr>{table}</table>
+{_write_quality_report(project, folder)}{images}{_samples_table(folder, rows[-1]["round"])}</body></html>"""
+    write_text_atomically(path, page)
+    write_text_atomically(path.with_suffix(".json"), json.dumps(rows, indent=2) + "\n")
     return path
+
+
+def _write_quality_report(project: Any, folder: Path) -> str:
+    """The feedback-quality report of every judgment so far, in `quality/` beside the loop's; a link to it."""
+    from apprentice.quality.report import analyse
+    from apprentice.quality.report import write_report as write_quality_report
+
+    judgments = project.store.quality_judgments()
+    if not judgments:
+        return ""
+    analysis = analyse(judgments, prompts_by_category=project.store.prompt_categories())
+    write_quality_report(analysis, folder / "quality", title="Feedback quality of the loop's judgments")
+    return (
+        f"<p>Feedback quality of all {len(judgments)} judgments (agreement, annotator reliability, position and "
+        f"length bias, coverage, {len(analysis['flags'])} flags): "
+        "<a href='quality/quality.html'>quality/quality.html</a></p>"
+    )
+
+
+def agreement_cell(row: dict[str, Any]) -> str:
+    if row.get("agreement") is None:
+        return "-"
+    alpha = row.get("alpha")
+    return f"{row['agreement']:.2f}" + ("" if alpha is None else f" ({alpha:.2f})")
 
 
 def _accuracy_cell(row: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from apprentice.files import write_text_atomically
 from apprentice.quality.agreement import (
     agreement_by_annotator,
     alpha_with_distance,
@@ -344,7 +345,5 @@ def write_report(analysis: Mapping[str, Any], folder: Path, *, title: str = "Fee
     json_path = folder / "quality.json"
     html_path = folder / "quality.html"
     for path, text in ((json_path, json.dumps(analysis, indent=2)), (html_path, render_html(analysis, drawn, title))):
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)
+        write_text_atomically(path, text)
     return html_path, json_path

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from apprentice.cli_common import ProjectOption, reports_errors
 from apprentice.errors import ApprenticeError, InputError
+from apprentice.files import write_jsonl_atomically
 
 reward_app: typer.Typer = typer.Typer(help="Reward models trained on the project's judgments.", no_args_is_help=True)
 console = Console()
@@ -180,12 +181,7 @@ def score(
     else:
         rewards = _load_model(model_dir).score(prompts, responses, normalized=not raw)
         extra = [{"reward": reward} for reward in rewards]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        for row, added in zip(rows, extra, strict=True):
-            handle.write(json.dumps(row | added, ensure_ascii=False) + "\n")
-    partial.replace(out)
+    write_jsonl_atomically(out, (row | added for row, added in zip(rows, extra, strict=True)))
     console.print(f"Scored {len(rows)} responses into {out}")
 
 

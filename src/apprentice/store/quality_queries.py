@@ -91,7 +91,7 @@ class QualityQueries(StoreBase):
                 .join(Response, ComparisonMember.response_id == Response.id)
                 .where(ComparisonMember.comparison_id.in_(judged))
                 .order_by(ComparisonMember.comparison_id, ComparisonMember.position)
-            ).tuples():
+            ):
                 members.setdefault(comparison_id, []).append((response_id, int(length or 0)))
             return [
                 QualityJudgment(
