@@ -204,14 +204,15 @@ model), with their 95% intervals; round 1's previous policy is the base.</p>
 <table><tr><th>round</th><th>labels</th><th>reward accuracy</th><th>KL from base</th><th>proxy reward</th>
 <th>gold</th><th>length (tokens)</th><th>win rate vs base</th><th>win rate vs previous</th>
 <th>agreement (alpha)</th><th>flagged annotators</th></tr>{table}</table>
-{_write_quality_report(project, folder)}{images}{_samples_table(folder, rows[-1]["round"])}</body></html>"""
+{_write_quality_report(project, path.parent)}{images}{_samples_table(folder, rows[-1]["round"])}</body></html>"""
     write_text_atomically(path, page)
     write_text_atomically(path.with_suffix(".json"), json.dumps(rows, indent=2) + "\n")
     return path
 
 
 def _write_quality_report(project: Any, folder: Path) -> str:
-    """The feedback-quality report of every judgment so far, in `quality/` beside the loop's; a link to it."""
+    """The feedback-quality report of every judgment so far, in `quality/` in the loop report's folder; a link
+    to it (relative, so the folder can be moved or copied whole)."""
     from apprentice.quality.report import analyse
     from apprentice.quality.report import write_report as write_quality_report
 
