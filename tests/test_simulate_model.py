@@ -10,6 +10,7 @@ import pytest
 from apprentice.simulate import (
     HUMAN_AGREEMENT,
     AnnotatorProfile,
+    SimulationReport,
     answer_prob_first,
     calibrate_temperature,
     choose_first,
@@ -76,3 +77,12 @@ def test_reachable_temperature_calibrates_or_falls_back_to_choices_by_the_scores
     assert reachable_temperature(differences, flip_rate=0.1) == calibrate_temperature(differences, flip_rate=0.1)
     # 25% flips cap agreement at 0.625, under the 73% target: no noise beyond the flips.
     assert reachable_temperature(differences, flip_rate=0.25) == 1e-3
+
+
+def test_the_simulation_report_puts_measured_agreement_beside_the_expected() -> None:
+    report = SimulationReport(
+        temperature=1e-3, judgments=48, per_annotator={}, agreement=1.0, overlapping_pairs=2, expected_agreement=0.625
+    )
+    assert report.describe_agreement() == "agreement 100% over 2 pairs of answers to the same comparison, expected 62%"
+    unmeasured = SimulationReport(temperature=0.3, judgments=5, per_annotator={}, agreement=None, overlapping_pairs=0)
+    assert unmeasured.describe_agreement() == "no pair judged twice yet"

@@ -273,11 +273,7 @@ def simulate(
         f"{report.judgments} judgments by {len(report.per_annotator)} simulated annotators "
         f"(Bradley-Terry temperature {report.temperature:.4g})"
     )
-    if report.agreement is not None:
-        console.print(
-            f"Agreement between annotators on {report.overlapping_pairs} overlapping answers: "
-            f"{report.agreement:.1%} (target {agreement:.0%})"
-        )
+    console.print(f"Between annotators: {report.describe_agreement()} (target {agreement:.0%})")
 
 
 app.add_typer(studio_cli.studio_app, name="studio")

@@ -185,8 +185,8 @@ def step_collect(context: LoopContext, state: RoundState) -> dict[str, Any]:
                 max_judgments=quota - done,
             )
             context.console.print(
-                f"   {report.judgments} simulated judgments (temperature {report.temperature:.3g}, "
-                f"agreement {report.agreement if report.agreement is None else round(report.agreement, 3)})"
+                f"   {report.judgments} simulated judgments (temperature {report.temperature:.3g}; "
+                f"{report.describe_agreement()})"
             )
             if report.judgments == 0:
                 break

@@ -338,11 +338,12 @@ def calibrated_temperature(
     *,
     target_agreement: float = HUMAN_AGREEMENT,
     flip_rate: float = 0.0,
-) -> float:
+) -> tuple[float, float | None]:
     """Score the comparisons' responses and calibrate the temperature on their pairwise differences.
 
-    When the flips alone make the target unreachable, annotators choose by the oracle without further
-    noise (a tiny temperature), the closest they can come to it.
+    Returns the temperature and the agreement two annotators are then expected to reach (None without
+    pairs to calibrate on). When the flips alone make the target unreachable, annotators choose by the
+    oracle without further noise (a tiny temperature), the closest they can come to it.
     """
     scorer.prefill([(prompt, text) for prompt, texts in comparisons for text in texts])
     differences = []
@@ -350,8 +351,9 @@ def calibrated_temperature(
         scores = scorer(prompt, texts)
         differences += [a - b for index, a in enumerate(scores) for b in scores[index + 1 :]]
     if not differences:
-        return 1.0
-    return reachable_temperature(differences, target_agreement, flip_rate=flip_rate)
+        return 1.0, None
+    temperature = reachable_temperature(differences, target_agreement, flip_rate=flip_rate)
+    return temperature, expected_agreement(differences, temperature, flip_rate)
 
 
 def reachable_temperature(
@@ -372,6 +374,17 @@ class SimulationReport:
     per_annotator: dict[str, int]
     agreement: float | None  # share of same answers among pairs of annotators on the same pair comparison
     overlapping_pairs: int
+    expected_agreement: float | None = None  # what the calibration expects (below the target if out of reach)
+
+    def describe_agreement(self) -> str:
+        """The measured agreement beside the expected, with the count it rests on, in a few words."""
+        expected = "" if self.expected_agreement is None else f", expected {self.expected_agreement:.0%}"
+        if self.agreement is None:
+            return f"no pair judged twice yet{expected}"
+        return (
+            f"agreement {self.agreement:.0%} over {self.overlapping_pairs} pairs of answers to the same comparison"
+            f"{expected}"
+        )
 
 
 def measured_pair_agreement(judged: Sequence[Any], annotators: set[str]) -> tuple[float | None, int]:
@@ -411,7 +424,7 @@ def simulate_project(
     from apprentice.oracles import load_oracle
 
     scorer = OracleScorer(load_oracle(oracle))
-    temperature = calibrated_temperature(
+    temperature, expected = calibrated_temperature(
         scorer, open_pair_texts(project.store), target_agreement=target_agreement, flip_rate=flip_rate
     )
     profiles = panel(
@@ -439,4 +452,5 @@ def simulate_project(
         per_annotator={stat.name: stat.judged for stat in stats},
         agreement=agreement,
         overlapping_pairs=overlapping,
+        expected_agreement=expected,
     )
