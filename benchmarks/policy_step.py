@@ -11,6 +11,10 @@ timed ones; a step is generation + scoring + the update. Completion lengths diff
 
 TRL is a dev dependency (`pip install -e '.[dev]'`).
 
+2026-12-02, quiet 2-core machine, `--steps 8` (5 steps gave the same ratio, 0.84): Apprentice 9.18 s a step
+(generate 3.83 s, update 5.35 s), TRL 10.83 s: ratio 0.85, above the goal of 0.6. Issue 5 closed on 0.48,
+measured on a loaded machine; which of the two moved (or what changed since) is not established yet.
+
 Memory of Apprentice's update against its micro-batch size (`micro_batch_size`, completions per
 forward/backward; the update is the same), one process per setting since peak RSS is per process:
 
