@@ -15,6 +15,16 @@ Features (`--features`):
   all 1,843 noise-free pool labels it reaches only about 0.61 on the sentiment oracle (the CLS pooler
   was not trained for all-MiniLM's sentence meaning), too little for a label-efficiency curve.
 
+Pools (`--pool`):
+- `hh-pairs` (default): HH-RLHF's chosen and rejected response of each prompt, one pair per prompt.
+- `candidates`: the loop's kind of pool. The default policy (SmolLM2-135M-Instruct) writes K = 8 responses
+  (`--candidates`) to each of 640 HH-RLHF prompts (`--candidate-prompts`; the last user message, in a
+  seeded order), sampled with the loop's generation settings (temperature 0.7, top-p 0.9) up to 64 tokens;
+  every pair of a prompt's distinct responses is a comparison (14,567 in the pool, 3,332 for validation,
+  by HH's split of the prompt). Generated in chunks of 64 prompts and cached: about 30 minutes on 2 cores
+  the first time. The features are projected on the HH pool's components and the gold is the same gold
+  reward model (fitted on HH's labels), so only the pool differs. No human labels: gold settings only.
+
 Acquisition. Every run starts from the same 32 random labels (per seed), then adds 32 per step,
 chosen from the unlabeled pool by the rule, up to 512 labels. Rules (`apprentice.selection`):
 random (the baseline), disagreement (spread of the heads' margins, Christiano et al. 2017), bald,
@@ -103,6 +113,21 @@ seeds 0-29: 91% at 64 labels, 79% at 128, 73% at 256, 63% at 512; on seeds 0-9 u
 of the pool; `--labels gold-rm --rules random bald --steps 31 --seeds 10`): 97%, 75%, 73%, 58%, and 63%
 at 1,024. It does not fall below half at any budget: small while the heads know little, and fading again
 as the labels use up the pool.
+
+On the loop's kind of pool the saving keeps growing with the budget, and the goal is met. The candidates
+pool is large enough that 2,048 labels take 14% of it (`--pool candidates --labels gold-rm --steps 63`, four
+rules, seeds 0-29, 9.3 min once generated). BALD needs 90%, 85%, 72%, 59%, 51% and 40% of random's labels
+at 64, 128, 256, 512, 1,024 and 2,048 labels; at 2,048, 821 labels (40%, 95% interval over seeds 37%-43%)
+reach random's final accuracy (0.926; every pool label gives 0.958). Disagreement needs 71% (65%-83%),
+uncertainty 69% (62%-78%). With annotators who agree 95% of the time (gold-rm-clean, random and BALD,
+5.6 min) BALD needs 93%, 90%, 69%, 50%, 32% and 19% (18%-20%) at the same budgets. Chosen on seeds 100-109 before these were run: the budget (at 1,024 labels
+BALD needed 47% there on 320 prompts, 50% on 320 prompts generated in another order, 51% on seeds 0-29),
+and the pool (320 prompts, 7,245 pairs: 45% at 2,048 on seeds 100-109; 640 prompts: 44%; the size of the
+pool past a few thousand pairs matters little, the budget does). So half is reached on a pool of several
+candidates per prompt once the budget is past about a thousand labels, not on HH's one pair per prompt
+(whose 1,843 pairs a large budget exhausts) and not at the few hundred labels of a short run. With the
+loop's 5 heads in place of 32 (`--heads 5`, hh-pairs, seeds 100-109) BALD needs 77% and disagreement 92%:
+BALD stays ahead, which is why the loop's default rule is BALD.
 
 Labels, five settings (`--labels`); simulated annotators are `apprentice.simulate`'s decision model:
 - `gold-rm` (the headline): the gold is a reward model of the learners' own form (a linear head on the
@@ -276,6 +301,94 @@ def pair_table(
     )
 
 
+# -- the loop's kind of pool: K candidates per prompt from the default policy, every pair of them ---------
+
+CANDIDATE_CHUNK = 64  # prompts generated (and cached) together, so a larger --candidate-prompts reuses the rest
+
+
+def candidate_prompts(count: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(split, last user message) of `count` distinct HH-RLHF prompts in a seeded order; the split is HH's by prompt."""
+    pool_pairs, validation_pairs = load_split(DATA)
+    seen: set[str] = set()
+    rows = []
+    for split, pairs in (("pool", pool_pairs), ("validation", validation_pairs)):
+        for pair in pairs:
+            text = short_prompt(pair)[0]["content"]
+            if text not in seen:
+                seen.add(text)
+                rows.append((split, text))
+    random.Random(seed).shuffle(rows)
+    if count > len(rows):
+        raise SystemExit(f"--candidate-prompts {count}: HH-RLHF has only {len(rows)} distinct prompts")
+    return rows[:count]
+
+
+def generate_candidate_responses(
+    rows: Sequence[tuple[str, str]], *, candidates: int, new_tokens: int, cache: Path
+) -> dict[str, list[str]]:
+    """The default policy's distinct responses to each prompt, sampled as the loop samples (its generation settings)."""
+    from apprentice.generation import PromptToAnswer, generate_candidates
+    from apprentice.models import load_policy
+    from apprentice.settings import GenerationSection
+
+    settings = GenerationSection(candidates=candidates, max_new_tokens=new_tokens)
+    responses: dict[str, list[str]] = {}
+    model = tokenizer = None
+    for start in range(0, len(rows), CANDIDATE_CHUNK):
+        chunk = [text for _, text in rows[start : start + CANDIDATE_CHUNK]]
+        path = cache / f"candidates-{_cache_key('default', settings.model_dump(), chunk)}.json"
+        if not path.is_file():
+            if model is None:
+                model, tokenizer = load_policy("default")
+            print(f"generating {candidates} responses to prompts {start}-{start + len(chunk) - 1} (cached in {cache})")
+            prompts = [PromptToAnswer(index, [{"role": "user", "content": text}]) for index, text in enumerate(chunk)]
+            result = generate_candidates(model, tokenizer, prompts, settings)
+            texts: list[list[str]] = [[] for _ in chunk]
+            for response in result.responses:
+                texts[response.prompt_id].append(response.text)
+            cache.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(texts), encoding="utf-8")
+        for text, answers in zip(chunk, json.loads(path.read_text(encoding="utf-8")), strict=True):
+            # Identical answers (a stock refusal) make a pair with no preference to learn: one copy each.
+            responses[text] = [answer for i, answer in enumerate(answers) if answer and answer not in answers[:i]]
+    return responses
+
+
+def candidate_tables(args: argparse.Namespace, cache: Path) -> tuple[PairTable, PairTable]:
+    """Every pair of a prompt's distinct candidates, in the pool or the validation set by HH's split of the prompt."""
+    rows = candidate_prompts(args.candidate_prompts)
+    responses = generate_candidate_responses(
+        rows, candidates=args.candidates, new_tokens=args.candidate_tokens, cache=cache
+    )
+    texts = sorted({answer for answers in responses.values() for answer in answers})
+    path = cache / f"features-{_cache_key('mean', texts)}.pt"
+    if path.is_file():
+        embedded = torch.load(path)
+    else:
+        embedded = sentence_embeddings(texts)
+        torch.save(embedded, path)
+    features = embedded.double().numpy()
+    row_of = {text: row for row, text in enumerate(texts)}
+
+    def table(split: str) -> PairTable:
+        pairs = [
+            (prompt, a, b)
+            for kind, prompt in rows
+            if kind == split
+            for i, a in enumerate(responses[prompt])
+            for b in responses[prompt][i + 1 :]
+        ]
+        return PairTable(
+            [prompt for prompt, _, _ in pairs],
+            [a for _, a, _ in pairs],
+            [b for _, _, b in pairs],
+            features[[row_of[a] for _, a, _ in pairs]],
+            features[[row_of[b] for _, _, b in pairs]],
+        )
+
+    return table("pool"), table("validation")
+
+
 def gold_scores(table: PairTable, oracle: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     key = _cache_key(oracle, table.prompts, table.text_a, table.text_b)
     path = cache / f"gold-{oracle.replace(':', '_')}-{key}.json"
@@ -290,20 +403,18 @@ def gold_scores(table: PairTable, oracle: str, cache: Path) -> tuple[np.ndarray,
 
 
 def gold_reward_model(
-    pool: PairTable, validation: PairTable, *, l2: float
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Gold scores from a reward model fitted on every HH-RLHF label (pool and validation), as Gao et al. do.
+    hh_pool: PairTable, hh_validation: PairTable, scored: Sequence[PairTable], *, l2: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Gold scores of the `scored` tables' responses from a reward model fitted on every HH-RLHF label.
 
-    It has the learners' form (a linear head on the same features), so the target is within their
-    reach and the benchmark measures which labels to ask for, not what a linear head cannot represent.
+    Fitted on the pool's and the validation set's human labels, as Gao et al. use a gold reward model. It
+    has the learners' form (a linear head on the same features), so the target is within their reach and
+    the benchmark measures which labels to ask for, not what a linear head cannot represent.
     """
-    winners = np.concatenate([pool.features_a, validation.features_a])
-    losers = np.concatenate([pool.features_b, validation.features_b])
+    winners = np.concatenate([hh_pool.features_a, hh_validation.features_a])
+    losers = np.concatenate([hh_pool.features_b, hh_validation.features_b])
     head = fit_bootstrap_heads(winners, losers, np.ones((1, len(winners))), l2=l2)[0]
-    return (pool.features_a @ head, pool.features_b @ head), (
-        validation.features_a @ head,
-        validation.features_b @ head,
-    )
+    return [(table.features_a @ head, table.features_b @ head) for table in scored]
 
 
 def prepare(args: argparse.Namespace) -> tuple[PairTable, PairTable]:
@@ -676,7 +787,8 @@ def plot(results: list[dict[str, Any]], path: Path, args: argparse.Namespace) ->
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle(
-        f"Active vs random selection: {args.heads} heads on MiniLM features, mean +/- sd of {args.seeds} seeds "
+        f"Active vs random selection ({args.pool} pool): {args.heads} heads on MiniLM features, "
+        f"mean +/- sd of {args.seeds} seeds "
         f"({args.first_seed}-{args.first_seed + args.seeds - 1})"
     )
     figure.tight_layout()
@@ -684,6 +796,10 @@ def plot(results: list[dict[str, Any]], path: Path, args: argparse.Namespace) ->
     plt.close(figure)
 
 
+POOL_HELP = (
+    "hh-pairs: HH-RLHF's chosen and rejected responses, one pair per prompt; candidates: the default policy's "
+    "K responses to each of --candidate-prompts HH-RLHF prompts, every pair of them (the loop's kind of pool)"
+)
 FEATURES_HELP = (
     "mean: MiniLM's mean-pooled sentence embedding of the response; pooler: the input of the reward "
     "model's head (extract_features), MiniLM's CLS pooler on the last user message and the response"
@@ -697,6 +813,10 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--features", choices=["mean", "pooler"], default="mean", help=FEATURES_HELP)
     parser.add_argument("--prepare-only", action="store_true", help="compute and cache the features, then stop")
+    parser.add_argument("--pool", choices=["hh-pairs", "candidates"], default="hh-pairs", help=POOL_HELP)
+    parser.add_argument("--candidates", type=int, default=8, help="candidates pool: responses per prompt (K)")
+    parser.add_argument("--candidate-prompts", type=int, default=640, help="candidates pool: HH-RLHF prompts")
+    parser.add_argument("--candidate-tokens", type=int, default=64, help="candidates pool: longest response, tokens")
     parser.add_argument("--oracle", default="sentiment", help="gold oracle of the simulated settings")
     parser.add_argument("--labels", nargs="+", choices=LABEL_SETTINGS, default=list(LABEL_SETTINGS))
     parser.add_argument("--rules", nargs="+", choices=RULE_NAMES + EXTRA_RULES, default=list(RULE_NAMES))
@@ -732,6 +852,10 @@ def main() -> None:
     args = parser.parse_args()
     if "random" not in args.rules:
         parser.error("--rules must include random, the baseline")
+    if args.pool == "candidates" and "human" in args.labels:
+        parser.error("the candidates pool has no human labels: leave out --labels human")
+    if args.pool == "candidates" and args.candidate_prompts % CANDIDATE_CHUNK:
+        parser.error(f"--candidate-prompts must be a multiple of {CANDIDATE_CHUNK} (prompts are generated in chunks)")
     if "gold-fisher" in args.rules and "human" in args.labels:
         parser.error("gold-fisher needs the annotators' true probabilities: leave out --labels human")
     torch.manual_seed(0)
@@ -741,15 +865,25 @@ def main() -> None:
     if args.prepare_only:
         return
     cache = args.out / "label_efficiency_cache"
+    hh_pool, hh_validation = pool, validation
+    if args.pool == "candidates":
+        pool, validation = candidate_tables(args, cache)
+        print(
+            f"candidates: {len(pool.prompts)} pool and {len(validation.prompts)} validation pairs "
+            f"({args.candidate_prompts} prompts x {args.candidates} responses, every pair of distinct ones)"
+        )
     golds = {}
     if {"oracle", "oracle-flips"} & set(args.labels):
         oracle_gold = gold_scores(pool, args.oracle, cache), gold_scores(validation, args.oracle, cache)
         golds["oracle"] = golds["oracle-flips"] = oracle_gold
     if args.components:
-        mean, directions = principal_components(pool, args.components)
+        # The HH pool's components (no labels used), whichever pool: the candidates' gold is then HH's gold-rm.
+        mean, directions = principal_components(hh_pool, args.components)
+        hh_pool, hh_validation = hh_pool.project(mean, directions), hh_validation.project(mean, directions)
         pool, validation = pool.project(mean, directions), validation.project(mean, directions)
     if {"gold-rm", "gold-rm-clean"} & set(args.labels):
-        golds["gold-rm"] = golds["gold-rm-clean"] = gold_reward_model(pool, validation, l2=args.gold_l2)
+        gold, gold_validation = gold_reward_model(hh_pool, hh_validation, [pool, validation], l2=args.gold_l2)
+        golds["gold-rm"] = golds["gold-rm-clean"] = (gold, gold_validation)
     args.pool_size = len(pool.prompts)
     from rich.progress import Progress
 
@@ -763,7 +897,8 @@ def main() -> None:
         print_report(result, args)
     print_summary(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    figure_path = args.out / "label_efficiency.png"
+    name = "label_efficiency" if args.pool == "hh-pairs" else f"label_efficiency-{args.pool}"
+    figure_path = args.out / f"{name}.png"
     plot(results, figure_path, args)
     summary = {
         "config": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
@@ -772,7 +907,7 @@ def main() -> None:
         "seconds": seconds,
         "threads": torch.get_num_threads(),
     }
-    json_path = args.out / "label_efficiency.json"
+    json_path = args.out / f"{name}.json"
     json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"\n{seconds / 60:.1f} min; wrote {figure_path} and {json_path}")
 

@@ -84,7 +84,7 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert second.outputs["collect"]["judgments_in_store"] >= (
         first.outputs["collect"]["judgments"] + second.outputs["collect"]["judgments"]
     )
-    assert second.outputs["collect"]["selection"]["rule"] == "disagreement"  # round 1's ensemble ordered round 2
+    assert second.outputs["collect"]["selection"]["rule"] == "bald"  # round 1's ensemble ordered round 2
     assert 0.0 <= first.outputs["reward"]["accuracy"] <= 1.0
     evaluation = second.outputs["evaluate"]
     assert evaluation["base"]["kl_from_base"] == 0.0

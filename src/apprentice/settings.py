@@ -124,9 +124,11 @@ class LoopSection(_Section):
     )
     eval_prompts: int = Field(24, ge=1, description="Prompts held out for evaluation (set aside on the first round).")
     selection: Literal["disagreement", "bald", "uncertainty", "epig", "random"] = Field(
-        "disagreement",
-        description="Which comparisons are judged first: by the reward ensemble's disagreement, BALD, uncertainty, "
-        "EPIG (what a label tells about the other comparisons' labels), or at random.",
+        "bald",
+        description="Which comparisons are judged first: by BALD (where the ensemble's heads are each sure and "
+        "contradict one another; the rule that saved most labels in benchmarks/label_efficiency.py), the "
+        "ensemble's disagreement, uncertainty, EPIG (what a label tells about the other comparisons' labels), "
+        "or at random.",
     )
     annotators: int = Field(
         8, ge=0, le=200, description="Simulated annotators judging through the studio; 0 waits for people."
