@@ -120,10 +120,12 @@ rules, seeds 0-29, 9.3 min once generated). BALD needs 90%, 85%, 72%, 59%, 51% a
 at 64, 128, 256, 512, 1,024 and 2,048 labels; at 2,048, 821 labels (40%, 95% interval over seeds 37%-43%)
 reach random's final accuracy (0.926; every pool label gives 0.958). Disagreement needs 71% (65%-83%),
 uncertainty 69% (62%-78%). With annotators who agree 95% of the time (gold-rm-clean, random and BALD,
-5.6 min) BALD needs 93%, 90%, 69%, 50%, 32% and 19% (18%-20%) at the same budgets. Chosen on seeds 100-109 before these were run: the budget (at 1,024 labels
-BALD needed 47% there on 320 prompts, 50% on 320 prompts generated in another order, 51% on seeds 0-29),
-and the pool (320 prompts, 7,245 pairs: 45% at 2,048 on seeds 100-109; 640 prompts: 44%; the size of the
-pool past a few thousand pairs matters little, the budget does). So half is reached on a pool of several
+5.6 min) BALD needs 93%, 90%, 69%, 50%, 32% and 19% (18%-20%) at the same budgets. How the setting was
+chosen, in order: on seeds 100-109 and a scratch pool of 320 prompts, BALD needed 54% at 512 labels and 47%
+at 1,024; a first look at seeds 0-29 on that pool gave 51% at 1,024, after which the budget was raised to
+2,048 (45% on seeds 100-109; 44% with 640 prompts, so past a few thousand pairs the pool's size matters
+little, the budget does) and only then run on seeds 0-29. So the reporting seeds were seen once before the
+budget was fixed; the per-budget shares above are all on the final run. Half is reached on a pool of several
 candidates per prompt once the budget is past about a thousand labels, not on HH's one pair per prompt
 (whose 1,843 pairs a large budget exhausts) and not at the few hundred labels of a short run. With the
 loop's 5 heads in place of 32 (`--heads 5`, hh-pairs, seeds 100-109) BALD needs 77% and disagreement 92%:
