@@ -174,7 +174,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -183,6 +183,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from apprentice.files import write_text_atomically
 from apprentice.importing import read_import_file
 from apprentice.oracles import embed, load_oracle
 from apprentice.reward.data import RewardPair, pairs_from_records, split_by_prompt
@@ -269,31 +270,35 @@ def sentence_embeddings(texts: Sequence[str], batch_size: int = 64) -> torch.Ten
     return result
 
 
+def cached_tensors(path: Path, compute: Callable[[], Any]) -> Any:
+    """What `compute` returns, saved by torch at `path` the first time (whole or not at all) and loaded after."""
+    if path.is_file():
+        return torch.load(path)
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(value, partial)
+    partial.replace(path)
+    return value
+
+
 def pair_table(
     pairs: Sequence[RewardPair], *, kind: str, backbone: str, max_length: int, cache: Path, batch_size: int = 32
 ) -> PairTable:
     prompts = [short_prompt(pair) for pair in pairs]
     texts = [(p[0]["content"], q.chosen, q.rejected) for p, q in zip(prompts, pairs, strict=True)]
     key = _cache_key(backbone, max_length, texts) if kind == "pooler" else _cache_key("mean", texts)
-    path = cache / f"features-{key}.pt"
-    if path.is_file():
-        features = torch.load(path)
-    elif kind == "mean":
-        both = sentence_embeddings([pair.chosen for pair in pairs] + [pair.rejected for pair in pairs])
-        features = {"a": both[: len(pairs)], "b": both[len(pairs) :]}
-        cache.mkdir(parents=True, exist_ok=True)
-        torch.save(features, path)
-    else:
-        model = RewardModel.from_backbone(backbone, max_length=max_length)
-        both = extract_features(
-            model,
-            prompts * 2,
-            [pair.chosen for pair in pairs] + [pair.rejected for pair in pairs],
-            batch_size=batch_size,
-        )
-        features = {"a": both[: len(pairs)], "b": both[len(pairs) :]}
-        cache.mkdir(parents=True, exist_ok=True)
-        torch.save(features, path)
+    responses = [pair.chosen for pair in pairs] + [pair.rejected for pair in pairs]
+
+    def compute() -> dict[str, torch.Tensor]:
+        if kind == "mean":
+            both = sentence_embeddings(responses)
+        else:
+            model = RewardModel.from_backbone(backbone, max_length=max_length)
+            both = extract_features(model, prompts * 2, responses, batch_size=batch_size)
+        return {"a": both[: len(pairs)], "b": both[len(pairs) :]}
+
+    features = cached_tensors(cache / f"features-{key}.pt", compute)
     return PairTable(
         [p[0]["content"] for p in prompts],
         [pair.chosen for pair in pairs],
@@ -348,8 +353,7 @@ def generate_candidate_responses(
             texts: list[list[str]] = [[] for _ in chunk]
             for response in result.responses:
                 texts[response.prompt_id].append(response.text)
-            cache.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(texts), encoding="utf-8")
+            write_text_atomically(path, json.dumps(texts))  # half an hour of generation: never a torn file
         for text, answers in zip(chunk, json.loads(path.read_text(encoding="utf-8")), strict=True):
             # Identical answers (a stock refusal) make a pair with no preference to learn: one copy each.
             responses[text] = [answer for i, answer in enumerate(answers) if answer and answer not in answers[:i]]
@@ -363,12 +367,7 @@ def candidate_tables(args: argparse.Namespace, cache: Path) -> tuple[PairTable, 
         rows, candidates=args.candidates, new_tokens=args.candidate_tokens, cache=cache
     )
     texts = sorted({answer for answers in responses.values() for answer in answers})
-    path = cache / f"features-{_cache_key('mean', texts)}.pt"
-    if path.is_file():
-        embedded = torch.load(path)
-    else:
-        embedded = sentence_embeddings(texts)
-        torch.save(embedded, path)
+    embedded = cached_tensors(cache / f"features-{_cache_key('mean', texts)}.pt", lambda: sentence_embeddings(texts))
     features = embedded.double().numpy()
     row_of = {text: row for row, text in enumerate(texts)}
 
