@@ -398,8 +398,7 @@ def gold_scores(table: PairTable, oracle: str, cache: Path) -> tuple[np.ndarray,
     else:
         score = load_oracle(oracle)
         stored = {"a": score(table.prompts, table.text_a), "b": score(table.prompts, table.text_b)}
-        cache.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(stored), encoding="utf-8")
+        write_text_atomically(path, json.dumps(stored))
     return np.asarray(stored["a"], dtype=np.float64), np.asarray(stored["b"], dtype=np.float64)
 
 
