@@ -5,7 +5,7 @@ candidate comparisons (80%) and a fixed validation set (20%). The reward model i
 the manner of `apprentice.reward.ensemble`'s shared backbone: a frozen all-MiniLM-L6-v2, the features of
 every response computed once (cached under benchmarks/results/), then K = 32 linear Bradley-Terry heads,
 each on its own bootstrap resample of the labels, refitted after every acquisition step
-(`apprentice.selection.fit_bootstrap_heads`: fit_head's objective, solved by Newton's method for all
+(`selection_research.fit_bootstrap_heads`: fit_head's objective, solved by Newton's method for all
 heads at once, because L-BFGS per head took about half a second on this busy 2-core machine).
 Features (`--features`):
 - `mean` (default): MiniLM's mean-pooled sentence embedding of the response, projected on the pool's
@@ -32,104 +32,8 @@ uncertainty, epig. Fairness: for one seed, every rule gets the same starting lab
 each pool pair (drawn once, before any rule runs), and the same head training (the bootstrap draws
 depend only on the seed and the step); only the choice of the next labels differs.
 
-Choices made on other seeds. The head count (32), the batch (32 labels a step) and the plain top-k batch
-were chosen on seeds 100-109 (`--first-seed 100`); the figures are reported on seeds 0-29 (0-9 before
-2026-12-02, when ten seeds turned out to hide several points of spread in the share). Tried there
-and left out, because none beat plain top-k BALD with 32 heads by more than the spread between seeds:
-8, 16 and 64 heads (BALD needed 71%, 68% and 68% of random's labels there, 32 heads 64%), batches of
-8 and 16, a larger random warm start (64, 128), stochastic power-BALD batches (Kirsch et al. 2021),
-greedy batches that condition the heads' margin covariance on each pick (a BatchBALD-like Gaussian
-view), a Laplace posterior in place of the bootstrap, and other L2 penalties.
-
-Also tried on seeds 100-109 and left out of the default run: `eer`, expected error reduction
-(`apprentice.selection.expected_error_reduction_batch`): it reads the heads' margins as a Gaussian
-belief, scores a pair by how much its label is expected to cut the number of pool pairs whose order is
-wrong (the measure reported here), with the annotators' Bradley-Terry noise in the look-ahead, and builds
-the batch greedily, each pick narrowing the belief before the next. It was written to answer the two
-weaknesses named above (BALD spends labels on pairs whose label is mostly noise; a top-k batch asks
-near-duplicates). On gold-rm it needed 62% of random's labels against BALD's 60% in the same run
-(`--labels gold-rm --rules random bald eer --first-seed 100`, 9.6 min on one thread): no better.
-Diverse batches, also on seeds 100-109 (a scratch script, not kept): BADGE on the Bradley-Terry gradient
-embeddings (p - y)(f_a - f_b) needed 75%, BALD's top 128 thinned to 32 by k-means++ 62% and by k-center
-61%, against BALD's 60% in the same run: the top-k BALD batch is not held back by near-duplicates here.
-
-How much could any rule save here? `gold-fisher` (`--rules random bald gold-fisher`) is not a rule but
-a reference design: it knows the annotators' true probabilities, which only a simulation does, and builds
-each batch greedily for the largest rise of log det of the Fisher information
-(`apprentice.selection.fisher_design_batch`), the classical optimal design for a logistic model. With a
-nearly unpenalized learner (`--l2 1e-4`; the gold is unchanged, `--gold-l2 1e-2`), where that design's
-assumption (the error is variance) holds, it needs 52% of random's labels on seeds 100-109 and 54% on
-seeds 0-9, against BALD's 87% and 76% on that learner: knowing the answer, the design that is optimal
-for the variance still does not halve the labels on this pool (1,843 pairs, of which a 512-label budget
-takes 28%) with people's noise. With the benchmark's learner (l2 1e-2) the same design does worse than
-random (0.861 at 512 labels against random's 0.869, seeds 0-9, 3.1 min); we have not established why
-(the penalty does not fade as labels grow, so the learner's error is not only the variance the design
-accounts for), and BALD remains the best rule found (63% on seeds 0-29, see below). Asking about the
-pairs whose true margin is smallest never reaches random's final accuracy (their labels are nearly
-coin flips). Until 2026-11-28 `--l2` also set the gold's penalty, so the "other L2 penalties" above
-changed the target as well.
-
-Also tried on seeds 100-109 in scratch scripts, and left out: BALD weighted by how typical a pair is
-(information density, Settles and Craven 2008: BALD x density^beta, density the mean cosine similarity
-to the 20 nearest pool pairs): beta = 1 and 3 need 72% and 87%; favouring atypical pairs, beta = -0.5,
--1, -1.5, -2: 66%, 55%, 64%, 61%, no trend, so the 55% is within the spread between settings; BALD x
-|f_a - f_b|^gamma, gamma = 1, 2: 62%, 67%; measuring one head fitted on all labels in place of the heads'
-mean (L2 1e-3, 1e-2, 3e-2): 63%, 64%, 63%; BALD read from heads with their own L2 (3e-3, 3e-2, 1e-1;
-the measured model unchanged at 1e-2): 65%, 64%, 69%, against 60% at 1e-2. Added on 2026-12-02, same
-seeds, against BALD's 60%: batches of BALD's top 24 or 16 filled with random picks (a guard against
-sampling bias), 73% and 71%; letting BALD ask for another judgment of a pair already labeled (a fresh
-simulated annotator, as the studio's overlap allows; random still samples without repeats), 76%, or at
-most twice, 72%, or with BALD's score divided by 1 + the pair's judgments so far, 64%; the heads'
-penalty in the pool's metric (features standardized by the whole pool's spread, which needs no labels,
-rather than by the labeled sample's, which an active design skews), 66%, and that penalty fading as
-1/labels (equal at 512), 72%; gold-fisher stays below random with both. Truth-knowing designs whose prior
-is the learner's own penalty (precision 2 x l2 x labels x the pool's feature variances, so that the
-design's posterior is the penalized fit's): Bayesian D-optimal, and V-optimal (the greedy cut of the
-summed predictive variance of every pool pair's margin, also weighted by p(1-p) or its square to favour
-the pairs near the gold boundary); with the heads' mean measured none reaches random's final accuracy
-(0.847, 0.854, 0.844, 0.838 at 512 against random's 0.856); with one head fitted on all labels measured,
-V-optimal needs 90% and D-optimal never gets there, against BALD's 64% in that run. BALD, which reads
-the learner's own ensemble, does better here than the classical designs that know the answer.
-Added on 2026-12-02 in scratch scripts on seeds 100-109, each against BALD in the same run (60% when
-random is the benchmark's own draw, 57% with the scripts' draws): stochastic power-BALD batches with the
-LURE weights that undo the selection's bias in the fit (Farquhar et al. 2021), power 1: 94% (95%
-without the weights), power 4: never (62% without); vote entropy (the heads' sign votes) 75%; the
-information a label carries about the sign of its own pair's margin 64%, and about the signs of the
-pool's margins (EPIG on the decision rather than on the noisy labels) 68%, plain EPIG 63%; ensembles of
-half-samples 60% and of Bayesian-bootstrap weights 68% in place of the bootstrap; BALD on the heads'
-margins scaled by 0.5, 0.7, 2 and 3 (sharper or softer members): 67%, 64%, 77%, 59% on seeds 100-109 and
-69%, 59%, 56%, 66% on seeds 0-9 against BALD's 57% on both: no trend, the spread between settings of one
-rule is as wide as the differences between them.
-
-How sure the share is. The share is read on curves averaged over seeds, so it moves with the seeds drawn:
-on seeds 0-9 BALD needed 58% of random's labels on gold-rm, on seeds 0-29 63%. The report gives a 95%
-percentile bootstrap interval over seeds (`apprentice.selection.share_interval`: seeds drawn with
-replacement, each rule's curve kept with random's of the same seed): on seeds 0-29, gold-rm 63% (58%-71%)
-and gold-rm-clean 49% (47%-53%). With people's noise, half is outside the interval.
-
-The saving depends on the budget. The report prints, per rule, the share of random's labels it needs to
-reach random's accuracy at other budgets too (`apprentice.selection.share_by_budget`). For BALD on gold-rm,
-seeds 0-29: 91% at 64 labels, 79% at 128, 73% at 256, 63% at 512; on seeds 0-9 up to 1,024 labels (56%
-of the pool; `--labels gold-rm --rules random bald --steps 31 --seeds 10`): 97%, 75%, 73%, 58%, and 63%
-at 1,024. It does not fall below half at any budget: small while the heads know little, and fading again
-as the labels use up the pool.
-
-On the loop's kind of pool the saving keeps growing with the budget, and the goal is met. The candidates
-pool is large enough that 2,048 labels take 14% of it (`--pool candidates --labels gold-rm --steps 63`, four
-rules, seeds 0-29, 9.3 min once generated). BALD needs 90%, 85%, 72%, 59%, 51% and 40% of random's labels
-at 64, 128, 256, 512, 1,024 and 2,048 labels; at 2,048, 821 labels (40%, 95% interval over seeds 37%-43%)
-reach random's final accuracy (0.926; every pool label gives 0.958). Disagreement needs 71% (65%-83%),
-uncertainty 69% (62%-78%). With annotators who agree 95% of the time (gold-rm-clean, random and BALD,
-5.6 min) BALD needs 93%, 90%, 69%, 50%, 32% and 19% (18%-20%) at the same budgets. How the setting was
-chosen, in order: on seeds 100-109 and a scratch pool of 320 prompts, BALD needed 54% at 512 labels and 47%
-at 1,024; a first look at seeds 0-29 on that pool gave 51% at 1,024, after which the budget was raised to
-2,048 (45% on seeds 100-109; 44% with 640 prompts, so past a few thousand pairs the pool's size matters
-little, the budget does) and only then run on seeds 0-29. So the reporting seeds were seen once before the
-budget was fixed; the per-budget shares above are all on the final run. Half is reached on a pool of several
-candidates per prompt once the budget is past about a thousand labels, not on HH's one pair per prompt
-(whose 1,843 pairs a large budget exhausts) and not at the few hundred labels of a short run. With the
-loop's 5 heads in place of 32 (`--heads 5`, hh-pairs, seeds 100-109) BALD needs 77% and disagreement 92%:
-BALD stays ahead, which is why the loop's default rule is BALD.
+What was tried and left out, how the budgets and seeds were chosen, and why BALD is the loop's default:
+`benchmarks/notes/label_efficiency.md`. Current figures and their commands: `benchmarks/README.md`.
 
 Labels, five settings (`--labels`); simulated annotators are `apprentice.simulate`'s decision model:
 - `gold-rm` (the headline): the gold is a reward model of the learners' own form (a linear head on the
@@ -189,7 +93,15 @@ from apprentice.oracles import embed, load_oracle
 from apprentice.reward.data import RewardPair, pairs_from_records, split_by_prompt
 from apprentice.reward.ensemble import extract_features
 from apprentice.reward.model import RewardModel
-from apprentice.selection import (
+from apprentice.simulate import (
+    HUMAN_AGREEMENT,
+    AnnotatorProfile,
+    answer_prob_first,
+    calibrate_temperature,
+    choose_first,
+)
+from apprentice.store.records import Message
+from selection_research import (
     CurvePoint,
     acquisition_curve,
     bootstrap_counts,
@@ -201,17 +113,10 @@ from apprentice.selection import (
     share_by_budget,
     share_interval,
 )
-from apprentice.simulate import (
-    HUMAN_AGREEMENT,
-    AnnotatorProfile,
-    answer_prob_first,
-    calibrate_temperature,
-    choose_first,
-)
-from apprentice.store.records import Message
+from shared_data import HH_RLHF_HARMLESS
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+DATA = HH_RLHF_HARMLESS
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -530,9 +435,9 @@ def validation_accuracy(heads: np.ndarray, validation: PairTable, labels: Labels
 
 RULE_NAMES = ("random", "disagreement", "bald", "uncertainty", "epig")
 # Offered but not run by default until measured on the design seeds (see the docstring): greedy batches of
-# expected error reduction (`apprentice.selection.expected_error_reduction_batch`); and `gold-fisher`, not a
+# expected error reduction (`selection_research.expected_error_reduction_batch`); and `gold-fisher`, not a
 # rule but a reference: the optimal design for the annotators' true probabilities, which only the simulation
-# knows (`apprentice.selection.fisher_design_batch`), to show how much any rule could save.
+# knows (`selection_research.fisher_design_batch`), to show how much any rule could save.
 EXTRA_RULES = ("eer", "gold-fisher")
 REFERENCE_DESIGNS = ("gold-fisher",)
 

@@ -42,8 +42,9 @@ from apprentice.quality.synthetic import SyntheticPanel, make_panel_annotators, 
 from apprentice.reward.data import RewardPair
 from apprentice.reward.ensemble import extract_features, fit_head
 from apprentice.reward.model import RewardModel
+from shared_data import HH_RLHF_HARMLESS
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+DATA = HH_RLHF_HARMLESS
 
 
 def calibrated_scale(gold_differences: np.ndarray, honest_accuracy: float = 0.75) -> float:

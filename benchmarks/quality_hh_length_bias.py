@@ -19,8 +19,9 @@ import numpy as np
 
 from apprentice.importing import read_import_file
 from apprentice.quality.bias import length_bias
+from shared_data import HH_RLHF_HARMLESS
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+DATA = HH_RLHF_HARMLESS
 
 
 def main() -> None:

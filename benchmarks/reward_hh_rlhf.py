@@ -43,8 +43,9 @@ from apprentice.quality.bias import wilson_interval
 from apprentice.reward.data import pairs_from_records, split_by_prompt, subsample
 from apprentice.reward.ensemble import train_shared_backbone_ensemble
 from apprentice.reward.train import RewardTrainingConfig, train_reward_model
+from shared_data import HH_RLHF_HARMLESS
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+DATA = HH_RLHF_HARMLESS
 
 
 def main() -> None:

@@ -32,9 +32,10 @@ from apprentice.models import resolve_model
 from apprentice.reward.data import pairs_from_records, subsample
 from apprentice.reward.model import RewardModel
 from apprentice.reward.train import RewardTrainingConfig, train_reward_model
+from shared_data import HH_RLHF_HARMLESS
 
 print = functools.partial(print, flush=True)  # progress lines must show up when piped to a file
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+DATA = HH_RLHF_HARMLESS
 
 
 def run_ours(data: Any, args: argparse.Namespace, folder: Path) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -17,13 +16,9 @@ from apprentice.cli import app
 from apprentice.importing import parse_hh_dialogue
 from apprentice.project import open_project
 from apprentice.store import StoreSummary
+from shared_data import HH_RLHF_HARMLESS
 
-HH_FILE = Path(
-    os.environ.get(
-        "APPRENTICE_HH_RLHF",
-        Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz",
-    )
-)
+HH_FILE = HH_RLHF_HARMLESS
 
 runner = CliRunner()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,9 @@ import pytest
 
 from apprentice.errors import InputError
 from apprentice.importing import parse_hh_dialogue, read_import_file
+from shared_data import HH_RLHF_HARMLESS
 
-HH_FILE = Path(
-    os.environ.get(
-        "APPRENTICE_HH_RLHF",
-        Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz",
-    )
-)
+HH_FILE = HH_RLHF_HARMLESS
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:

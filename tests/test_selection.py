@@ -14,11 +14,9 @@ from apprentice.selection import (
     choose,
     disagreement,
     epig,
-    expected_error_reduction,
-    expected_error_reduction_batch,
-    fisher_design_batch,
     uncertainty,
 )
+from selection_research import expected_error_reduction, expected_error_reduction_batch, fisher_design_batch
 
 
 def test_binary_entropy_by_hand() -> None:
