@@ -5,13 +5,14 @@ A part of the `Store` gateway (mixed into it); only the store package touches th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from apprentice.errors import ApprenticeError
 from apprentice.store.base import StoreBase
-from apprentice.store.tables import Annotator, Judge
+from apprentice.store.tables import Annotator, Comparison, Judge, Judgment
 
 AI_KIND = "ai"
 
@@ -69,3 +70,34 @@ class JudgeQueries(StoreBase):
                 return record
         known = ", ".join(record.name for record in self.judges()) or "none yet (apprentice judges add)"
         raise ApprenticeError(f"no judge named {name!r}; judges: {known}")
+
+    def judge_labels(self, name: str, comparison_ids: Sequence[int]) -> dict[int, str | None]:
+        """{comparison id: the judge's rationale} for the comparisons among `comparison_ids` it labelled."""
+        with self._transaction() as session:
+            rows = session.execute(
+                select(Judgment.comparison_id, Judgment.rationale)
+                .join(Annotator, Judgment.annotator_id == Annotator.id)
+                .where(Annotator.name == name, Judgment.comparison_id.in_(list(comparison_ids)))
+            ).all()
+        return {int(comparison_id): rationale for comparison_id, rationale in rows}
+
+    def reopen_for_people(self, comparison_ids: Sequence[int]) -> None:
+        """Want one judgment more on each comparison, and offer it again: a judge's label did not settle it."""
+        with self._transaction() as session:
+            session.execute(
+                update(Comparison)
+                .where(Comparison.id.in_(list(comparison_ids)))
+                .values(overlap=Comparison.overlap + 1, status="open")
+            )
+
+    def priorities_of(self, comparison_ids: Sequence[int]) -> dict[int, float]:
+        with self._transaction() as session:
+            rows = session.execute(
+                select(Comparison.id, Comparison.priority).where(Comparison.id.in_(list(comparison_ids)))
+            ).all()
+        return {int(comparison_id): float(priority) for comparison_id, priority in rows}
+
+    def settle(self, comparison_ids: Sequence[int]) -> None:
+        """Close comparisons that a confident judge's label settled: the studio offers them to no one."""
+        with self._transaction() as session:
+            session.execute(update(Comparison).where(Comparison.id.in_(list(comparison_ids))).values(status="complete"))
