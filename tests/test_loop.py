@@ -162,3 +162,26 @@ def test_the_report_plots_agreement_when_a_round_measured_it() -> None:
     measured = [row, {**row, "round": 2, "agreement": 0.75, "alpha": 0.5}]
     assert report_plots(measured)[-1][0] == "Annotator agreement by round"
     assert agreement_cell(measured[1]) == "0.75 (0.50)"
+
+
+def test_a_round_with_a_machine_judge_routes_its_share_and_weighs_it(loop_project: Path, tiny_model: Path) -> None:
+    project = open_project(loop_project)
+    project.store.add_judge("tiny-judge", backend="local", model=str(tiny_model))
+    loop = project.settings.loop
+    loop.rounds, loop.judges, loop.judge_share, loop.judge_confidence = 1, ["tiny-judge"], 0.5, 0.0
+    try:
+        (state,) = run_loop(project, show_progress=False)
+        routing = state.outputs["collect"]["judges"]
+        assert routing["offered"] > 0 and routing["settled"] + routing["to_people"] == routing["offered"]
+        people = project.store.quality_judgments()
+        machine = project.store.quality_judgments(annotator_kinds=["ai"])
+        assert all(j.annotator_kind != "ai" for j in people)
+        assert len(machine) == routing["judge_labels"]
+        # The quota is people's: the judge's labels come on top of it.
+        assert state.outputs["collect"]["judgments"] == len([j for j in people if j.round == 1])
+        assert state.outputs["collect"]["judgments"] >= loop.labels_per_round
+        calibrated = state.outputs["quality"]["judges"]["tiny-judge"]
+        assert calibrated["labels"] == len(machine) and 0.0 <= calibrated["weight"] <= 1.0
+        assert (loop_project / "loop" / "quality" / "judges.html").is_file()
+    finally:
+        project.close()

@@ -9,6 +9,7 @@ import typer
 
 from apprentice.cli_common import ProjectOption, console, reports_errors
 from apprentice.errors import ApprenticeError
+from apprentice.judges import cli as judges_cli
 from apprentice.quality import cli as quality_cli
 from apprentice.reward import cli as reward_cli
 from apprentice.rl import cli as policy_cli
@@ -280,4 +281,5 @@ app.add_typer(studio_cli.studio_app, name="studio")
 app.add_typer(studio_cli.annotators_app, name="annotators")
 app.add_typer(reward_cli.reward_app, name="reward")
 app.add_typer(quality_cli.app, name="quality")
+app.add_typer(judges_cli.app, name="judges")
 app.add_typer(policy_cli.policy_app, name="policy")

@@ -167,6 +167,7 @@ def step_collect(context: LoopContext, state: RoundState) -> dict[str, Any]:
     store = context.project.store
     quota = context.settings.labels_per_round
     selection = state.outputs.get("collect_selection") or set_priorities(context, state.number)
+    routing = route_to_judges(context, state)
     done = store.round_judgment_count(state.number)
     available = len(store.open_comparison_ids(state.number))
     if done < quota and context.settings.annotators > 0 and available:
@@ -207,7 +208,28 @@ def step_collect(context: LoopContext, state: RoundState) -> dict[str, Any]:
         "judgments_in_store": store.summary().judgments,
         "quota": quota,
         "selection": selection,
+        "judges": routing,
     }
+
+
+def route_to_judges(context: LoopContext, state: RoundState) -> dict[str, int] | None:
+    """Let the machine judges label their share of the round first (`[loop] judges`, `judge_share`)."""
+    settings = context.settings
+    if not settings.judges or settings.judge_share <= 0:
+        return None
+    from apprentice.judges.routing import RoutingSettings, route_round
+
+    outcome = route_round(
+        context.project,
+        state.number,
+        RoutingSettings(settings.judges, settings.judge_share, settings.judge_confidence, settings.judge_audit_share),
+        seed=state.number,
+    )
+    context.console.print(
+        f"   judges labelled {outcome.judge_labels} of {outcome.offered} comparisons offered; "
+        f"{outcome.settled} settled, {outcome.to_people} go to people"
+    )
+    return outcome.as_dict()
 
 
 def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:
@@ -225,12 +247,40 @@ def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:
     store.set_judgment_weights(correction.weights)
     # Agreement on this round's comparisons, for the report: do the annotators agree as often as people do?
     units = pair_units([judgment for judgment in judgments if judgment.round == state.number])
+    judges = weigh_judges(context) if store.judges() else None
     return {
+        "judges": judges,
         "judgments": len(judgments),
         "flagged": sorted(checks.flagged),
         "mean_weight": sum(correction.weights.values()) / max(len(correction.weights), 1),
         "agreement": _finite_or_none(raw_agreement(units)),
         "alpha": _finite_or_none(krippendorff_alpha(units)),
+    }
+
+
+def weigh_judges(context: LoopContext) -> dict[str, dict[str, Any]]:
+    """Calibrate every machine judge against people so far, weight its labels, and write its report."""
+    from apprentice.judges.jobs import calibrate_judges, weight_judges
+    from apprentice.judges.report import error_examples, write_judges_report
+
+    calibrations = calibrate_judges(context.project)
+    weight_judges(context.project, calibrations)
+    judged = context.project.store.judged_comparisons(kinds=["pair"])
+    write_judges_report(
+        calibrations,
+        {c.name: error_examples(judged, c.name) for c in calibrations},
+        context.project.root / "loop" / "quality",
+    )
+    return {
+        c.name: {
+            "labels": c.labels,
+            "shared_with_people": c.agreement.trials,
+            "agreement": c.agreement.value,
+            "kappa": _finite_or_none(c.kappa),
+            "weight": c.weight,
+            "flags": c.flags,
+        }
+        for c in calibrations
     }
 
 

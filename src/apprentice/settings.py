@@ -170,6 +170,31 @@ class LoopSection(_Section):
         1.0, ge=0.0, description="The RL reward is the ensemble's mean minus this times its spread."
     )
     poll_seconds: float = Field(5.0, gt=0, description="How often to check the quota while people judge.")
+    judges: list[str] = Field(
+        default_factory=list,
+        description="Machine judges (apprentice judges add) that label a share of each round before people do.",
+    )
+    judge_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of each round's comparisons offered to the judges first: those the reward ensemble "
+        "is surest about. People's quota counts people's labels only.",
+    )
+    judge_confidence: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="A judge's label settles a comparison when its confidence |2 P - 1| is at least this; "
+        "otherwise people judge it too.",
+    )
+    judge_audit_share: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share of the judges' confident labels that people judge as well, so that the judges' "
+        "agreement with people is measured every round.",
+    )
 
 
 class Settings(_Section):
@@ -271,6 +296,8 @@ def render_settings(settings: Settings) -> str:
 
 
 def _toml_value(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

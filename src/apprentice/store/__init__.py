@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from apprentice.errors import ApprenticeError
 from apprentice.store.assignments import AssignmentQueries
+from apprentice.store.judges import JudgeQueries
 from apprentice.store.quality_queries import QualityQueries
 from apprentice.store.records import (
     ComparisonPlan,
@@ -74,6 +75,8 @@ class JudgedComparison:
     annotator_id: int
     weight: float
     source: str
+    annotator_kind: str = "human"  # human | simulated | imported | ai (a machine judge)
+    rationale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class _Checkpointer:
         self._thread.join(timeout=30)
 
 
-class Store(AssignmentQueries, QualityQueries, RoundQueries):
+class Store(AssignmentQueries, QualityQueries, RoundQueries, JudgeQueries):
     """All reads and writes of one project's database; studio and quality queries live in their own files."""
 
     def __init__(self, url: str) -> None:
@@ -572,6 +575,8 @@ class Store(AssignmentQueries, QualityQueries, RoundQueries):
                     annotator_id=annotator.id,
                     weight=judgment.weight,
                     source=judgment.source,
+                    annotator_kind=annotator.kind,
+                    rationale=judgment.rationale,
                 )
                 for judgment, comparison, prompt, annotator in rows
             ]

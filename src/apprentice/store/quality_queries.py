@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from apprentice.store.base import StoreBase
+from apprentice.store.judges import AI_KIND
 from apprentice.store.tables import Annotator, Comparison, ComparisonMember, Judgment, Prompt, Response
 
 
@@ -41,17 +42,24 @@ class QualityJudgment:
     source: str = "studio"
     weight: float = 1.0
     annotator_kind: str = "human"
+    rationale: str | None = None
 
 
 class QualityQueries(StoreBase):
     """Reads for agreement, reliability and bias analyses, and the write of the weights they produce."""
 
     def quality_judgments(
-        self, *, kinds: Sequence[str] | None = None, include_imported: bool = False
+        self,
+        *,
+        kinds: Sequence[str] | None = None,
+        include_imported: bool = False,
+        annotator_kinds: Sequence[str] | None = None,
     ) -> list[QualityJudgment]:
         """Every judgment with its display order, timing, annotator, prompt category, lengths and gold, oldest first.
 
-        Imported judgments (one per pair, no annotator behind them) are left out unless asked for.
+        Imported judgments (one per pair, no annotator behind them) are left out unless asked for, and so are
+        machine judges' (annotators of kind `ai`): people's figures never mix them in. `annotator_kinds`
+        names the kinds wanted instead (["ai"] for the judges' own).
         """
         with self._transaction() as session:
             # Columns, not ORM objects: building ~4 objects per judgment took 2.6 s at 14,000 judgments.
@@ -72,6 +80,7 @@ class QualityQueries(StoreBase):
                     Judgment.source,
                     Judgment.weight,
                     Annotator.kind,
+                    Judgment.rationale,
                 )
                 .join(Comparison, Judgment.comparison_id == Comparison.id)
                 .join(Prompt, Comparison.prompt_id == Prompt.id)
@@ -81,6 +90,10 @@ class QualityQueries(StoreBase):
                 query = query.where(Comparison.kind.in_(list(kinds)))
             if not include_imported:
                 query = query.where(Judgment.source != "imported")
+            if annotator_kinds is None:
+                query = query.where(Annotator.kind != AI_KIND)
+            else:
+                query = query.where(Annotator.kind.in_(list(annotator_kinds)))
             rows = session.execute(query.order_by(Judgment.id)).all()
             # The members of the same comparisons, selected by a subquery rather than a list of ids, whose
             # length SQLite caps (32,766 bound values in a statement by default, 250,000 in Debian's build).
@@ -112,6 +125,7 @@ class QualityQueries(StoreBase):
                     source=source,
                     weight=weight,
                     annotator_kind=annotator_kind,
+                    rationale=rationale,
                 )
                 for (
                     judgment_id,
@@ -129,6 +143,7 @@ class QualityQueries(StoreBase):
                     source,
                     weight,
                     annotator_kind,
+                    rationale,
                 ) in rows
             ]
 

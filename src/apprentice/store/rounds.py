@@ -13,7 +13,17 @@ from sqlalchemy import func, select, update
 
 from apprentice.errors import ApprenticeError
 from apprentice.store.base import StoreBase
-from apprentice.store.tables import Comparison, ComparisonMember, Judgment, LoopRound, Policy, Prompt, Response, utc_now
+from apprentice.store.tables import (
+    Annotator,
+    Comparison,
+    ComparisonMember,
+    Judgment,
+    LoopRound,
+    Policy,
+    Prompt,
+    Response,
+    utc_now,
+)
 
 LOOP_STEPS = ("generate", "collect", "quality", "reward", "policy", "evaluate", "done")
 
@@ -84,13 +94,17 @@ class RoundQueries(StoreBase):
             session.execute(update(Prompt).where(Prompt.id.in_(list(prompt_ids))).values(held_out=True))
 
     def round_judgment_count(self, number: int) -> int:
-        """Judgments made by people or simulated annotators (not imports) on this round's comparisons."""
+        """Judgments made by people or simulated annotators on this round's comparisons.
+
+        Not imports, and not machine judges' (annotators of kind `ai`): the quota is people's labels.
+        """
         with self._transaction() as session:
             return int(
                 session.scalar(
                     select(func.count(Judgment.id))
                     .join(Comparison, Judgment.comparison_id == Comparison.id)
-                    .where(Comparison.round == number, Judgment.source != "imported")
+                    .join(Annotator, Judgment.annotator_id == Annotator.id)
+                    .where(Comparison.round == number, Judgment.source != "imported", Annotator.kind != "ai")
                 )
                 or 0
             )

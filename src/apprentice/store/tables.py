@@ -224,3 +224,18 @@ class LoopRound(Base):
     outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Judge(Base):
+    """A machine judge: the `ai` annotator it judges as, and the model it asks (never its API key)."""
+
+    __tablename__ = "judges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), unique=True)
+    backend: Mapped[str] = mapped_column(String(16))  # local | endpoint
+    model: Mapped[str] = mapped_column(Text)  # a folder, a cached id or 'default'; the endpoint's model name
+    url: Mapped[str | None] = mapped_column(Text)  # the endpoint's base URL
+    # The name of the environment variable that holds the endpoint's API key, read at request time.
+    api_key_env: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
