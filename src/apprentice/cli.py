@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from apprentice import runs_cli
 from apprentice.cli_common import ProjectOption, console, reports_errors
 from apprentice.errors import ApprenticeError
 from apprentice.quality import cli as quality_cli
@@ -281,3 +282,5 @@ app.add_typer(studio_cli.annotators_app, name="annotators")
 app.add_typer(reward_cli.reward_app, name="reward")
 app.add_typer(quality_cli.app, name="quality")
 app.add_typer(policy_cli.policy_app, name="policy")
+app.add_typer(runs_cli.runs_app, name="runs")
+app.command("policies")(runs_cli.policies)

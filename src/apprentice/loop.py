@@ -247,16 +247,14 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
     data = derive_preferences(store.judged_comparisons(), DerivationOptions())
     train, validation = split_by_prompt(data, validation_share=0.2, seed=state.number)
     folder = context.round_dir(state.number) / "reward"
-    run = store.start_run(
-        "reward",
-        {
-            "loop_round": state.number,
-            "heads": context.settings.reward_heads,
-            "features": context.settings.reward_features,
-            "l2": context.settings.reward_l2,
-        },
-    )
-    try:
+    config = {
+        "loop_round": state.number,
+        "model": context.settings.reward_model,
+        "heads": context.settings.reward_heads,
+        "features": context.settings.reward_features,
+        "l2": context.settings.reward_l2,
+    }
+    with store.recording_run("reward", config, output_path=str(folder)) as run:
         _, evaluation = train_shared_backbone_ensemble(
             train,
             folder,
@@ -268,11 +266,8 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
             features=context.settings.reward_features,
             l2=context.settings.reward_l2,
         )
-    except BaseException:
-        store.finish_run(run.id, metrics={}, status="failed")
-        raise
-    accuracy = evaluation.get("accuracy")
-    store.finish_run(run.id, metrics={"accuracy": accuracy, "pairs": len(train)})
+        accuracy = evaluation.get("accuracy")
+        run.metrics = {"accuracy": accuracy, "pairs": len(train)}
     return {"folder": str(folder), "train_pairs": len(train), "validation_pairs": len(validation), "accuracy": accuracy}
 
 

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from apprentice.errors import ApprenticeError
 
+POLICY_FOLDER = "policy"  # the trained policy, inside the run's output_dir
+
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
