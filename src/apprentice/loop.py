@@ -254,7 +254,7 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
         "features": context.settings.reward_features,
         "l2": context.settings.reward_l2,
     }
-    with store.recording_run("reward", config, output_path=str(folder)) as run:
+    with store.recording_run("reward", config, output_path=str(folder.resolve())) as run:
         _, evaluation = train_shared_backbone_ensemble(
             train,
             folder,
@@ -267,7 +267,8 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
             l2=context.settings.reward_l2,
         )
         accuracy = evaluation.get("accuracy")
-        run.metrics = {"accuracy": accuracy, "pairs": len(train)}
+        # "pairs": the held-out pairs the accuracy is measured on, as `apprentice reward train` records it.
+        run.metrics = {"accuracy": accuracy, "pairs": evaluation.get("pairs", 0), "train_pairs": len(train)}
     return {"folder": str(folder), "train_pairs": len(train), "validation_pairs": len(validation), "accuracy": accuracy}
 
 

@@ -69,9 +69,13 @@ def prune(
     if not summary.runs:
         console.print("No finished run keeps checkpoints; nothing to prune.")
     elif dry_run:
-        console.print(f"Would delete the checkpoints of {summary.runs} runs, freeing {human_size(summary.freed_bytes)}")
+        console.print(
+            f"Would delete the checkpoints of {_count(summary.runs, 'run')}, freeing {human_size(summary.freed_bytes)}"
+        )
     else:
-        console.print(f"Deleted the checkpoints of {summary.runs} runs, freed {human_size(summary.freed_bytes)}")
+        console.print(
+            f"Deleted the checkpoints of {_count(summary.runs, 'run')}, freed {human_size(summary.freed_bytes)}"
+        )
 
 
 @reports_errors
@@ -154,6 +158,10 @@ def _accuracy(accuracy: Any, pairs: Any) -> str:
 
 def _policy_figures(run: Run) -> str:
     """The steps run and the last step's reward, KL and loss (those the algorithm has)."""
-    shown = [f"{run.config['steps']} steps"] if "steps" in run.config else []
+    shown = [_count(run.config["steps"], "step")] if "steps" in run.config else []
     shown += [f"{key} {run.metrics[key]:.3g}" for key in ("reward", "kl", "loss") if key in run.metrics]
     return ", ".join(shown) or "-"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
