@@ -150,3 +150,25 @@ def test_numbers_are_not_reused_after_a_folder_is_deleted(tmp_path: Path) -> Non
 @pytest.mark.parametrize(("size", "shown"), [(950, "950 B"), (12_345_678, "12.3 MB"), (2_100_000_000, "2.1 GB")])
 def test_sizes_read_as_people_write_them(size: int, shown: str) -> None:
     assert human_size(size) == shown
+
+
+def test_saved_models_follow_the_umask(tiny_model: Path, tmp_path: Path, shared_umask: None) -> None:
+    from apprentice.reward.model import RewardModel
+
+    RewardModel.from_backbone(str(tiny_model), max_length=32).save(tmp_path / "reward")
+    assert_shared(tmp_path / "reward")
+    dpo = ["policy", "train", "--algo", "dpo", "-p", tmp_path / "no-project", "--policy", tiny_model]
+    write_pairs(tmp_path / "pairs.jsonl", 4)
+    invoke(*dpo, "--pairs", tmp_path / "pairs.jsonl", "--steps", "1", "--output", tmp_path / "run", "--no-progress")
+    assert_shared(tmp_path / "run")
+
+
+def test_a_reward_run_folder_is_a_reward(tiny_model: Path, tmp_path: Path) -> None:
+    from apprentice.reward.model import RewardModel
+    from apprentice.rl.rewards import parse_reward
+
+    model = RewardModel.from_backbone(str(tiny_model), max_length=32)
+    model.save(tmp_path / "run" / "model")  # as `apprentice reward train` lays out its run folder
+    prompt = [{"role": "user", "content": "hello"}]
+    scores = parse_reward([str(tmp_path / "run")], batch_size=2)([prompt, prompt], ["the sun", "the moon"])
+    assert scores.tolist() == pytest.approx(model.score([prompt, prompt], ["the sun", "the moon"]), abs=1e-5)
