@@ -56,11 +56,21 @@ def assert_shared(folder: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
 
 
-def test_each_policy_run_has_its_own_folder_and_name(
-    project: Path, tiny_model: Path, shared_umask: None, tmp_path: Path
-) -> None:
-    dpo = ["policy", "train", "--algo", "dpo", "-p", project, "--policy", tiny_model, "--steps", "1"]
-    dpo += ["--set", "batch_size=2", "--no-progress"]
+def test_each_policy_run_has_its_own_folder_and_name(project: Path, tiny_model: Path, shared_umask: None) -> None:
+    common = [
+        "policy",
+        "train",
+        "--algo",
+        "dpo",
+        "-p",
+        project,
+        "--steps",
+        "1",
+        "--set",
+        "batch_size=2",
+        "--no-progress",
+    ]
+    dpo = [*common, "--policy", tiny_model]
     assert "Stored as policy 'policy-dpo-1'" in invoke(*dpo)
     assert "Stored as policy 'policy-dpo-2'" in invoke(*dpo)
     runs = project / "runs"
@@ -79,7 +89,8 @@ def test_each_policy_run_has_its_own_folder_and_name(
     # An occupied folder is replaced only when asked; a name in use is refused.
     assert "holds a run already" in fails(*dpo, "--output", runs / "policy-dpo-1")
     assert "exists already" in fails(*dpo, "--name", "policy-dpo-1")
-    invoke(*dpo, "--output", runs / "policy-dpo-1", "--overwrite", "--name", "again", "--keep-checkpoints")
+    from_stored = [*common, "--policy", "policy-dpo-2"]  # a stored policy's name as the starting policy
+    invoke(*from_stored, "--output", runs / "policy-dpo-1", "--overwrite", "--name", "again", "--keep-checkpoints")
     assert (runs / "policy-dpo-1" / "checkpoints").is_dir()
 
     # A failed command leaves no folder and no config.json behind.
@@ -91,7 +102,9 @@ def test_each_policy_run_has_its_own_folder_and_name(
     assert "with policy-dpo-2" in generated
     opened = open_project(project)
     try:
-        assert opened.store.response_counts()[opened.store.policy_named("policy-dpo-2").id] > 0
+        second = opened.store.policy_named("policy-dpo-2")
+        assert opened.store.response_counts()[second.id] > 0
+        assert opened.store.policy_named("again").parent_id == second.id
     finally:
         opened.close()
 

@@ -32,9 +32,9 @@ from apprentice.reward.data import PreferenceData, RankingGroup, RewardPair
 from apprentice.reward.evaluate import evaluate_reward_model
 from apprentice.reward.losses import bradley_terry_loss, plackett_luce_loss, reward_centering_loss
 from apprentice.reward.model import Encoded, Normalization, RewardModel, TrainMode, replace_folder
+from apprentice.run_folders import CHECKPOINTS
 from apprentice.store.records import Message
 
-CHECKPOINTS = "checkpoints"
 TRAINER_STATE = "trainer_state.json"
 LENGTH_GROUPING_CHUNK = 32  # batches per chunk sorted by length: long enough to group, short enough to stay random
 
