@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from apprentice.cli_common import ProjectOption, console, reports_errors
 from apprentice.run_folders import checkpoint_folders, folder_size, human_size, prune_checkpoints
@@ -34,7 +34,7 @@ def runs(context: typer.Context, project_dir: ProjectOption = Path(".")) -> None
     project = open_project(project_dir)
     try:
         names = {policy.model_path: policy.name for policy in project.store.policies() if policy.model_path}
-        table = Table("Run", "Kind", "Status", "Parent", "Folder", "Figures", "Checkpoints", title="Runs")
+        table = Table("Run", "Kind", "Status", "Parent", _folder_column(), "Figures", "Checkpoints", title="Runs")
         for run in project.store.runs():
             checkpoints = sum(map(folder_size, checkpoint_folders(Path(run.output_path)))) if run.output_path else 0
             table.add_row(
@@ -91,7 +91,7 @@ def policies(project_dir: ProjectOption = Path(".")) -> None:
             run.metrics["policy_id"]: run for run in project.store.runs("policy") if "policy_id" in run.metrics
         }
         responses = project.store.response_counts()
-        table = Table("Name", "Kind", "Parent", "Folder", "Responses", "Trained by", title="Policies")
+        table = Table("Name", "Kind", "Parent", _folder_column(), "Responses", "Trained by", title="Policies")
         for policy in stored:
             parent = by_id.get(policy.parent_id) if policy.parent_id is not None else None
             run = trained_by.get(policy.id)
@@ -106,6 +106,10 @@ def policies(project_dir: ProjectOption = Path(".")) -> None:
         console.print(table if table.rows else "No policies yet.")
     finally:
         project.close()
+
+
+def _folder_column() -> Column:
+    return Column("Folder", overflow="fold")  # wrapped, never cut short: a folder is there to be copied
 
 
 def _kind(run: Run) -> str:
