@@ -85,7 +85,9 @@ def prompts_bundled() -> None:
 @reports_errors
 def generate(
     project_dir: ProjectOption = Path("."),
-    model: Annotated[str | None, typer.Option(help="Policy: 'default', a folder or a cached hub id.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Policy: a stored policy's name, 'default', a folder or a cached hub id.")
+    ] = None,
     candidates: Annotated[int | None, typer.Option(help="Responses per prompt (1-8).")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature; 0 is greedy.")] = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass.")] = None,

@@ -14,7 +14,7 @@ from apprentice.run_folders import checkpoint_folders, folder_size, human_size, 
 
 if TYPE_CHECKING:
     from apprentice.project import Project
-    from apprentice.store.tables import Run
+    from apprentice.store import Run
 
 runs_app = typer.Typer(
     help="The project's runs (generation, reward and policy training): list them, or prune their checkpoints.",

@@ -109,7 +109,10 @@ def train(
         ),
     ] = None,
     policy: Annotated[
-        str | None, typer.Option(help="Starting policy: 'default', a folder or hub id (default: the project's).")
+        str | None,
+        typer.Option(
+            help="Starting policy: a stored policy's name, 'default', a folder or hub id (default: the project's)."
+        ),
     ] = None,
     prompts: Annotated[
         Path | None, typer.Option(help="Prompts file (JSONL/CSV) instead of the project's training prompts.")

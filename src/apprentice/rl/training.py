@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apprentice.errors import ApprenticeError
 from apprentice.rl.config import AnyConfig, DPOConfig, GRPOConfig, PPOConfig, RLOOConfig
 from apprentice.rl.rewards import RewardSource, parse_reward
 from apprentice.rl.session import TrainResult
 from apprentice.run_folders import discard_checkpoints
-from apprentice.store import OpenRun
 from apprentice.store.records import Message
-from apprentice.store.tables import Run
+
+if TYPE_CHECKING:
+    from apprentice.store import OpenRun, Run
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ IMPORTED_POLICY = "imported"
 # The tables whose row counts and value distributions steer the studio's leasing query (PostgreSQL's planner).
 PLANNED_TABLES = ("comparisons", "comparison_members", "assignments", "judgments", "prompts", "responses")
 
-__all__ = ["JudgedComparison", "OpenRun", "Store", "StoreSummary"]
+__all__ = ["JudgedComparison", "OpenRun", "Policy", "Run", "Store", "StoreSummary"]
 logger = logging.getLogger(__name__)
 
 
