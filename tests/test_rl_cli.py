@@ -52,7 +52,7 @@ def test_dpo_from_a_pairs_file_is_stored_as_a_trained_policy(tiny_model: Path, t
         assert trained.kind == "trained"
         assert trained.parent_id == policies[str(tiny_model)].id
         folder = Path(trained.model_path or "")
-        assert folder == (tmp_path / "proj" / "runs" / "policy-dpo" / "policy").resolve()
+        assert folder == (tmp_path / "proj" / "runs" / "policy-dpo-1" / "policy").resolve()
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(folder)  # loads as it is
@@ -103,5 +103,10 @@ def test_reward_latest_is_the_newest_finished_reward_run_with_a_folder(tmp_path:
         (tmp_path / "broken").mkdir()
         project.store.finish_run(failed.id, metrics={}, status="failed", output_path=str(tmp_path / "broken"))
         assert _latest_reward_folder(project) == str(tmp_path / "mine")
+        # A loop round's reward run from before runs recorded their folders.
+        looped = project.store.start_run("reward", {"loop_round": 3})
+        (project.root / "loop" / "round-3" / "reward").mkdir(parents=True)
+        project.store.finish_run(looped.id, metrics={})
+        assert _latest_reward_folder(project) == str(project.root / "loop" / "round-3" / "reward")
     finally:
         project.close()

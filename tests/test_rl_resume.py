@@ -49,12 +49,12 @@ def test_killed_and_resumed_run_ends_where_an_uninterrupted_run_ends(tiny_model:
     def command(output: Path, reward: str) -> list[str]:
         line = [sys.executable, "-m", "apprentice", "policy", "train", "--algo", "ppo", "--policy", str(tiny_model)]
         line += ["--prompts", str(prompts_file), "--reward", reward, "--output", str(output), "--no-progress"]
-        line += ["--project", str(tmp_path / "no-project")]
+        line += ["--project", str(tmp_path / "no-project"), "--keep-checkpoints"]
         for key, value in OPTIONS.items():
             line += ["--set", f"{key}={json.dumps(value)}"]
         return line
 
-    env = os.environ | {"PYTHONPATH": str(TESTS)}
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
     uninterrupted = subprocess.run(
         command(full_dir, "rl_toy:letter_fraction"), env=env, capture_output=True, text=True, timeout=300
@@ -104,6 +104,7 @@ def test_resume_refuses_changed_options(tiny_model: Path, tmp_path: Path) -> Non
     base = ["policy", "train", "--algo", "grpo", "--policy", str(tiny_model), "--prompts", str(prompts_file)]
     base += ["--reward", "rl_toy:letter_fraction", "--output", str(tmp_path / "run"), "--no-progress"]
     base += ["--project", str(tmp_path), "--set", "max_new_tokens=4", "--set", "prompts_per_step=1", "--steps", "1"]
+    base += ["--keep-checkpoints"]  # to extend the run once it has succeeded
     runner = CliRunner()
     first = runner.invoke(app, base)
     assert first.exit_code == 0, first.output

@@ -217,3 +217,16 @@ def test_migration_0006_drops_the_covered_indexes_and_keeps_the_data(store_url: 
         assert [c.id for c in store.comparisons(status="complete")] == [comparison_id]
     finally:
         store.close()
+
+
+def test_a_recorded_run_is_done_with_its_metrics_or_failed_on_any_exception(store: Store) -> None:
+    with store.recording_run("reward", {"seed": 1}) as run:
+        run.metrics = {"accuracy": 0.75}
+        run.output_path = "runs/reward-1"  # known only once it ran
+    with pytest.raises(KeyboardInterrupt), store.recording_run("policy", {}, output_path="runs/policy-dpo-1") as run:
+        run.metrics = {"step": 3}
+        raise KeyboardInterrupt
+    done, failed = store.runs()
+    assert (done.status, done.metrics, done.output_path) == ("done", {"accuracy": 0.75}, "runs/reward-1")
+    assert (failed.status, failed.metrics, failed.output_path) == ("failed", {"step": 3}, "runs/policy-dpo-1")
+    assert done.finished_at is not None and failed.finished_at is not None

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from apprentice import runs_cli
 from apprentice.cli_common import ProjectOption, console, reports_errors
 from apprentice.errors import ApprenticeError
 from apprentice.judges import cli as judges_cli
@@ -85,7 +86,9 @@ def prompts_bundled() -> None:
 @reports_errors
 def generate(
     project_dir: ProjectOption = Path("."),
-    model: Annotated[str | None, typer.Option(help="Policy: 'default', a folder or a cached hub id.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Policy: a stored policy's name, 'default', a folder or a cached hub id.")
+    ] = None,
     candidates: Annotated[int | None, typer.Option(help="Responses per prompt (1-8).")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature; 0 is greedy.")] = None,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass.")] = None,
@@ -283,3 +286,5 @@ app.add_typer(reward_cli.reward_app, name="reward")
 app.add_typer(quality_cli.app, name="quality")
 app.add_typer(judges_cli.app, name="judges")
 app.add_typer(policy_cli.policy_app, name="policy")
+app.add_typer(runs_cli.runs_app, name="runs")
+app.command("policies")(runs_cli.policies)

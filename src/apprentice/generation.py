@@ -165,11 +165,11 @@ def generate_for_project(
         rows = [row for row in rows if row.id in wanted]
     if not rows:
         raise ApprenticeError("the project has no prompts yet; run `apprentice prompts import FILE` first")
-    location = resolve_model(name)
-    model, tokenizer = load_policy(name)
+    location = resolve_model(project.model_location(name))  # a stored policy's name works too
+    model, tokenizer = load_policy(location)
     policy = project.store.policy_for_model(name, location)  # round r + 1 generates as round r's policy
-    run = project.store.start_run("generate", {"model": name, **sampling_record(settings), "prompts": len(rows)})
-    try:
+    config = {"model": name, **sampling_record(settings), "prompts": len(rows)}
+    with project.store.recording_run("generate", config) as run:
         result = generate_candidates(
             model,
             tokenizer,
@@ -177,32 +177,26 @@ def generate_for_project(
             settings,
             show_progress=show_progress,
         )
-    except BaseException:
-        project.store.finish_run(run.id, metrics={}, status="failed")
-        raise
-    kept = [response for response in result.responses if response.text]
-    planner = ComparisonPlanner(project.settings.comparisons, seed=settings.seed, round_number=round_number)
-    response_ids, comparisons = project.store.add_generation(policy.id, kept, sampling_record(settings), planner)
-    stored = len(set(response_ids))
-    summary = GenerationSummary(
-        policy=name,
-        prompts=len(rows),
-        responses_stored=stored,
-        duplicates=len(kept) - stored,
-        empty=len(result.responses) - len(kept),
-        comparisons=comparisons,
-        new_tokens=result.new_tokens,
-        seconds=result.seconds,
-    )
-    project.store.finish_run(
-        run.id,
-        metrics={
+        kept = [response for response in result.responses if response.text]
+        planner = ComparisonPlanner(project.settings.comparisons, seed=settings.seed, round_number=round_number)
+        response_ids, comparisons = project.store.add_generation(policy.id, kept, sampling_record(settings), planner)
+        stored = len(set(response_ids))
+        summary = GenerationSummary(
+            policy=name,
+            prompts=len(rows),
+            responses_stored=stored,
+            duplicates=len(kept) - stored,
+            empty=len(result.responses) - len(kept),
+            comparisons=comparisons,
+            new_tokens=result.new_tokens,
+            seconds=result.seconds,
+        )
+        run.metrics = {
             "responses_stored": stored,
             "duplicates": summary.duplicates,
             "empty": summary.empty,
             "comparisons": comparisons,
             "new_tokens": result.new_tokens,
             "tokens_per_second": result.tokens_per_second,
-        },
-    )
+        }
     return summary

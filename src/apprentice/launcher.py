@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+Value = TypeVar("Value")
 
 # Environment variables that say this process already belongs to a launched group.
 _GROUP_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
@@ -83,3 +87,17 @@ def relaunch_cpu_workers() -> int | None:
         print(f"error: a CPU training process failed: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def from_main_process(make: Callable[[], Value]) -> Value:
+    """`make()` run by the main process alone and its result handed to every process of the launched group
+    (one run folder for all of them); in a single process, just `make()`."""
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    state = PartialState()
+    if state.num_processes == 1:
+        return make()
+    box = [make() if state.is_main_process else None]
+    broadcast_object_list(box, from_process=0)
+    return box[0]  # type: ignore[return-value]

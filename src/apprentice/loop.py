@@ -297,16 +297,14 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
     data = derive_preferences(store.judged_comparisons(), DerivationOptions())
     train, validation = split_by_prompt(data, validation_share=0.2, seed=state.number)
     folder = context.round_dir(state.number) / "reward"
-    run = store.start_run(
-        "reward",
-        {
-            "loop_round": state.number,
-            "heads": context.settings.reward_heads,
-            "features": context.settings.reward_features,
-            "l2": context.settings.reward_l2,
-        },
-    )
-    try:
+    config = {
+        "loop_round": state.number,
+        "model": context.settings.reward_model,
+        "heads": context.settings.reward_heads,
+        "features": context.settings.reward_features,
+        "l2": context.settings.reward_l2,
+    }
+    with store.recording_run("reward", config, output_path=str(folder.resolve())) as run:
         _, evaluation = train_shared_backbone_ensemble(
             train,
             folder,
@@ -318,11 +316,9 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
             features=context.settings.reward_features,
             l2=context.settings.reward_l2,
         )
-    except BaseException:
-        store.finish_run(run.id, metrics={}, status="failed")
-        raise
-    accuracy = evaluation.get("accuracy")
-    store.finish_run(run.id, metrics={"accuracy": accuracy, "pairs": len(train)})
+        accuracy = evaluation.get("accuracy")
+        # "pairs": the held-out pairs the accuracy is measured on, as `apprentice reward train` records it.
+        run.metrics = {"accuracy": accuracy, "pairs": evaluation.get("pairs", 0), "train_pairs": len(train)}
     return {"folder": str(folder), "train_pairs": len(train), "validation_pairs": len(validation), "accuracy": accuracy}
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import platformdirs
 
 from apprentice.errors import ApprenticeError
+from apprentice.files import shareable
 
 DEFAULT_POLICY = "default"
 DEFAULT_ENCODER = "minilm"
@@ -100,6 +101,7 @@ def pull_default_policy(root: Path | None = None, *, force: bool = False) -> Pat
     try:
         plain.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
+        shareable(staging)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)

@@ -20,6 +20,14 @@ class Project:
     def database_url(self) -> str:
         return database_url(self.root, self.settings)
 
+    def model_location(self, name: str) -> str:
+        """The folder of the trained policy stored as `name` (`round-2-grpo`, `policy-dpo-1`), else `name` as it
+        is, for `models.resolve_model` to read as 'default', a folder or a hub id."""
+        policy = self.store.policy_named(name)
+        if policy is not None and policy.kind == "trained" and policy.model_path:
+            return policy.model_path
+        return name
+
     def close(self) -> None:
         self.store.close()
 

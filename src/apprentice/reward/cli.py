@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import gzip
 import json
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from apprentice.cli_common import ProjectOption, reports_errors
 from apprentice.errors import ApprenticeError, InputError
-from apprentice.files import write_jsonl_atomically
+from apprentice.files import write_jsonl_atomically, write_text_atomically
+from apprentice.launcher import from_main_process
+from apprentice.run_folders import (
+    RUNS_FOLDER,
+    checkpoint_folders,
+    claim_numbered_folder,
+    discard_checkpoints,
+    discarded_on_failure,
+    prepare_output_folder,
+    refuse_occupied_folder,
+)
+
+if TYPE_CHECKING:
+    from apprentice.store import OpenRun
 
 reward_app: typer.Typer = typer.Typer(help="Reward models trained on the project's judgments.", no_args_is_help=True)
 console = Console()
@@ -43,14 +57,24 @@ def train(
     ] = 0,
     seed: Annotated[int, typer.Option(help="Random seed (split, head, order).")] = 0,
     run_dir: Annotated[
-        Path | None, typer.Option(help="Run folder; an existing one with checkpoints is resumed.")
+        Path | None,
+        typer.Option(help="Run folder (default: the next PROJECT/runs/reward-N); one with checkpoints is resumed."),
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace the finished run in --run-dir.")] = False,
+    keep_checkpoints: Annotated[
+        bool,
+        typer.Option(
+            "--keep-checkpoints", help="Keep the last checkpoint after the run succeeds (by default it is deleted)."
+        ),
+    ] = False,
 ) -> None:
     """Train a reward model (or an ensemble) on the project's judgments and evaluate it on held-out prompts."""
     from apprentice.launcher import relaunch_cpu_workers
 
     if (status := relaunch_cpu_workers()) is not None:
         raise typer.Exit(status)
+    from accelerate import PartialState
+
     from apprentice.project import open_project
     from apprentice.reward.data import DerivationOptions, derive_preferences, split_by_prompt
     from apprentice.reward.ensemble import train_member_ensemble, train_shared_backbone_ensemble
@@ -88,16 +112,21 @@ def train(
             "members": members,
             "shared_heads": shared_heads,
         }
-        run = project.store.start_run("reward", settings)
-        folder = run_dir or project.root / "runs" / f"reward-{run.id}"
-        folder.mkdir(parents=True, exist_ok=True)
-        split = {"validation_prompts": sorted(validation.prompts), "seed": seed, "share": validation_share}
-        (folder / SPLIT_FILE).write_text(json.dumps(split) + "\n", encoding="utf-8")
-        console.print(
-            f"{len(train_data)} training and {len(validation)} validation examples "
-            f"({len(train_data.prompts)} / {len(validation.prompts)} prompts); dropped: {dict(data.dropped) or 'none'}"
+        is_main = PartialState().is_main_process
+        folder, fresh = _run_folder(project, run_dir, overwrite=overwrite)
+        recording: AbstractContextManager[OpenRun | None] = (
+            project.store.recording_run("reward", settings, output_path=str(folder.resolve()))
+            if is_main
+            else nullcontext()
         )
-        try:
+        with discarded_on_failure(folder, fresh=fresh and is_main), recording as run:
+            split = {"validation_prompts": sorted(validation.prompts), "seed": seed, "share": validation_share}
+            if is_main:
+                write_text_atomically(folder / SPLIT_FILE, json.dumps(split) + "\n")
+            console.print(
+                f"{len(train_data)} training and {len(validation)} validation examples ({len(train_data.prompts)} / "
+                f"{len(validation.prompts)} prompts); dropped: {dict(data.dropped) or 'none'}"
+            )
             if shared_heads:
                 _, evaluation = train_shared_backbone_ensemble(
                     train_data,
@@ -112,13 +141,12 @@ def train(
                 evaluation = train_member_ensemble(train_data, config, folder, members=members, validation=validation)
             else:
                 evaluation = train_reward_model(train_data, config, folder, validation=validation).evaluation
-        except BaseException:
-            project.store.finish_run(run.id, metrics={}, status="failed", output_path=str(folder))
-            raise
-        if evaluation:
-            (folder / "eval.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
-        # Recorded so that `--reward latest` finds a model written to --run-dir as well as the default folder.
-        project.store.finish_run(run.id, metrics=_headline(evaluation), output_path=str(folder))
+            if evaluation and is_main:
+                write_text_atomically(folder / "eval.json", json.dumps(evaluation, indent=2) + "\n")
+            if run is not None:
+                run.metrics = _headline(evaluation)
+        if is_main and not keep_checkpoints:
+            discard_checkpoints(folder)
         console.print(f"Reward model in {folder}")
         _print_evaluation(evaluation)
     finally:
@@ -185,12 +213,22 @@ def score(
     console.print(f"Scored {len(rows)} responses into {out}")
 
 
-def _load_model(folder: Path) -> Any:
-    from apprentice.reward.model import REWARD_MODEL_FILE, RewardModel
+def _run_folder(project: Any, run_dir: Path | None, *, overwrite: bool) -> tuple[Path, bool]:
+    """The run's folder and whether this command made it: the next runs/reward-N, or `run_dir`, which is resumed
+    when it holds checkpoints and otherwise must be new or empty (or replaced with --overwrite)."""
+    if run_dir is None:
+        recorded = [run.output_path for run in project.store.runs() if run.output_path]
+        return from_main_process(lambda: claim_numbered_folder(project.root / RUNS_FOLDER, "reward", recorded)), True
+    if checkpoint_folders(run_dir):
+        return run_dir, False
+    refuse_occupied_folder(run_dir, marker=SPLIT_FILE, overwrite=overwrite)  # in every process
+    return run_dir, from_main_process(lambda: prepare_output_folder(run_dir, marker=SPLIT_FILE, overwrite=overwrite))
 
-    if not (folder / REWARD_MODEL_FILE).is_file() and (folder / "model" / REWARD_MODEL_FILE).is_file():
-        folder = folder / "model"
-    return RewardModel.load(folder)
+
+def _load_model(folder: Path) -> Any:
+    from apprentice.reward.model import RewardModel, reward_model_folder
+
+    return RewardModel.load(reward_model_folder(folder))
 
 
 def _read_scoring_rows(path: Path) -> tuple[list[dict[str, Any]], list[list[dict[str, str]]], list[str]]:

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from apprentice.errors import ApprenticeError
+from apprentice.files import shareable
 from apprentice.reward.data import PreferenceData, RewardPair, bootstrap_sample
 from apprentice.reward.evaluate import evaluate_scores, evaluation_pairs, score_distribution
 from apprentice.reward.feature_kinds import FEATURE_KINDS, FeatureKind
@@ -165,6 +166,7 @@ class SharedBackboneEnsemble:
             self.backbone.normalization = self.normalizations[0]
         self.backbone.save(folder / "backbone")
         save_file({"weights": self.weights.contiguous()}, str(folder / HEADS_FILE))
+        shareable(folder / HEADS_FILE)
         info = {
             "kind": "shared-backbone",
             "backbone": "backbone",

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from apprentice.errors import ApprenticeError
+from apprentice.files import shareable
 from apprentice.store.records import Message
 
 TrainMode = Literal["full", "lora", "head"]
@@ -178,6 +179,7 @@ class RewardModel:
             self.model.save_pretrained(staging, safe_serialization=True)
             self.tokenizer.save_pretrained(staging)
             (staging / REWARD_MODEL_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+            shareable(staging)
             replace_folder(staging, folder)
         finally:
             if staging.exists():
@@ -286,6 +288,14 @@ def _find(sequence: list[int], pattern: list[int], start: int = 0) -> int:
         if sequence[index : index + len(pattern)] == pattern:
             return index
     raise ApprenticeError("cannot tell where this tokenizer puts a text pair; give a model with a chat template")
+
+
+def reward_model_folder(folder: Path) -> Path:
+    """The reward model in `folder`: the folder itself, or the `model/` inside a run folder of
+    `apprentice reward train`, so either may be named."""
+    if not (folder / REWARD_MODEL_FILE).is_file() and (folder / "model" / REWARD_MODEL_FILE).is_file():
+        return folder / "model"
+    return folder
 
 
 def replace_folder(staging: Path, target: Path) -> None:

@@ -27,13 +27,14 @@ from typing import Any
 import torch
 
 from apprentice.errors import ApprenticeError
+from apprentice.files import shareable
 from apprentice.reward.data import PreferenceData, RankingGroup, RewardPair
 from apprentice.reward.evaluate import evaluate_reward_model
 from apprentice.reward.losses import bradley_terry_loss, plackett_luce_loss, reward_centering_loss
 from apprentice.reward.model import Encoded, Normalization, RewardModel, TrainMode, replace_folder
+from apprentice.run_folders import CHECKPOINTS
 from apprentice.store.records import Message
 
-CHECKPOINTS = "checkpoints"
 TRAINER_STATE = "trainer_state.json"
 LENGTH_GROUPING_CHUNK = 32  # batches per chunk sorted by length: long enough to group, short enough to stay random
 
@@ -156,6 +157,7 @@ def _save_checkpoint(accelerator: Any, run_dir: Path, state: dict[str, Any]) -> 
     accelerator.save_state(str(staging))
     if accelerator.is_main_process:
         (staging / TRAINER_STATE).write_text(json.dumps(state) + "\n", encoding="utf-8")
+        shareable(staging)
         replace_folder(staging, target)
         for older in folder.glob("step-*"):
             if older != target:

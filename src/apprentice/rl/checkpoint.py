@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from apprentice.run_folders import CHECKPOINTS
+
 _STEP = re.compile(r"^step-(\d+)$")
 
 
@@ -41,7 +43,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def checkpoint_root(output_dir: Path) -> Path:
-    return output_dir / "checkpoints"
+    return output_dir / CHECKPOINTS
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:

@@ -18,6 +18,17 @@ from rich.console import Console
 
 from apprentice.cli_common import ProjectOption, reports_errors
 from apprentice.errors import ApprenticeError, InputError
+from apprentice.files import write_text_atomically
+from apprentice.launcher import from_main_process
+from apprentice.rl.config import POLICY_FOLDER
+from apprentice.run_folders import (
+    RUNS_FOLDER,
+    claim_numbered_folder,
+    discarded_on_failure,
+    newest_numbered_folder,
+    prepare_output_folder,
+    refuse_occupied_folder,
+)
 
 policy_app: typer.Typer = typer.Typer(
     help="Optimize the policy against rewards (PPO, GRPO, RLOO) or preferences (DPO)."
@@ -66,7 +77,10 @@ def _check_resume_config(output_dir: Path, algorithm: str, config: Any) -> None:
     from apprentice.rl.checkpoint import latest_checkpoint
 
     if latest_checkpoint(output_dir) is None:
-        raise ApprenticeError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}; start a fresh run")
+        raise ApprenticeError(
+            f"--resume: no checkpoint under {output_dir / 'checkpoints'} (a run that succeeded keeps one only "
+            "with --keep-checkpoints); start a fresh run"
+        )
     saved_path = output_dir / CONFIG_FILE
     if not saved_path.is_file():
         return
@@ -95,7 +109,10 @@ def train(
         ),
     ] = None,
     policy: Annotated[
-        str | None, typer.Option(help="Starting policy: 'default', a folder or hub id (default: the project's).")
+        str | None,
+        typer.Option(
+            help="Starting policy: a stored policy's name, 'default', a folder or hub id (default: the project's)."
+        ),
     ] = None,
     prompts: Annotated[
         Path | None, typer.Option(help="Prompts file (JSONL/CSV) instead of the project's training prompts.")
@@ -103,7 +120,9 @@ def train(
     pairs: Annotated[
         Path | None, typer.Option(help="DPO: preference pairs file (TRL, HH-RLHF) instead of the project's judgments.")
     ] = None,
-    output: Annotated[Path | None, typer.Option(help="Run folder (default: PROJECT/runs/policy-ALGO).")] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Run folder (default: the next PROJECT/runs/policy-ALGO-N).")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Name of the new policy in the store.")] = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="JSON or TOML file of algorithm options.")
@@ -115,7 +134,19 @@ def train(
         list[str] | None,
         typer.Option("--set", help="Any algorithm option as KEY=VALUE (JSON value), e.g. --set kl_coef=0.05."),
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Carry on from the run folder's latest checkpoint.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Carry on from the run folder's latest checkpoint (default folder: the newest of ALGO)."),
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace the run in the --output folder.")] = False,
+    keep_checkpoints: Annotated[
+        bool,
+        typer.Option(
+            "--keep-checkpoints",
+            help="Keep the last checkpoint after the run succeeds, to extend it later with --resume "
+            "(by default it is deleted then: it holds the optimizer's state, most of a run's size).",
+        ),
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train a new policy from the current one; the result is a folder transformers loads, stored as a policy."""
@@ -137,30 +168,37 @@ def train(
         values |= _parse_sets(set_values or [])
         if output is not None:
             values["output_dir"] = output
-        elif "output_dir" not in values:
-            if project is None:
-                raise ApprenticeError("give --output (the run folder) when not training inside a project")
-            values["output_dir"] = project.root / "runs" / f"policy-{algo}"
         config = build_config(algo, values)
-        if resume:
-            _check_resume_config(config.output_dir, algo, config)
         policy_name = policy or (project.settings.model.policy if project is not None else "default")
-        if state.is_main_process:
-            config.output_dir.mkdir(parents=True, exist_ok=True)
-            record = json.dumps(_config_record(algo, config), indent=2)
-            (config.output_dir / CONFIG_FILE).write_text(record + "\n", encoding="utf-8")
-        outcome = train_policy(
-            algo,
-            config,
-            policy_name,
-            project=project,
-            reward_specs=reward or [],
-            prompts_file=prompts,
-            pairs_file=pairs,
-            new_name=name,
-            resume=resume,
-            show_progress=progress,
-        )
+        if project is not None:
+            policy_name = project.model_location(policy_name)  # a stored policy's name works too
+        fresh_folder = False
+        if "output_dir" not in values:
+            config.output_dir, fresh_folder = _default_run_folder(project, algo, resume=resume)
+            name = name or config.output_dir.name  # the policy is named as its folder: policy-dpo-2
+        elif not resume:
+            fresh_folder = _prepared_output(config.output_dir, overwrite=overwrite)
+        with discarded_on_failure(config.output_dir, fresh=fresh_folder and state.is_main_process):
+            if resume:
+                _check_resume_config(config.output_dir, algo, config)
+            if name is not None and project is not None:
+                _check_name_is_free(project, name, config.output_dir)
+            if state.is_main_process:
+                record = json.dumps(_config_record(algo, config), indent=2) + "\n"
+                write_text_atomically(config.output_dir / CONFIG_FILE, record)
+            outcome = train_policy(
+                algo,
+                config,
+                policy_name,
+                project=project,
+                reward_specs=reward or [],
+                prompts_file=prompts,
+                pairs_file=pairs,
+                new_name=name,
+                resume=resume,
+                show_progress=progress,
+                keep_checkpoints=keep_checkpoints,
+            )
         if state.is_main_process:
             shown = "  ".join(f"{key} {value:.4g}" for key, value in outcome.metrics.items() if "/" not in key)
             console.print(f"Trained policy in {outcome.policy_path}")
@@ -170,6 +208,34 @@ def train(
     finally:
         if project is not None:
             project.close()
+
+
+def _default_run_folder(project: Any, algo: str, *, resume: bool) -> tuple[Path, bool]:
+    """The next numbered folder of this algorithm (created, so fresh), or with `resume` the newest one."""
+    if project is None:
+        raise ApprenticeError("give --output (the run folder) when not training inside a project")
+    runs = project.root / RUNS_FOLDER
+    if resume:
+        newest = newest_numbered_folder(runs, f"policy-{algo}")
+        if newest is None:
+            raise ApprenticeError(f"--resume: no {algo} run under {runs}; give its folder with --output")
+        return newest, False
+    recorded = [run.output_path for run in project.store.runs() if run.output_path]
+    return from_main_process(lambda: claim_numbered_folder(runs, f"policy-{algo}", recorded)), True
+
+
+def _prepared_output(folder: Path, *, overwrite: bool) -> bool:
+    refuse_occupied_folder(folder, marker=CONFIG_FILE, overwrite=overwrite)  # in every process
+    return from_main_process(lambda: prepare_output_folder(folder, marker=CONFIG_FILE, overwrite=overwrite))
+
+
+def _check_name_is_free(project: Any, name: str, output_dir: Path) -> None:
+    """Refuse a name another policy has (a resumed run keeps its own)."""
+    taken = project.store.policy_named(name)
+    if taken is not None and taken.model_path != str((output_dir / POLICY_FOLDER).resolve()):
+        raise ApprenticeError(
+            f"a policy named {name!r} exists already (its weights: {taken.model_path}); choose another --name"
+        )
 
 
 def _open_project_if_any(project_dir: Path) -> Any:

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from apprentice.errors import ApprenticeError
 
+POLICY_FOLDER = "policy"  # the trained policy, inside the run's output_dir
+
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -46,7 +48,12 @@ class OnlineConfig(_Config):
     lora_rank: int = Field(0, ge=0, description="Train a LoRA adapter of this rank (0: full fine-tuning).")
     lora_alpha: int = Field(16, ge=1, description="LoRA scaling numerator.")
     checkpoint_every: int = Field(50, ge=1, description="Write a checkpoint every N steps (and at the end).")
-    keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept on disk; older ones are deleted.")
+    keep_checkpoints: int = Field(
+        2,
+        ge=1,
+        description="Checkpoints kept on disk while the run goes on; older ones are deleted (and all of them once "
+        "it succeeds, unless policy train's --keep-checkpoints keeps the last).",
+    )
     sample_every: int = Field(10, ge=1, description="Log a table of sample completions every N steps.")
     max_loss: float = Field(1e4, gt=0.0, description="A loss above this (or not finite) stops the run.")
     reward_batch_size: int = Field(32, ge=1, description="Texts per forward pass of a reward model.")

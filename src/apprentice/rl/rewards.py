@@ -7,7 +7,8 @@ model's own tokenizer (and chat template, when it has one).
 Spec strings, as the command line takes them (one `--reward` each, summed with their weights):
   `package.module:function`      a callable (prompts: list[str], completions: list[str]) -> list[float];
                                  each prompt is the text of the conversation's last message
-  `path/to/folder`               a reward model from `apprentice reward train` (its normalization applied),
+  `path/to/folder`               a reward model from `apprentice reward train` or its run folder (its
+                                 normalization applied),
                                  or any AutoModelForSequenceClassification folder with num_labels=1
   `ensemble:K:folder1,folder2`   the members' mean score minus K times their spread (std); one folder
                                  holding an ensemble trained by `apprentice reward train` works too
@@ -164,12 +165,12 @@ class TrainedEnsembleReward:
 def reward_model_source(folder: Path, *, batch_size: int, spread_penalty: float = 0.0) -> RewardSource:
     """The right reader for a folder: an Apprentice reward model or ensemble, or any 1-label classifier."""
     from apprentice.reward.ensemble import ENSEMBLE_FILE
-    from apprentice.reward.model import REWARD_MODEL_FILE
+    from apprentice.reward.model import REWARD_MODEL_FILE, reward_model_folder
 
     if (folder / ENSEMBLE_FILE).is_file():
         return TrainedEnsembleReward(folder, spread_penalty)
-    if (folder / REWARD_MODEL_FILE).is_file():
-        return TrainedRewardModel(folder, batch_size=batch_size)
+    if (reward_model_folder(folder) / REWARD_MODEL_FILE).is_file():  # the folder or the run folder holding it
+        return TrainedRewardModel(reward_model_folder(folder), batch_size=batch_size)
     return ModelReward(folder, batch_size=batch_size)
 
 

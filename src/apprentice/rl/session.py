@@ -27,8 +27,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import get_scheduler
 
 from apprentice.errors import ApprenticeError
+from apprentice.files import shareable
 from apprentice.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from apprentice.rl.config import DPOConfig, OnlineConfig
+from apprentice.rl.config import POLICY_FOLDER, DPOConfig, OnlineConfig
 from apprentice.rl.core import over_kl_budget
 from apprentice.rl.metrics import RunLog
 
@@ -363,7 +364,7 @@ class TrainingRun:
     def finish(self) -> Path:
         """Save the trained policy as a folder `transformers` loads as is (LoRA merged); returns it."""
         self.log.close()
-        target = self.config.output_dir / "policy"
+        target = self.config.output_dir / POLICY_FOLDER
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             policy = self.policy
@@ -378,6 +379,7 @@ class TrainingRun:
                 value_head = getattr(self.unwrapped, "value_head", None)
                 if value_head is not None:
                     torch.save(value_head.state_dict(), staging / "value_head.pt")
+                shareable(staging)
                 if target.exists():
                     shutil.rmtree(target)
                 staging.rename(target)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apprentice.errors import ApprenticeError
 from apprentice.rl.config import AnyConfig, DPOConfig, GRPOConfig, PPOConfig, RLOOConfig
 from apprentice.rl.rewards import RewardSource, parse_reward
 from apprentice.rl.session import TrainResult
+from apprentice.run_folders import discard_checkpoints
 from apprentice.store.records import Message
+
+if TYPE_CHECKING:
+    from apprentice.store import OpenRun, Run
 
 
 @dataclass(frozen=True)
@@ -50,12 +55,21 @@ def preference_data(project: Any, pairs_file: Path | None) -> list[Any]:
     return preference_pairs(project.store.judged_comparisons())
 
 
+def _recorded_reward_folder(project: Any, run: Run) -> Path:
+    """Where a reward run wrote; runs from before every run recorded its folder wrote to a fixed place."""
+    if run.output_path:
+        return Path(run.output_path)
+    if "loop_round" in run.config:
+        return project.root / "loop" / f"round-{run.config['loop_round']}" / "reward"
+    return project.root / "runs" / f"reward-{run.id}"
+
+
 def _latest_reward_folder(project: Any) -> str:
     if project is None:
         raise ApprenticeError("--reward latest needs a project; give a reward-model folder instead")
     done = [run for run in project.store.runs("reward") if run.status == "done"]
     for run in reversed(done):
-        folder = Path(run.output_path) if run.output_path else project.root / "runs" / f"reward-{run.id}"
+        folder = _recorded_reward_folder(project, run)
         if folder.is_dir():
             return str(folder)
     raise ApprenticeError("the project has no finished reward model yet; run `apprentice reward train` first")
@@ -83,44 +97,54 @@ def train_policy(
     new_name: str | None = None,
     resume: bool = False,
     show_progress: bool = True,
+    keep_checkpoints: bool = False,
 ) -> PolicyOutcome:
-    from apprentice.models import resolve_model
+    """Train, and record the run and the new policy in the project's store (from the main process).
+
+    The run's checkpoints are deleted once it succeeds, unless `keep_checkpoints` (to extend it later with
+    `resume`); a failed run keeps them to be resumed.
+    """
     from apprentice.rl.session import distributed_state
 
     is_main = distributed_state().is_main_process
-    record = project is not None and is_main
-    run_id = None
-    if record:
-        run_id = project.store.start_run(
-            "policy",
-            {
-                "algorithm": algorithm,
-                "policy": policy_name,
-                "rewards": reward_specs or [],
-                **config.model_dump(mode="json"),
-            },
-            output_path=str(config.output_dir),
-        ).id
-    try:
+    run_config = {
+        "algorithm": algorithm,
+        "policy": policy_name,
+        "rewards": reward_specs or [],
+        **config.model_dump(mode="json"),
+    }
+    recording: contextlib.AbstractContextManager[OpenRun | None] = (
+        project.store.recording_run("policy", run_config, output_path=str(config.output_dir.resolve()))
+        if project is not None and is_main
+        else contextlib.nullcontext()
+    )
+    with recording as run:
         result = _run(
             algorithm, config, policy_name, project, reward_specs or [], prompts_file, pairs_file, resume, show_progress
         )
-    except BaseException:
-        if record and run_id is not None:
-            project.store.finish_run(run_id, metrics={}, status="failed")
-        raise
-    name = policy_id = None
-    if record and run_id is not None:
-        # From a policy the store holds (the loop's next round starts from the last one) that one is the
-        # parent; only a model the store has not seen becomes a new base policy.
-        base = project.store.policy_for_model(policy_name, resolve_model(policy_name))
-        name = new_name or f"{algorithm}-run{run_id}"
-        trained = project.store.ensure_policy(
-            name, kind="trained", model_path=str(result.policy_path.resolve()), parent_id=base.id
-        )
-        policy_id = trained.id
-        project.store.finish_run(run_id, metrics=result.metrics | {"policy_id": trained.id})
+        name, policy_id = _store_policy(project, run, algorithm, policy_name, new_name, result)
+    if is_main and not keep_checkpoints:
+        discard_checkpoints(config.output_dir)
     return PolicyOutcome(result.policy_path, result.metrics, name, policy_id)
+
+
+def _store_policy(
+    project: Any, run: OpenRun | None, algorithm: str, policy_name: str, new_name: str | None, result: TrainResult
+) -> tuple[str | None, int | None]:
+    """The trained policy as a row in the store (named, with its parent), and the run's metrics."""
+    from apprentice.models import resolve_model
+
+    if run is None:
+        return None, None
+    # From a policy the store holds (the loop's next round starts from the last one) that one is the
+    # parent; only a model the store has not seen becomes a new base policy.
+    base = project.store.policy_for_model(policy_name, resolve_model(policy_name))
+    name = new_name or f"{algorithm}-run{run.id}"
+    trained = project.store.ensure_policy(
+        name, kind="trained", model_path=str(result.policy_path.resolve()), parent_id=base.id
+    )
+    run.metrics = result.metrics | {"policy_id": trained.id}
+    return name, trained.id
 
 
 def _run(

@@ -12,8 +12,8 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ IMPORTED_POLICY = "imported"
 # The tables whose row counts and value distributions steer the studio's leasing query (PostgreSQL's planner).
 PLANNED_TABLES = ("comparisons", "comparison_members", "assignments", "judgments", "prompts", "responses")
 
-__all__ = ["JudgedComparison", "Store", "StoreSummary"]
+__all__ = ["JudgedComparison", "OpenRun", "Policy", "Run", "Store", "StoreSummary"]
 logger = logging.getLogger(__name__)
 
 
@@ -77,6 +77,16 @@ class JudgedComparison:
     source: str
     annotator_kind: str = "human"  # human | simulated | imported | ai (a machine judge)
     rationale: str | None = None
+
+
+@dataclass
+class OpenRun:
+    """A run in progress inside `Store.recording_run`: set `metrics` (and `output_path`, when the folder is
+    known only later) before the block ends; they are stored when it closes, on failure too."""
+
+    id: int
+    output_path: str | None
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -379,6 +389,20 @@ class Store(AssignmentQueries, QualityQueries, RoundQueries, JudgeQueries):
         with self._transaction() as session:
             return self._policy_row(session, name, kind=kind, model_path=model_path, parent_id=parent_id)
 
+    def policies(self) -> list[Policy]:
+        with self._transaction() as session:
+            return list(session.scalars(select(Policy).order_by(Policy.id)))
+
+    def policy_named(self, name: str) -> Policy | None:
+        with self._transaction() as session:
+            return session.scalar(select(Policy).where(Policy.name == name))
+
+    def response_counts(self) -> dict[int, int]:
+        """{policy id: responses it generated} for the policies that have any."""
+        with self._transaction() as session:
+            rows = session.execute(select(Response.policy_id, func.count(Response.id)).group_by(Response.policy_id))
+            return {policy_id: int(count) for policy_id, count in rows}
+
     def policy_at(self, model_path: str) -> Policy | None:
         """The newest policy whose weights are in this folder, written as given or resolved (a trained policy
         a later run starts from)."""
@@ -603,6 +627,19 @@ class Store(AssignmentQueries, QualityQueries, RoundQueries, JudgeQueries):
             run.finished_at = utc_now()
             if output_path is not None:
                 run.output_path = output_path
+
+    @contextlib.contextmanager
+    def recording_run(self, kind: str, config: dict[str, Any], *, output_path: str | None = None) -> Iterator[OpenRun]:
+        """Record the work done inside the block as one run: started now, closed when the block ends, as done
+        with `run.metrics`, or as failed on any exception (Ctrl-C included), which goes on up."""
+        row = self.start_run(kind, config, output_path)
+        run = OpenRun(id=row.id, output_path=output_path)
+        try:
+            yield run
+        except BaseException:
+            self.finish_run(run.id, metrics=run.metrics, status="failed", output_path=run.output_path)
+            raise
+        self.finish_run(run.id, metrics=run.metrics, output_path=run.output_path)
 
     def runs(self, kind: str | None = None) -> list[Run]:
         with self._transaction() as session:
