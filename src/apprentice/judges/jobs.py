@@ -62,24 +62,18 @@ def run_judges(
             if account is None:
                 raise ApprenticeError(f"judge {judge.name} has no annotator account")
             token = issue_api_token(project.store, account)
-            run = project.store.start_run(
-                "judge", {"judge": judge.name, "backend": judge.backend, "model": judge.model}
-            )
-            try:
-                with httpx.Client(base_url=url, timeout=120.0) as client:
-                    stats = StudioJudge(judge.name, backends[judge.name], client, token).run(limit=limit)
-            except BaseException:
-                project.store.finish_run(run.id, metrics={}, status="failed")
-                raise
-            project.store.finish_run(
-                run.id,
-                metrics={
+            config = {"judge": judge.name, "backend": judge.backend, "model": judge.model}
+            with (
+                project.store.recording_run("judge", config) as run,
+                httpx.Client(base_url=url, timeout=120.0) as client,
+            ):
+                stats = StudioJudge(judge.name, backends[judge.name], client, token).run(limit=limit)
+                run.metrics = {
                     "asked": stats.asked,
                     "labelled": stats.labelled,
                     "abstained": stats.abstained,
                     "not_pairs": stats.not_pairs,
-                },
-            )
+                }
             results.append(stats)
         return results
 
