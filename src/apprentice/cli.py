@@ -9,6 +9,7 @@ import typer
 
 from apprentice.cli_common import ProjectOption, console, reports_errors
 from apprentice.errors import ApprenticeError
+from apprentice.export_cli import export_app
 from apprentice.quality import cli as quality_cli
 from apprentice.reward import cli as reward_cli
 from apprentice.rl import cli as policy_cli
@@ -22,10 +23,8 @@ app = typer.Typer(
 )
 prompts_app = typer.Typer(help="Prompts the model answers.", no_args_is_help=True)
 models_app = typer.Typer(help="The default models, prepared offline from their PyPI wheels.", no_args_is_help=True)
-export_app = typer.Typer(help="Data out of the store.", no_args_is_help=True)
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")
-app.add_typer(export_app, name="export")
 
 
 @app.command()
@@ -114,26 +113,6 @@ def generate(
         f"({summary.duplicates} duplicates, {summary.empty} empty), {summary.comparisons} comparisons; "
         f"{summary.new_tokens} tokens in {summary.seconds:.1f} s ({summary.tokens_per_second:.1f} tok/s)"
     )
-    project.close()
-
-
-@export_app.command("preferences")
-@reports_errors
-def export_preferences(
-    project_dir: ProjectOption = Path("."),
-    out: Annotated[Path | None, typer.Option(help="JSONL file to write.")] = None,
-    dataset: Annotated[Path | None, typer.Option(help="Folder to save a datasets.Dataset in.")] = None,
-) -> None:
-    """Judgments out as preference pairs in TRL's conversational format."""
-    from apprentice.preferences import export_preferences as export
-    from apprentice.project import open_project
-
-    project = open_project(project_dir)
-    if out is None and dataset is None:
-        out = project.root / "exports" / "preferences.jsonl"
-    summary = export(project.store, jsonl_path=out, dataset_path=dataset)
-    where = " and ".join(str(path) for path in (summary.jsonl_path, summary.dataset_path) if path is not None)
-    console.print(f"Exported {summary.pairs} preference pairs to {where}")
     project.close()
 
 
@@ -281,3 +260,4 @@ app.add_typer(studio_cli.annotators_app, name="annotators")
 app.add_typer(reward_cli.reward_app, name="reward")
 app.add_typer(quality_cli.app, name="quality")
 app.add_typer(policy_cli.policy_app, name="policy")
+app.add_typer(export_app, name="export")
