@@ -9,6 +9,7 @@ import typer
 
 from apprentice.cli_common import ProjectOption, console, reports_errors
 from apprentice.errors import ApprenticeError
+from apprentice.eval_cli import evaluate
 from apprentice.export_cli import export_app
 from apprentice.quality import cli as quality_cli
 from apprentice.reward import cli as reward_cli
@@ -195,13 +196,14 @@ def loop_command(
 @reports_errors
 def report(project_dir: ProjectOption = Path(".")) -> None:
     """Write the HTML report of the loop's rounds (plots, figures, samples before and after) and the
-    feedback-quality report of its judgments beside it."""
+    feedback-quality report of its judgments beside it; for a project trained by hand, the report of its
+    reward runs, policies and `apprentice eval` results (report/report.html)."""
     from apprentice.project import open_project
-    from apprentice.report import write_report
+    from apprentice.runs_report import write_project_report
 
     project = open_project(project_dir)
     try:
-        console.print(f"Report: {write_report(project)}")
+        console.print(f"Report: {write_project_report(project)}")
     finally:
         project.close()
 
@@ -261,3 +263,4 @@ app.add_typer(reward_cli.reward_app, name="reward")
 app.add_typer(quality_cli.app, name="quality")
 app.add_typer(policy_cli.policy_app, name="policy")
 app.add_typer(export_app, name="export")
+app.command("eval")(evaluate)
