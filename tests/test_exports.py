@@ -125,6 +125,7 @@ def test_rankings_export_as_every_implied_pair_and_as_the_full_order(tmp_path: P
         ("pair", [{"winner": None, "tie": True, "both_bad": False}], "preferences", "1 ties or 'both bad'"),
         ("pair", [{"winner": 0, "tie": False, "both_bad": False}], "ratings", "use `apprentice export preferences`"),
         ("rating", [{"score": 4}], "kto", "1 ratings at the threshold 4"),
+        ("ranking", [{"ranks": [1, 1]}], "preferences", "1 rankings with every response tied"),
     ],
 )
 def test_an_empty_export_says_why(

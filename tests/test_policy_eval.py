@@ -140,3 +140,23 @@ def test_rates_carry_their_count_and_interval_or_say_too_little_data() -> None:
     )
     shown = rate_text({"wins": 20, "comparisons": 20, "rate": 1.0, "low": 0.839, "high": 1.0000000000000002})
     assert shown == "1.00 [0.84, 1.00] (20/20)"
+
+
+def test_a_stopped_evaluation_leaves_no_folder_and_a_failed_run(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = init_project(tmp_path / "project")
+    project.store.import_prompts([PromptRecord([{"role": "user", "content": "hi"}])], [], source="test")
+    project.store.hold_out_prompts([prompt.id for prompt in project.store.prompts()])
+    project.close()
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("apprentice.evaluation.sample_policy", interrupted)
+    result = invoke("eval", tiny_model, "-p", tmp_path / "project", "--oracle", "none")
+    assert result.exit_code != 0
+    assert not (tmp_path / "project" / "runs" / "eval-1").exists()
+    opened = open_project(tmp_path / "project")
+    assert [run.status for run in opened.store.runs("eval")] == ["failed"]
+    opened.close()

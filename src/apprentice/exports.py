@@ -85,6 +85,9 @@ def build_export(
         left_out["ties or 'both bad' (no pair)"] = sum(
             1 for judged in judgments if judged.kind == "pair" and judged.answer.get("winner") not in (0, 1)
         )
+        left_out["rankings with every response tied"] = sum(
+            1 for judged in judgments if judged.kind == "ranking" and len(set(judged.answer.get("ranks") or [])) < 2
+        )
     elif kind == "rankings":
         rows = [_ranking_row(judged) for judged in judgments if judged.kind == "ranking"]
     else:

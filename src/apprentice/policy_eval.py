@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -180,8 +181,9 @@ def evaluate_policies(
             rows.append(row)
         results = {**config, "base": names[0], "answers_per_policy": answers, "results": rows}
         write_text_atomically(folder / EVAL_FILE, json.dumps(results, indent=2) + "\n")
-    except BaseException:
+    except BaseException:  # Ctrl-C too: no folder of half the answers is left behind
         project.store.finish_run(run.id, metrics={}, status="failed")
+        shutil.rmtree(folder, ignore_errors=True)
         raise
     headline = {row["name"]: {k: row[k] for k in ("reward_mean", "gold_mean", "kl_from_base")} for row in rows}
     project.store.finish_run(run.id, metrics=headline)
