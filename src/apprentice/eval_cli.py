@@ -32,7 +32,7 @@ def evaluate(
     ] = None,
     oracle: Annotated[
         str | None,
-        typer.Option(help="Gold oracle, or 'none' (default: [loop] oracle when [loop] annotators > 0)."),
+        typer.Option(help="Gold oracle, or 'none' (default: loop.oracle when loop.annotators > 0)."),
     ] = None,
     samples: Annotated[int, typer.Option(help="Answers per prompt and policy.")] = 2,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer in tokens.")] = 48,

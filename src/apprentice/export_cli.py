@@ -50,8 +50,7 @@ def _describe(export: LabelExport) -> str:
 @export_app.command("preferences")
 @reports_errors
 def preferences(project_dir: ProjectOption = Path("."), out: OutOption = None, dataset: DatasetOption = None) -> None:
-    """Pairwise judgments, and every pair a ranking implies, as TRL conversational preference pairs
-    (prompt, chosen, rejected)."""
+    """Pairwise judgments, and every pair a ranking implies, as TRL preference pairs (prompt, chosen, rejected)."""
     _export("preferences", project_dir, out, dataset)
 
 
