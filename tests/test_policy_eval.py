@@ -88,8 +88,9 @@ def test_eval_compares_stored_policies_with_the_base_and_the_report_shows_them(
     assert "base: " in output and "gold oracle concision" in output
 
     # a second evaluation gets its own folder; the answers of each policy are kept beside the results
-    ok(*arguments, "--oracle", "none", "--limit", "3")
+    ok(*arguments, "--oracle", "none", "--limit", "3", "--reward", "2*latest")
     second = json.loads((trained_by_hand / "runs" / "eval-2" / "eval.json").read_text())
+    assert second["reward"] == [f"2*{tmp_path / 'rm'}"] and second["results"][1]["reward_mean"] is not None
     assert second["oracle"] is None and second["results"][1]["win_rate_vs_base_gold"] is None
     assert "too little data (" in rate_text(second["results"][1]["win_rate_vs_base_reward"])
     assert len((trained_by_hand / "runs" / "eval-1" / "answers-2.jsonl").read_text().splitlines()) == 20

@@ -75,8 +75,8 @@ def policy_location(store: Store, name: str) -> str:
 
 
 def reward_scorer(project: Project, specs: Sequence[str] | None) -> tuple[Scorer | None, list[str]]:
-    """The reward to score answers with and what it is: `specs` as `--reward` takes them, or by default the
-    project's newest reward run (none when it has no reward run yet)."""
+    """The reward to score answers with and what it is: `specs` as `--reward` takes them ('latest' named by
+    its folder), or by default the project's newest reward run (none when it has no reward run yet)."""
     from apprentice.rl.training import _latest_reward_folder, reward_source
 
     if not specs:
@@ -84,20 +84,25 @@ def reward_scorer(project: Project, specs: Sequence[str] | None) -> tuple[Scorer
             specs = [_latest_reward_folder(project)]
         except ApprenticeError:
             return None, []
-    source = reward_source(project, [_model_in_run_folder(spec) for spec in specs], batch_size=32)
+    named = []
+    for spec in specs:
+        weight, star, rest = spec.rpartition("*")
+        named.append(f"{weight}{star}{_latest_reward_folder(project) if rest == 'latest' else rest}")
+    source = reward_source(project, [_model_in_run_folder(spec) for spec in named], batch_size=32)
 
     def score(prompts: Sequence[list[Any]], completions: Sequence[str]) -> list[float]:
         return [float(value) for value in source(prompts, completions).tolist()]
 
-    return score, list(specs)
+    return score, named
 
 
 def _model_in_run_folder(spec: str) -> str:
     """A run folder of `apprentice reward train` holds its model in `model/`; any other spec as it is."""
     from apprentice.reward.model import REWARD_MODEL_FILE
 
-    inside = Path(spec).expanduser() / "model"
-    return str(inside) if (inside / REWARD_MODEL_FILE).is_file() else spec
+    weight, star, rest = spec.rpartition("*")
+    inside = Path(rest).expanduser() / "model"
+    return f"{weight}{star}{inside}" if (inside / REWARD_MODEL_FILE).is_file() else spec
 
 
 def gold_oracle(project: Project, oracle: str | None) -> str | None:
