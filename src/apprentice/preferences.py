@@ -1,4 +1,4 @@
-"""Preference pairs from judgments, and their export in TRL's conversational format.
+"""Preference pairs from judgments, as rows in TRL's conversational format (`apprentice.exports` writes them).
 
 A pairwise judgment gives one (chosen, rejected) pair; ties and "both bad" give none. A ranking
 gives every implied pair (a strictly better rank beats a worse one). Ratings are single responses
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from apprentice.files import write_jsonl_atomically
-from apprentice.store import JudgedComparison, Store
+from apprentice.store import JudgedComparison
 from apprentice.store.records import Message
 
 
@@ -29,6 +27,7 @@ class PreferencePair:
     judgment_id: int
     comparison_id: int
     source: str
+    annotator_kind: str = "human"  # human | simulated | imported | ai (a machine judge)
 
     def to_trl(self) -> dict[str, Any]:
         """The conversational TRL preference row, with our columns beside it."""
@@ -42,6 +41,7 @@ class PreferencePair:
             "judgment_id": self.judgment_id,
             "comparison_id": self.comparison_id,
             "source": self.source,
+            "annotator_kind": self.annotator_kind,
         }
 
 
@@ -77,43 +77,7 @@ def preference_pairs(judgments: Iterable[JudgedComparison]) -> list[PreferencePa
                     judgment_id=judged.judgment_id,
                     comparison_id=judged.comparison_id,
                     source=judged.source,
+                    annotator_kind=judged.annotator_kind,
                 )
             )
     return pairs
-
-
-@dataclass(frozen=True)
-class ExportSummary:
-    pairs: int
-    jsonl_path: Path | None
-    dataset_path: Path | None
-
-
-def export_preferences(store: Store, *, jsonl_path: Path | None, dataset_path: Path | None) -> ExportSummary:
-    """Write the store's preference pairs as JSONL and/or a `datasets` folder (written then renamed)."""
-    rows = [pair.to_trl() for pair in preference_pairs(store.judged_comparisons())]
-    if jsonl_path is not None:
-        write_jsonl_atomically(jsonl_path, rows)
-    if dataset_path is not None:
-        # datasets writes no shard at all for an empty dataset and then cannot load it back; ask for one.
-        to_dataset(rows).save_to_disk(str(dataset_path), num_shards=None if rows else 1)
-    return ExportSummary(pairs=len(rows), jsonl_path=jsonl_path, dataset_path=dataset_path)
-
-
-def to_dataset(rows: list[dict[str, Any]]) -> Any:
-    from datasets import Dataset
-
-    if not rows:
-        columns = [
-            "prompt",
-            "chosen",
-            "rejected",
-            "annotator",
-            "annotator_id",
-            "weight",
-            "judgment_id",
-            "comparison_id",
-            "source",
-        ]
-        return Dataset.from_dict({column: [] for column in columns})
-    return Dataset.from_list(rows)

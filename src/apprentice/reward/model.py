@@ -12,7 +12,9 @@ the export must score the same when loaded elsewhere.
 How text becomes tokens: the chat template when the tokenizer has one (prompt messages plus the
 response as the assistant's turn), otherwise the prompt as "role: text" lines and the response as
 a second segment. Over-long examples keep the response: the oldest prompt tokens go first, and a
-response that alone exceeds the limit loses its tail (right truncation).
+response that alone exceeds the limit loses its tail (right truncation). The export writes this
+rendering into its config (`apprentice_reward.input_format`), so that plain `transformers` scores
+the same as Apprentice; the README shows the lines.
 """
 
 from __future__ import annotations
@@ -78,6 +80,28 @@ def initialize_head(head: nn.Module, hidden_size: int) -> None:
 
 def render_prompt_text(prompt: Sequence[Message]) -> str:
     return "\n".join(f"{message['role']}: {message['content']}" for message in prompt)
+
+
+_CHAT_TEMPLATE_FORMAT = {
+    "kind": "chat_template",
+    "text": "the tokenizer's chat template over the prompt's messages and the response as the assistant's turn",
+    "tokens": "tokenizer.apply_chat_template(messages + [{'role': 'assistant', 'content': response}], "
+    "return_dict=True, return_tensors='pt')",
+}
+_TEXT_PAIR_FORMAT = {
+    "kind": "text_pair",
+    "text": "first segment: the prompt's messages as lines 'role: content' joined by newlines (one user message "
+    "reads 'user: ' + its text); second segment: the response",
+    "tokens": "tokenizer(prompt_text, response, return_tensors='pt')",
+}
+_SCORE_FORMAT = (
+    "the raw reward is logits[0, 0]; Apprentice reports (raw - normalization.mean) / normalization.std "
+    "(`apprentice reward score --raw` reports the raw logit)"
+)
+_TRUNCATION_FORMAT = (
+    "inputs longer than max_length tokens lose the prompt's first tokens, then the response's last ones; "
+    "shorter inputs are scored whole"
+)
 
 
 class RewardModel:
@@ -171,7 +195,11 @@ class RewardModel:
             self.model = self.model.merge_and_unload()
         for parameter in self.model.parameters():
             parameter.requires_grad_(True)
-        info = {"max_length": self.max_length, "normalization": asdict(self.normalization)}
+        info = {
+            "max_length": self.max_length,
+            "normalization": asdict(self.normalization),
+            "input_format": self.input_format(),
+        }
         self.model.config.apprentice_reward = info  # visible to anyone who loads the config
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -186,6 +214,12 @@ class RewardModel:
                 shutil.rmtree(staging, ignore_errors=True)
 
     # -- tokens ---------------------------------------------------------------------------------
+
+    def input_format(self) -> dict[str, str]:
+        """How `encode` renders a (prompt, response) pair and how the score is read, in words and in the
+        `transformers` call that gives the same tokens; saved with the model."""
+        rendering = _CHAT_TEMPLATE_FORMAT if self.uses_chat_template else _TEXT_PAIR_FORMAT
+        return {**rendering, "score": _SCORE_FORMAT, "truncation": _TRUNCATION_FORMAT}
 
     def encode(self, prompt: Sequence[Message], response: str) -> Encoded:
         if self.uses_chat_template:
