@@ -149,6 +149,7 @@ _CONTENT = (
         Prompt.messages,
         IS_GOLD.label("is_gold"),
         Response.text,
+        Response.finished,
     )
     .join(Prompt, Prompt.id == Comparison.prompt_id)
     .outerjoin(ComparisonMember, ComparisonMember.comparison_id == Comparison.id)
@@ -436,7 +437,14 @@ class AssignmentQueries(StudioViews):
         first = rows[0]
         texts = [row.text for row in rows if row.text is not None]
         content = Content(
-            first.kind, first.round, first.messages, texts, bool(first.is_gold), gold_value(first.gold), first.overlap
+            first.kind,
+            first.round,
+            first.messages,
+            texts,
+            bool(first.is_gold),
+            gold_value(first.gold),
+            first.overlap,
+            cut_off=[row.finished is not None and not row.finished for row in rows if row.text is not None],
         )
         if len(cache) >= _CONTENT_CACHE_SIZE:
             cache.clear()
@@ -458,6 +466,7 @@ class AssignmentQueries(StudioViews):
             order_shown=order,
             lease_expires_at=aware(expires),  # type: ignore[arg-type]
             is_gold=content.is_gold,
+            cut_off=[content.cut_off[position] for position in order] if content.cut_off else [],
         )
 
     def task_for(self, annotator_id: int, assignment_id: int) -> Task:

@@ -1,6 +1,7 @@
 """Markdown to safe HTML for prompts, responses and guidelines.
 
-markdown-it-py renders CommonMark with raw HTML turned off; nh3 (the ammonia sanitizer) then keeps only
+markdown-it-py renders CommonMark with raw HTML turned off, and with every line break kept (a model's poem or
+address is written line by line, not as Markdown paragraphs); nh3 (the ammonia sanitizer) then keeps only
 a list of harmless tags. Images are dropped, not shown: a model's output must not make the annotator's
 browser fetch anything from the internet. Rendered text is cached, since the same responses come back
 to many annotators.
@@ -20,7 +21,9 @@ _ALLOWED_TAGS = {
     "tr", "ul",
 }  # fmt: skip
 _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}, "ol": {"start"}, "th": {"align"}, "td": {"align"}}
-_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").enable("strikethrough")
+_MARKDOWN = (
+    MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True}).enable("table").enable("strikethrough")
+)
 
 
 @functools.lru_cache(maxsize=8192)
