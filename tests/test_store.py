@@ -210,7 +210,7 @@ def test_migration_0006_drops_the_covered_indexes_and_keeps_the_data(store_url: 
 
         assert all(name in indexes(table) for table, name in covered.items())
         store.migrate()
-        assert store.schema_revision() == store.head_revision() == "0006"
+        assert store.schema_revision() == store.head_revision()
         assert not any(name in indexes(table) for table, name in covered.items())
         assert "ix_comparisons_queue" in indexes("comparisons")
         assert created == 1 and store.summary().judgments == 1

@@ -46,15 +46,20 @@ class GoldAnswers(AssignmentQueries):
         with self._transaction() as session:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
+                size = (
+                    select(func.count())
+                    .where(ComparisonMember.comparison_id == Comparison.id)
+                    .correlate(Comparison)
+                    .scalar_subquery()
+                )
                 rows = session.execute(
-                    select(Comparison.id, Comparison.kind, Comparison.status, Comparison.gold, func.count())
-                    .outerjoin(ComparisonMember, ComparisonMember.comparison_id == Comparison.id)
-                    .where(Comparison.id.in_(chunk))
-                    .group_by(Comparison.id, Comparison.kind, Comparison.status, Comparison.gold)
+                    select(
+                        Comparison.id, Comparison.kind, Comparison.status, Comparison.gold, size.label("size")
+                    ).where(Comparison.id.in_(chunk))
                 ).all()
                 for row in rows:
                     shapes[int(row.id)] = ComparisonShape(
-                        int(row.id), row.kind, int(row[4]), row.status, gold_value(row.gold)
+                        int(row.id), row.kind, int(row.size), row.status, gold_value(row.gold)
                     )
         return shapes
 
