@@ -132,6 +132,10 @@ def test_history_lists_my_answers_and_a_correction_keeps_the_old_one(store: Stor
     after = client.get(f"/history?corrected={judgment_id}").text
     assert "B is better" in after and "(corrected)" in after and "Corrected." in after
 
+    # Undo takes back the latest answer only while it has no correction: corrections stay on record.
+    assert client.post("/undo", data={"csrf_token": csrf}).headers["location"] == "/judge?done=nothing-to-undo"
+    assert len(store.studio_judgments()) == 2
+
     sign_in(client, store, "bob")
     assert client.get(f"/history/{judgment_id}").status_code == 404  # someone else's answer
     assert client.get("/history").text.count("<tr data-judgment") == 0

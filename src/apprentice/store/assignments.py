@@ -74,6 +74,7 @@ from apprentice.store.tables import (
     Comparison,
     ComparisonMember,
     Judgment,
+    JudgmentRevision,
     Prompt,
     Response,
     utc_now,
@@ -635,6 +636,8 @@ class AssignmentQueries(StudioViews):
             ).first()
             if row is None or aware(row.created_at) < now - timedelta(seconds=window_seconds):  # type: ignore[operator]
                 return None
+            if session.scalar(select(JudgmentRevision.id).where(JudgmentRevision.judgment_id == row.id).limit(1)):
+                return None  # corrected from the history page: its earlier answers stay on record
             session.execute(delete(Judgment).where(Judgment.id == row.id))
             session.execute(
                 update(Assignment)
