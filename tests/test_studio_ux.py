@@ -308,3 +308,30 @@ def test_the_dashboard_wants_what_the_comparisons_overlap_asks(store: Store) -> 
     board = client.get("/admin").text
     row = re.search(r"<tr><td>1</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>", board)
     assert row is not None and row.groups() == ("5", "0", "0", "11")  # 3 x 3 + 2 x 1; the gold item apart
+
+
+def test_a_gold_answer_set_by_another_process_reaches_a_running_studio(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apprentice.store import assignments
+
+    studio_store = Store.open(store_url)
+    cli_store = Store.open(store_url)
+    try:
+        ids = seed_comparisons(studio_store, pairs=1, rankings=0, ratings=0)
+        alice = studio_store.add_studio_annotator("alice")
+        task = studio_store.next_task(alice.id, lease_seconds=60)
+        assert task is not None and not task.is_gold  # its content is cached by the studio's store now
+        cli_store.set_gold_answers({ids["pair"][0]: {"winner": 0, "tie": False, "both_bad": False}})
+        monkeypatch.setattr(assignments, "_CONTENT_TTL_SECONDS", 0.0)  # as if a minute had passed
+        outcome = studio_store.submit_judgment(
+            alice.id,
+            task.assignment_id,
+            canonical_answer=lambda kind, order: {"winner": 0, "tie": False, "both_bad": False},
+            idempotency_key="k1",
+            source="studio",
+        )
+        assert outcome.gold == {"winner": 0, "tie": False, "both_bad": False}
+    finally:
+        cli_store.close()
+        studio_store.close()

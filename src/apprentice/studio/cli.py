@@ -149,8 +149,7 @@ def gold_set(
     ],
     project_dir: ProjectOption = Path("."),
 ) -> None:
-    """Make a comparison a gold item with this known answer (a running studio sees it at once for items it
-    has not shown yet; restart it for others, or set the answer on its Gold page)."""
+    """Make a comparison a gold item with this known answer (a running studio uses it within a minute)."""
     from apprentice.errors import ApprenticeError
     from apprentice.project import open_project
     from apprentice.studio.answers import describe_answer, display_answer, gold_answer
