@@ -232,6 +232,8 @@ def test_an_admin_sets_a_known_answer_and_annotators_then_meet_it_as_gold(store:
     target = ids["pair"][1]
     client = studio_client(store, gold_rate=1.0, gold_feedback=True)
     admin_csrf = sign_in(client, store, "root", role="admin")
+    listed = client.get("/admin/gold").text
+    assert f'<a href="/admin/gold?comparison={target}">{target}</a>' in listed  # pick one without knowing ids
     view = client.get(f"/admin/gold?comparison={target}")
     assert view.status_code == 200 and f"Comparison {target} (pair, open)" in view.text
     assert client.get("/admin/gold?comparison=99999").status_code == 404
@@ -241,6 +243,7 @@ def test_an_admin_sets_a_known_answer_and_annotators_then_meet_it_as_gold(store:
     assert saved.status_code == 303
     listing = client.get(saved.headers["location"]).text
     assert f'<tr data-comparison="{target}">' in listing and "A is better" in listing
+    assert f'<a href="/admin/gold?comparison={target}">{target}</a></td><td>pair</td><td>open' not in listing
 
     csrf = sign_in(client, store, "alice")
     assert client.get("/admin/gold").status_code == 403

@@ -58,6 +58,9 @@ def test_the_judging_page_on_a_phone_typing_rankings_undo_and_history(tmp_path: 
     from apprentice.studio.security import issue_signin_link
 
     link = issue_signin_link(project.store, account, public_url="http://x", valid_hours=1)
+    root = project.store.add_studio_annotator("root", role="admin")
+    admin_link = issue_signin_link(project.store, root, public_url="http://x", valid_hours=1)
+    ranking_id = next(c.id for c in project.store.comparisons() if c.kind == "ranking")
     project.close()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
@@ -138,6 +141,17 @@ def test_the_judging_page_on_a_phone_typing_rankings_undo_and_history(tmp_path: 
         with page.expect_navigation(url=re.compile(r"corrected=\d+")):
             page.click("#judge-form button.primary")
         assert "A > B > C" in page.inner_text("#history") and "(corrected)" in page.inner_text("#history")
+
+        # 7. An admin gives the ranking a known answer on the Gold page.
+        admin = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        admin.set_default_timeout(90_000)
+        sign_in(admin, server.base_url, admin_link)
+        admin.goto(f"{server.base_url}/admin/gold?comparison={ranking_id}")
+        admin.fill("#gold-answer", "3,1,2")
+        with admin.expect_navigation(url=re.compile(r"saved=")):
+            admin.click("text=Make it a gold item")
+        assert "B > C > A" in admin.inner_text(f"#gold-items tr[data-comparison='{ranking_id}']")
+        admin.screenshot(path=str(SCREENSHOTS / "admin-gold.png"), full_page=True)
         browser.close()
     assert not errors, errors
 

@@ -81,6 +81,18 @@ class GoldAnswers(AssignmentQueries):
             ).all()
         return ComparisonView(shape, prompt or "", list(texts))
 
+    def gold_candidates(self, *, limit: int = 20, before_id: int | None = None) -> list[tuple[int, str, str, str]]:
+        """Comparisons without a known answer, newest first: (id, kind, status, prompt text)."""
+        query = select(Comparison.id, Comparison.kind, Comparison.status, Prompt.text).join(
+            Prompt, Prompt.id == Comparison.prompt_id
+        )
+        query = query.where(~IS_GOLD, Comparison.status != "closed")
+        if before_id is not None:
+            query = query.where(Comparison.id < before_id)
+        with self._transaction() as session:
+            rows = session.execute(query.order_by(Comparison.id.desc()).limit(limit)).all()
+        return [(int(row.id), row.kind, row.status, row.text) for row in rows]
+
     def gold_items(self) -> list[ComparisonShape]:
         """Every comparison with a known answer."""
         with self._transaction() as session:

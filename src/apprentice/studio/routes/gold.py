@@ -14,6 +14,7 @@ from apprentice.studio.rendering import render_markdown
 
 router = APIRouter(prefix="/admin/gold", include_in_schema=False)
 ComparisonId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+CANDIDATES_SHOWN = 20
 
 
 def _describe(kind: str, size: int, gold: dict[str, Any]) -> str:
@@ -26,7 +27,16 @@ def _page(request: Request, admin: SignedIn, context: StudioContext, **extra: An
         for shape in context.store.gold_items()
         if shape.gold is not None
     ]
-    values = {"project_name": context.project_name, "user": admin, "items": items, "view": None, "saved": None}
+    candidates = context.store.gold_candidates(limit=CANDIDATES_SHOWN, before_id=extra.pop("before", None))
+    values = {
+        "project_name": context.project_name,
+        "user": admin,
+        "items": items,
+        "candidates": candidates,
+        "more_before": candidates[-1][0] if len(candidates) == CANDIDATES_SHOWN else None,
+        "view": None,
+        "saved": None,
+    }
     return context.templates.TemplateResponse(request, "admin_gold.html", {**values, **extra})
 
 
@@ -37,6 +47,7 @@ def gold_items(
     context: Context,
     comparison: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     saved: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     """The gold items, and (with ?comparison=ID) one comparison to give a known answer."""
     view = None
@@ -45,7 +56,9 @@ def gold_items(
         if view is None:
             raise HTTPException(404, f"no comparison with id {comparison}")
     current = _describe(view.shape.kind, view.shape.size, view.shape.gold) if view and view.shape.gold else None
-    return _page(request, admin, context, view=view, current=current, render=render_markdown, saved=saved)
+    return _page(
+        request, admin, context, view=view, current=current, render=render_markdown, saved=saved, before=before
+    )
 
 
 @router.post("/{comparison_id}")
