@@ -19,7 +19,7 @@ from apprentice.cli import app as cli_app
 from apprentice.project import init_project, open_project
 from apprentice.store import Store
 from apprentice.store.records import ComparisonPlan, GeneratedResponse, PromptRecord
-from apprentice.studio.rendering import render_markdown
+from apprentice.studio.rendering import render_document, render_markdown
 from studio_fixtures import seed_comparisons, sign_in, studio_client
 
 runner = CliRunner()
@@ -56,6 +56,8 @@ def test_line_breaks_lists_and_code_render_readably() -> None:
     listed = render_markdown("Steps:\n\n1. boil\n2. serve\n\n- salt\n- pepper\n\n```\nx = 1\ny = 2\n```")
     assert "<ol>" in listed and "<ul>" in listed and "<pre><code>x = 1\ny = 2" in listed
     assert "<script" not in render_markdown("a\n<script>alert(1)</script>")
+    # Guidelines are written by people, often wrapped at a fixed width: there a single newline joins lines.
+    assert "<br" not in render_document("Prefer the answer that\nhelps most.")
 
 
 def test_a_response_cut_off_at_the_token_limit_is_marked(store: Store) -> None:

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from apprentice.store.tables import utc_now
 from apprentice.studio.answers import CRITERIA, AnswerError, canonical_answer, matches_gold
 from apprentice.studio.deps import Context, PageUser, check_csrf
-from apprentice.studio.rendering import render_markdown
+from apprentice.studio.rendering import render_document, render_markdown
 from apprentice.studio.schemas import _one_line
 
 router = APIRouter(include_in_schema=False)
@@ -142,5 +142,5 @@ def guidelines(request: Request, user: PageUser, context: Context) -> Response:
     return context.templates.TemplateResponse(
         request,
         "guidelines.html",
-        {"project_name": context.project_name, "user": user, "body": render_markdown(context.guidelines_markdown())},
+        {"project_name": context.project_name, "user": user, "body": render_document(context.guidelines_markdown())},
     )
