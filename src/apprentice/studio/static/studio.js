@@ -96,6 +96,7 @@
       sortByRank();
       select.closest(".rank-item").focus();
     }));
+    if (rankInputs().some((select) => select.value !== "")) sortByRank(); // a correction shows the earlier order
   }
 
   function rankingKey(event) {
