@@ -102,11 +102,16 @@ def test_an_annotator_judges_every_kind_by_keyboard_and_the_dashboard_counts(tmp
                 ranks = page.eval_on_selector_all("input[name=rank]", "els => els.map(e => Number(e.value))")
                 assert sorted(ranks) == [1, 2, 3] and ranks[int(dragged or 0)] == 1, ranks
             elif kind == "ranking":
-                page.keyboard.press("ArrowDown")  # focus the first response (A)
-                page.keyboard.press("3")  # rank A 3rd, tied with C: the list becomes B, A, C
+                page.keyboard.press("ArrowDown")  # focus the first response (A); nothing is ranked yet
+                page.keyboard.press("3")  # rank A 3rd
+                page.keyboard.press("ArrowDown")  # B
+                page.keyboard.press("1")  # rank B 1st: the list becomes B, A, C
+                page.keyboard.press("ArrowDown")  # A
+                page.keyboard.press("ArrowDown")  # C
+                page.keyboard.press("3")  # C 3rd too, tied with A
                 ranks = page.eval_on_selector_all("input[name=rank]", "els => els.map(e => Number(e.value))")
-                assert ranks == [3, 2, 3], ranks
-                page.keyboard.press("Alt+ArrowDown")  # move A below C: B 1, C 2, A 3
+                assert ranks == [3, 1, 3], ranks
+                page.keyboard.press("Alt+ArrowUp")  # move C above A: B 1, C 2, A 3
                 ranks = page.eval_on_selector_all("input[name=rank]", "els => els.map(e => Number(e.value))")
                 assert ranks == [3, 1, 2], ranks
             else:

@@ -263,6 +263,7 @@ def simulate(
 
 app.add_typer(studio_cli.studio_app, name="studio")
 app.add_typer(studio_cli.annotators_app, name="annotators")
+app.add_typer(studio_cli.gold_app, name="gold")
 app.add_typer(reward_cli.reward_app, name="reward")
 app.add_typer(quality_cli.app, name="quality")
 app.add_typer(judges_cli.app, name="judges")

@@ -110,7 +110,9 @@ class StudioSection(_Section):
         True, description="Offer optional per-criterion scores (helpful, honest, harmless) on rating tasks."
     )
     public_url: str = Field(
-        "http://127.0.0.1:8000", description="The studio's address as annotators reach it, for sign-in links."
+        "",
+        description="The studio's address as annotators reach it, for sign-in links; empty: the address it is "
+        "served on (`apprentice studio --host/--port`, or the address of the admin's page).",
     )
     signin_link_hours: int = Field(72, ge=1, le=8760, description="How long a one-time sign-in link stays valid.")
     session_days: int = Field(14, ge=1, le=365, description="How long a studio sign-in lasts before a new link.")

@@ -28,8 +28,9 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from apprentice.errors import ApprenticeError
-from apprentice.store.assignments import AssignmentQueries
+from apprentice.store.gold import GoldAnswers
 from apprentice.store.judges import JudgeQueries
+from apprentice.store.judgment_history import JudgmentHistory
 from apprentice.store.quality_queries import QualityQueries
 from apprentice.store.records import (
     ComparisonPlan,
@@ -136,7 +137,7 @@ class _Checkpointer:
         self._thread.join(timeout=30)
 
 
-class Store(AssignmentQueries, QualityQueries, RoundQueries, JudgeQueries):
+class Store(JudgmentHistory, GoldAnswers, QualityQueries, RoundQueries, JudgeQueries):
     """All reads and writes of one project's database; studio and quality queries live in their own files."""
 
     def __init__(self, url: str) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -74,12 +75,14 @@ from apprentice.store.tables import (
     Comparison,
     ComparisonMember,
     Judgment,
+    JudgmentRevision,
     Prompt,
     Response,
     utc_now,
 )
 
 _CONTENT_CACHE_SIZE = 4096
+_CONTENT_TTL_SECONDS = 60.0  # how soon a gold answer set by another process reaches this one
 _LEASE_ATTEMPTS = 20
 
 
@@ -149,6 +152,7 @@ _CONTENT = (
         Prompt.messages,
         IS_GOLD.label("is_gold"),
         Response.text,
+        Response.finished,
     )
     .join(Prompt, Prompt.id == Comparison.prompt_id)
     .outerjoin(ComparisonMember, ComparisonMember.comparison_id == Comparison.id)
@@ -211,7 +215,7 @@ class AssignmentQueries(StudioViews):
     # SQLite takes one writer at a time anyway: queueing writers of this process here keeps them out of
     # SQLite's busy handler, whose growing sleeps would dominate the tail latency.
     _sqlite_write_lock = threading.Lock()
-    _content_cache: dict[int, tuple[int, str, int, list[dict[str, str]], list[str]]]
+    _content_cache: dict[int, tuple[Content, float]]
 
     def _prepared(self, statement: Any, *, column_keys: Sequence[str] = ()) -> Prepared:
         """One of the module's statements prepared for this store's dialect (once per store)."""
@@ -425,22 +429,34 @@ class AssignmentQueries(StudioViews):
         return self._taken_now(connection, comparison_id, now, besides=assignment_id) < row.overlap
 
     def _comparison_content(self, connection: Connection, comparison_id: int) -> Content:
-        """What a comparison shows: fixed once the comparison exists, so it is cached per process."""
-        cache: dict[int, Content] = self.__dict__.setdefault("_content_cache", {})
+        """What a comparison shows, cached per process.
+
+        Its texts never change once it exists, but an admin may give it a gold answer later, perhaps from
+        another process (`apprentice gold set`): an entry is read again after `_CONTENT_TTL_SECONDS`.
+        """
+        cache: dict[int, tuple[Content, float]] = self.__dict__.setdefault("_content_cache", {})
         cached = cache.get(comparison_id)
-        if cached is not None:
-            return cached
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < _CONTENT_TTL_SECONDS:
+            return cached[0]
         rows = self._prepared(_CONTENT).rows(connection, {"comparison": comparison_id})
         if not rows:
             raise AssignmentNotFound(f"no comparison {comparison_id}")
         first = rows[0]
         texts = [row.text for row in rows if row.text is not None]
         content = Content(
-            first.kind, first.round, first.messages, texts, bool(first.is_gold), gold_value(first.gold), first.overlap
+            first.kind,
+            first.round,
+            first.messages,
+            texts,
+            bool(first.is_gold),
+            gold_value(first.gold),
+            first.overlap,
+            cut_off=[row.finished is not None and not row.finished for row in rows if row.text is not None],
         )
         if len(cache) >= _CONTENT_CACHE_SIZE:
             cache.clear()
-        cache[comparison_id] = content
+        cache[comparison_id] = (content, now)
         return content
 
     def _task(
@@ -458,6 +474,7 @@ class AssignmentQueries(StudioViews):
             order_shown=order,
             lease_expires_at=aware(expires),  # type: ignore[arg-type]
             is_gold=content.is_gold,
+            cut_off=[content.cut_off[position] for position in order] if content.cut_off else [],
         )
 
     def task_for(self, annotator_id: int, assignment_id: int) -> Task:
@@ -626,6 +643,8 @@ class AssignmentQueries(StudioViews):
             ).first()
             if row is None or aware(row.created_at) < now - timedelta(seconds=window_seconds):  # type: ignore[operator]
                 return None
+            if session.scalar(select(JudgmentRevision.id).where(JudgmentRevision.judgment_id == row.id).limit(1)):
+                return None  # corrected from the history page: its earlier answers stay on record
             session.execute(delete(Judgment).where(Judgment.id == row.id))
             session.execute(
                 update(Assignment)

@@ -6,7 +6,7 @@ A part of the store package: plain frozen dataclasses, no database access.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +56,11 @@ class Task:
     order_shown: list[int]  # canonical position of each displayed response
     lease_expires_at: datetime
     is_gold: bool
+    cut_off: list[bool] = field(default_factory=list)  # display order: stopped at the token limit, not at EOS
+
+    def shown(self) -> list[tuple[str, bool]]:
+        """Each displayed response with whether it was cut off."""
+        return [(text, bool(self.cut_off and self.cut_off[index])) for index, text in enumerate(self.responses)]
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ class Content:
     is_gold: bool
     gold: dict[str, Any] | None
     overlap: int
+    cut_off: list[bool] = field(default_factory=list)  # canonical order
 
 
 @dataclass(frozen=True)

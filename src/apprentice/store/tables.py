@@ -194,6 +194,21 @@ class Judgment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
+class JudgmentRevision(Base):
+    """An answer its annotator later corrected: the judgment row holds the new answer, this the one it replaced."""
+
+    __tablename__ = "judgment_revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    judgment_id: Mapped[int] = mapped_column(ForeignKey("judgments.id", ondelete="CASCADE"), index=True)
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rationale: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))
+    answered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when the replaced answer was given
+    replaced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
 class Run(Base):
     """A unit of work with a config and metrics: generation, reward training, policy training, evaluation."""
 

@@ -113,3 +113,58 @@ def median(values: list[float]) -> float | None:
     if len(ordered) % 2:
         return ordered[middle]
     return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def display_answer(kind: str, canonical: Mapping[str, Any], order_shown: list[int]) -> dict[str, Any]:
+    """A stored answer as its annotator gave it: the inverse of `canonical_answer`."""
+    if kind == "pair":
+        winner = canonical.get("winner")
+        if winner is not None and winner in order_shown:
+            return {"choice": "AB"[order_shown.index(winner)]}
+        return {"choice": "tie" if canonical.get("tie") else "both_bad"}
+    if kind == "ranking":
+        ranks = list(canonical.get("ranks") or [])
+        return {"ranks": [ranks[position] for position in order_shown]} if len(ranks) == len(order_shown) else {}
+    return {"score": canonical.get("score"), "criteria": dict(canonical.get("criteria") or {})}
+
+
+def describe_answer(kind: str, display: Mapping[str, Any]) -> str:
+    """A display answer in a few words: 'A is better', 'B > A = C', '6 of 7'."""
+    if kind == "pair":
+        choice = display.get("choice")
+        return {"tie": "Tie", "both_bad": "Both bad"}.get(str(choice), f"{choice} is better")
+    if kind == "ranking":
+        ranks = display.get("ranks") or []
+        by_rank = sorted(range(len(ranks)), key=lambda index: (ranks[index], index))
+        text = ""
+        for place, index in enumerate(by_rank):
+            if place:
+                text += " = " if ranks[index] == ranks[by_rank[place - 1]] else " > "
+            text += chr(ord("A") + index)
+        return text
+    return f"{display.get('score')} of {RATING_SCALE[1]}"
+
+
+def gold_answer(kind: str, size: int, value: Any) -> dict[str, Any]:
+    """A known answer written by an admin, about the responses in their stored order (A is the first).
+
+    pair: "A", "B", "tie" or "both_bad"; ranking: the rank of each response, "2,1,3" or [2, 1, 3];
+    rating: the score, 1 to 7. Returns it in canonical positions; raises AnswerError if it does not fit.
+    """
+    identity = list(range(size))
+    if kind == "pair":
+        return canonical_answer(kind, {"choice": value}, identity)
+    if kind == "ranking":
+        ranks = value
+        if isinstance(value, str):
+            try:
+                ranks = [int(part) for part in value.replace(" ", "").split(",")]
+            except ValueError:
+                raise AnswerError(f"a ranking's answer is one rank per response, like 2,1,3; got {value!r}") from None
+        return canonical_answer(kind, {"ranks": ranks}, identity)
+    if kind == "rating":
+        score = value
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            score = int(value.strip())
+        return canonical_answer(kind, {"score": score}, identity)
+    raise AnswerError(f"unknown task kind {kind!r}")

@@ -13,6 +13,10 @@ studio_app: typer.Typer = typer.Typer(help="Serve the feedback studio.", invoke_
 annotators_app: typer.Typer = typer.Typer(
     help="People who judge: add them, give them sign-in links, disable them.", no_args_is_help=True
 )
+gold_app: typer.Typer = typer.Typer(
+    help="Gold items: comparisons with a known answer, which score annotators (see [studio] gold_rate).",
+    no_args_is_help=True,
+)
 
 
 @studio_app.callback()
@@ -39,13 +43,17 @@ def add(
 ) -> None:
     """Add an annotator and print their one-time sign-in link."""
     from apprentice.project import open_project
+    from apprentice.studio.addresses import link_base
     from apprentice.studio.security import issue_signin_link
 
     project = open_project(project_dir)
     settings = project.settings.studio
     account = project.store.add_studio_annotator(name, role="admin" if admin else "annotator")
     link = issue_signin_link(
-        project.store, account, public_url=settings.public_url, valid_hours=settings.signin_link_hours
+        project.store,
+        account,
+        public_url=link_base(settings, project_root=project.root),
+        valid_hours=settings.signin_link_hours,
     )
     console.print(f"Added {account.role} {account.name}. One-time sign-in link (valid {settings.signin_link_hours} h):")
     console.print(link, soft_wrap=True, highlight=False)
@@ -71,9 +79,14 @@ def link(
     if account.disabled:
         project.close()
         raise ApprenticeError(f"{name} is disabled; enable them first with `apprentice annotators enable {name}`")
+    from apprentice.studio.addresses import link_base
+
     settings = project.settings.studio
     url = issue_signin_link(
-        project.store, account, public_url=settings.public_url, valid_hours=settings.signin_link_hours
+        project.store,
+        account,
+        public_url=link_base(settings, project_root=project.root),
+        valid_hours=settings.signin_link_hours,
     )
     console.print(url, soft_wrap=True, highlight=False)
     project.close()
@@ -121,3 +134,53 @@ def list_annotators(project_dir: ProjectOption = Path(".")) -> None:
     for account in project.store.annotator_accounts():
         console.print(f"{account.name:24} {account.role:10} {'disabled' if account.disabled else 'active'}")
     project.close()
+
+
+@gold_app.command("set")
+@reports_errors
+def gold_set(
+    comparison_id: Annotated[int, typer.Argument(help="The comparison's id (the admin's Gold page shows it).", min=1)],
+    answer: Annotated[
+        str,
+        typer.Argument(
+            help="About the responses in stored order (A first): a pair's A, B, tie or both_bad; "
+            "a ranking's ranks, like 2,1,3; a rating's score, 1 to 7."
+        ),
+    ],
+    project_dir: ProjectOption = Path("."),
+) -> None:
+    """Make a comparison a gold item with this known answer (a running studio uses it within a minute)."""
+    from apprentice.errors import ApprenticeError
+    from apprentice.project import open_project
+    from apprentice.studio.answers import describe_answer, display_answer, gold_answer
+
+    project = open_project(project_dir)
+    try:
+        shape = project.store.comparison_shapes([comparison_id]).get(comparison_id)
+        if shape is None:
+            raise ApprenticeError(f"no comparison with id {comparison_id}")
+        gold = gold_answer(shape.kind, shape.size, answer.strip())
+        project.store.set_gold_answers({comparison_id: gold})
+    finally:
+        project.close()
+    said = describe_answer(shape.kind, display_answer(shape.kind, gold, list(range(shape.size))))
+    console.print(f"Comparison {comparison_id} ({shape.kind}) is a gold item: {said}.")
+
+
+@gold_app.command("import")
+@reports_errors
+def gold_import(
+    file: Annotated[Path, typer.Argument(help='JSON Lines: {"comparison_id": 12, "answer": "A"} on each line.')],
+    project_dir: ProjectOption = Path("."),
+) -> None:
+    """Set the known answers of many comparisons from a file; one bad line and nothing is imported."""
+    from apprentice.project import open_project
+    from apprentice.studio.gold_import import read_gold_file
+
+    project = open_project(project_dir)
+    try:
+        answers = read_gold_file(file, project.store)
+        project.store.set_gold_answers(answers)
+    finally:
+        project.close()
+    console.print(f"{len(answers)} gold item{'s' if len(answers) != 1 else ''} set from {file}.")

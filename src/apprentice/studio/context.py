@@ -62,12 +62,21 @@ class StudioContext:
     def guidelines_markdown(self) -> str:
         if self.guidelines_path is not None and self.guidelines_path.is_file():
             return self.guidelines_path.read_text(encoding="utf-8")
-        return DEFAULT_GUIDELINES
+        if self.guidelines_path is None:
+            missing = "This studio runs without a project folder, so it has no guidelines file."
+        else:
+            # The setting has a default, so what is missing is nearly always the file it names.
+            # The page is for annotators: the file's name, not the server's folders.
+            missing = (
+                f"The guidelines file `{self.guidelines_path.name}` is missing from the project folder: an admin "
+                "writes it there, or points `[studio] guidelines` in `apprentice.toml` at another file."
+            )
+        return DEFAULT_GUIDELINES.format(missing=missing)
 
 
 DEFAULT_GUIDELINES = """# Guidelines
 
-This project has no guidelines file yet (set `[studio] guidelines` in `apprentice.toml`).
+{missing} Until then, these general rules apply:
 
 - Prefer the response that answers the question **helpfully**, **honestly** and **harmlessly**.
 - A correct short answer beats a long one that wanders.

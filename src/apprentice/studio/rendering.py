@@ -1,9 +1,10 @@
 """Markdown to safe HTML for prompts, responses and guidelines.
 
-markdown-it-py renders CommonMark with raw HTML turned off; nh3 (the ammonia sanitizer) then keeps only
-a list of harmless tags. Images are dropped, not shown: a model's output must not make the annotator's
-browser fetch anything from the internet. Rendered text is cached, since the same responses come back
-to many annotators.
+markdown-it-py renders CommonMark with raw HTML turned off, for prompts and responses with every line break
+kept (a model's poem or address is written line by line, not as Markdown paragraphs), for the guidelines
+as plain CommonMark; nh3 (the ammonia sanitizer) then keeps only a list of harmless tags. Images are
+dropped, not shown: a model's output must not make the annotator's browser fetch anything from the
+internet. Rendered model text is cached, since the same responses come back to many annotators.
 """
 
 from __future__ import annotations
@@ -20,13 +21,30 @@ _ALLOWED_TAGS = {
     "tr", "ul",
 }  # fmt: skip
 _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}, "ol": {"start"}, "th": {"align"}, "td": {"align"}}
-_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").enable("strikethrough")
+
+
+def _markdown(*, breaks: bool) -> MarkdownIt:
+    options = {"html": False, "linkify": False, "breaks": breaks}
+    return MarkdownIt("commonmark", options).enable("table").enable("strikethrough")
+
+
+_MODEL_TEXT = _markdown(breaks=True)
+_DOCUMENT = _markdown(breaks=False)  # guidelines are written by people, often wrapped at a fixed width
 
 
 @functools.lru_cache(maxsize=8192)
 def render_markdown(text: str) -> Markup:
-    """Safe HTML for `text`: Markdown rendered, then sanitized (links open nothing by themselves)."""
-    html = _MARKDOWN.render(text)
+    """Safe HTML for a prompt or response: Markdown with every line break kept, then sanitized."""
+    return _clean(_MODEL_TEXT.render(text))
+
+
+def render_document(text: str) -> Markup:
+    """Safe HTML for the guidelines: plain CommonMark (a single newline joins lines), then sanitized."""
+    return _clean(_DOCUMENT.render(text))
+
+
+def _clean(html: str) -> Markup:
+    """Only harmless tags; links open nothing by themselves."""
     cleaned = nh3.clean(
         html,
         tags=_ALLOWED_TAGS,

@@ -35,6 +35,7 @@ class Message(BaseModel):
 class ShownResponse(BaseModel):
     label: str = Field(description="How the response is named on screen: A, B, C, ...")
     text: str
+    cut_off: bool = Field(False, description="The model stopped at its token limit: the response is unfinished.")
 
 
 class TaskOut(BaseModel):
@@ -53,7 +54,10 @@ class TaskOut(BaseModel):
             assignment_id=task.assignment_id,
             kind=task.kind,
             prompt=[Message(role=m.get("role", "user"), content=m.get("content", "")) for m in task.prompt_messages],
-            responses=[ShownResponse(label=chr(ord("A") + i), text=text) for i, text in enumerate(task.responses)],
+            responses=[
+                ShownResponse(label=chr(ord("A") + i), text=text, cut_off=cut_off)
+                for i, (text, cut_off) in enumerate(task.shown())
+            ],
             criteria=list(CRITERIA) if criteria and task.kind == "rating" else [],
             lease_expires_at=task.lease_expires_at,
         )

@@ -35,6 +35,7 @@ def app_from_environment() -> FastAPI:
 def serve(project_dir: Path, *, host: str, port: int, workers: int, log_level: str = "warning") -> None:
     import uvicorn
 
+    from apprentice.studio.addresses import record_served_url, served_url
     from apprentice.studio.app import SECRET_FILE
     from apprentice.studio.security import load_or_create_secret_key
 
@@ -46,6 +47,8 @@ def serve(project_dir: Path, *, host: str, port: int, workers: int, log_level: s
             "SQLite serves one writer at a time"
         )
     load_or_create_secret_key(project.root / SECRET_FILE)  # every worker must sign with the same key
+    # Sign-in links made meanwhile (`apprentice annotators add`) name this address unless [studio] public_url is set.
+    record_served_url(project.root, served_url(host, port))
     project.close()
     os.environ[PROJECT_ENV] = str(project_dir.resolve())
     uvicorn.run(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from apprentice.preferences import preference_pairs
+from apprentice.studio.addresses import link_base
 from apprentice.studio.context import StudioContext
 from apprentice.studio.dashboard import build_dashboard
 from apprentice.studio.deps import AdminUser, Context, check_csrf
@@ -45,14 +46,14 @@ def annotators(request: Request, admin: AdminUser, context: Context) -> Response
     return _annotators_page(request, admin, context)
 
 
-def _link(context: StudioContext, annotator_id: int) -> tuple[str, str]:
+def _link(request: Request, context: StudioContext, annotator_id: int) -> tuple[str, str]:
     account = context.store.annotator_account(annotator_id=annotator_id)
     if account is None or account.kind != "human":
         raise HTTPException(404, f"no annotator with id {annotator_id}")
     settings = context.settings
-    link = issue_signin_link(
-        context.store, account, public_url=settings.public_url, valid_hours=settings.signin_link_hours
-    )
+    # Without [studio] public_url, the link names the address this admin reached the studio at (its port too).
+    public_url = link_base(settings, request_base=str(request.base_url))
+    link = issue_signin_link(context.store, account, public_url=public_url, valid_hours=settings.signin_link_hours)
     return account.name, link
 
 
@@ -68,7 +69,7 @@ def add_annotator(
     """Create an annotator and show their one-time sign-in link."""
     check_csrf(admin, csrf_token)
     account = context.store.add_studio_annotator(name, role=role)
-    name, link = _link(context, account.id)
+    name, link = _link(request, context, account.id)
     return _annotators_page(request, admin, context, new_link=link, link_for=name)
 
 
@@ -81,7 +82,7 @@ def new_link(
     csrf_token: Annotated[str | None, Form()] = None,
 ) -> Response:
     check_csrf(admin, csrf_token)
-    name, link = _link(context, annotator_id)
+    name, link = _link(request, context, annotator_id)
     return _annotators_page(request, admin, context, new_link=link, link_for=name)
 
 

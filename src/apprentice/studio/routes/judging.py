@@ -10,9 +10,9 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from apprentice.store.tables import utc_now
-from apprentice.studio.answers import CRITERIA, canonical_answer, matches_gold
+from apprentice.studio.answers import CRITERIA, AnswerError, canonical_answer, matches_gold
 from apprentice.studio.deps import Context, PageUser, check_csrf
-from apprentice.studio.rendering import render_markdown
+from apprentice.studio.rendering import render_document, render_markdown
 from apprentice.studio.schemas import _one_line
 
 router = APIRouter(include_in_schema=False)
@@ -21,11 +21,23 @@ MESSAGES = {
     "saved": "Saved.",
     "skipped": "Skipped.",
     "undone": "Your last answer was taken back: answer it again.",
-    "nothing-to-undo": "Nothing to undo: the undo window has passed.",
+    "nothing-to-undo": "Too late to undo: the undo window has passed. Correct older answers under Your answers.",
     "gold-right": "Saved. That was a check item, and you got it right.",
     "gold-wrong": "Saved. That was a check item, and the expected answer was different: see the guidelines.",
 }
 Score = Annotated[int | None, Form(ge=1, le=7)]
+
+
+def form_ranks(values: list[str] | None) -> list[int] | None:
+    """The ranks a ranking form sent; the page fills none in, so a blank one means the annotator left it out."""
+    if values is None:
+        return None
+    if any(not value.strip() for value in values):
+        raise AnswerError("rank every response before sending the ranking (some ranks were left blank)")
+    try:
+        return [int(value) for value in values]
+    except ValueError:
+        raise AnswerError(f"each rank must be a whole number, got {values!r}") from None
 
 
 def _redirect(done: str) -> Response:
@@ -45,7 +57,7 @@ def judge_page(request: Request, user: PageUser, context: Context, done: str | N
     )
     progress = context.store.annotator_progress(user.id)
     last = context.store.last_judgment_time(user.id)
-    can_undo = last is not None and utc_now() - last < timedelta(seconds=settings.undo_seconds)
+    undo_left = (timedelta(seconds=settings.undo_seconds) - (utc_now() - last)).total_seconds() if last else 0.0
     values: dict[str, Any] = {
         "project_name": context.project_name,
         "user": user,
@@ -53,8 +65,12 @@ def judge_page(request: Request, user: PageUser, context: Context, done: str | N
         "progress": progress,
         "total": progress.judged + progress.left,
         "message": MESSAGES.get(done or ""),
-        "can_undo": can_undo,
+        "can_undo": undo_left > 0,
         "undo_seconds": settings.undo_seconds,
+        "undo_seconds_left": max(0, int(undo_left)),
+        "action": f"/judge/{task.assignment_id}" if task else "",
+        "previous": {},
+        "correcting": None,
         "idempotency_key": uuid.uuid4().hex,
         "criteria": CRITERIA if settings.criteria else (),
         "render": render_markdown,
@@ -71,7 +87,7 @@ def submit(
     csrf_token: Annotated[str | None, Form()] = None,
     idempotency_key: Annotated[str, Form(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] = "",
     choice: Annotated[str | None, Form(max_length=16)] = None,
-    rank: Annotated[list[int] | None, Form()] = None,
+    rank: Annotated[list[str] | None, Form()] = None,
     score: Score = None,
     helpful: Score = None,
     honest: Score = None,
@@ -83,7 +99,7 @@ def submit(
     criteria = {
         name: value for name, value in (("helpful", helpful), ("honest", honest), ("harmless", harmless)) if value
     }
-    display: dict[str, Any] = {"choice": choice, "ranks": rank, "score": score, "criteria": criteria}
+    display: dict[str, Any] = {"choice": choice, "ranks": form_ranks(rank), "score": score, "criteria": criteria}
     outcome = context.store.submit_judgment(
         user.id,
         assignment_id,
@@ -126,5 +142,5 @@ def guidelines(request: Request, user: PageUser, context: Context) -> Response:
     return context.templates.TemplateResponse(
         request,
         "guidelines.html",
-        {"project_name": context.project_name, "user": user, "body": render_markdown(context.guidelines_markdown())},
+        {"project_name": context.project_name, "user": user, "body": render_document(context.guidelines_markdown())},
     )

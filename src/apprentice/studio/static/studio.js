@@ -37,11 +37,16 @@
     });
   }
 
+  function rankOf(item) {
+    const value = item.querySelector("select").value;
+    return value === "" ? Infinity : Number(value); // unranked responses stay below the ranked ones
+  }
+
   function sortByRank() {
     // Stable: equal ranks keep their current order.
     const items = Array.from(list.children);
     items
-      .map((item, position) => ({ item, position, rank: Number(item.querySelector("select").value) }))
+      .map((item, position) => ({ item, position, rank: rankOf(item) }))
       .sort((a, b) => a.rank - b.rank || a.position - b.position)
       .forEach(({ item }) => list.appendChild(item));
   }
@@ -55,7 +60,7 @@
 
   function describeRanking() {
     const parts = Array.from(list.children).map((item) =>
-      item.getAttribute("aria-label") + " rank " + item.querySelector("select").value);
+      item.getAttribute("aria-label") + " rank " + (item.querySelector("select").value || "not given"));
     say(parts.join(", "));
   }
 
@@ -91,6 +96,7 @@
       sortByRank();
       select.closest(".rank-item").focus();
     }));
+    if (rankInputs().some((select) => select.value !== "")) sortByRank(); // a correction shows the earlier order
   }
 
   function rankingKey(event) {
@@ -155,12 +161,18 @@
     const kind = form.dataset.kind;
     if (kind === "pair") return form.querySelector("input[name=choice]:checked") !== null;
     if (kind === "rating") return form.querySelector("input[name=score]:checked") !== null;
-    return true;
+    return rankInputs().every((select) => select.value !== ""); // a ranking is sent only once every response has a rank
   }
+
+  const NOT_ANSWERED = {
+    pair: "Choose first: 1, 2, t or b.",
+    rating: "Give a score first: 1 to 7.",
+    ranking: "Rank every response first: drag them into order, or focus one and press its rank.",
+  };
 
   function submitJudgment() {
     if (!answered()) {
-      say(form.dataset.kind === "pair" ? "Choose first: 1, 2, t or b." : "Give a score first: 1 to 7.");
+      say(NOT_ANSWERED[form.dataset.kind]);
       return;
     }
     form.querySelector("input[name=duration_ms]").value = String(Date.now() - shownAt);
@@ -176,6 +188,55 @@
     });
   }
 
+  // -- undo: only within its window, and say so afterwards ------------------------------------
+  const undoSeconds = form ? Number(form.dataset.undoSeconds || 0) : 0;
+  const undoLate = "Too late to undo: answers can be taken back for " + (undoSeconds || "a few") +
+    " seconds. Correct older answers under Your answers (/history).";
+  if (form && undoForm) {
+    const left = Number(form.dataset.undoSecondsLeft || 0);
+    window.setTimeout(() => {
+      const button = document.getElementById("undo-button");
+      if (button) button.remove();
+      undoForm.remove();
+    }, Math.max(0, left) * 1000);
+  }
+
+  function undo() {
+    if (document.getElementById("undo-form")) undoForm.submit();
+    else say(undoLate);
+  }
+
+  // -- shortcuts, and typing outside the reason field -------------------------------------------
+  // A letter pressed outside any field could be a shortcut or the first letter of a word typed without
+  // clicking the reason field first. Letter shortcuts wait a moment: if another character follows at
+  // typing speed, the letters go into the reason field instead and no shortcut fires.
+  const TYPING_GAP_MS = 400;
+  const rationale = document.getElementById("rationale");
+  let pending = null;
+
+  function startTyping(text) {
+    rationale.focus();
+    rationale.value += text;
+    say("Writing your reason; shortcuts are off until you press Esc.");
+  }
+
+  function runPending() {
+    if (!pending) return;
+    const action = pending.action;
+    window.clearTimeout(pending.timer);
+    pending = null;
+    action();
+  }
+
+  function letterAction(key) {
+    if (key === "g") return () => { window.location.href = "/guidelines"; };
+    if (key === "u") return undo;
+    if (!form) return null;
+    if (key === "s") return () => openDialog(skipDialog);
+    if (form.dataset.kind === "pair" && (key === "t" || key === "b")) return () => pairKey({ key });
+    return null;
+  }
+
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey) return;
     if (document.querySelector("dialog[open]")) return; // dialogs handle their own keys (Enter, Esc)
@@ -187,16 +248,32 @@
       if (event.key === "Enter" && form && form.contains(target)) { event.preventDefault(); submitJudgment(); }
       return;
     }
+    const printable = event.key.length === 1 && !event.altKey;
+    if (pending) {
+      if (printable && event.key !== "?") {
+        // A second character at typing speed: this is a word, not a shortcut.
+        const first = pending.key;
+        window.clearTimeout(pending.timer);
+        pending = null;
+        startTyping(first + event.key);
+        event.preventDefault();
+        return;
+      }
+      runPending(); // Enter, arrows and the like: the shortcut first, then this key
+    }
     let handled = false;
+    const action = /^[a-z]$/.test(event.key) ? letterAction(event.key) : null;
     if (event.key === "?") { openDialog(helpDialog); handled = true; }
-    else if (event.key === "g") { window.location.href = "/guidelines"; handled = true; }
+    else if (action && rationale) {
+      pending = { key: event.key, action, timer: window.setTimeout(runPending, TYPING_GAP_MS) };
+      handled = true;
+    }
+    else if (action) { action(); handled = true; }
     else if (event.key === "Backspace" && !form && document.querySelector(".prose") && window.location.pathname === "/guidelines") {
       window.location.href = "/judge"; handled = true;
     }
-    else if (event.key === "u" && undoForm) { undoForm.submit(); handled = true; }
     else if (form) {
-      if (event.key === "s") { openDialog(skipDialog); handled = true; }
-      else if (event.key === "r") { document.getElementById("rationale").focus(); handled = true; }
+      if (event.key === "r") { rationale.focus(); handled = true; }
       else if (event.key === "Enter") {
         if (target.tagName === "BUTTON" || target.tagName === "A" || target.tagName === "SELECT") return;
         submitJudgment(); handled = true;
@@ -204,6 +281,7 @@
       else if (form.dataset.kind === "pair") handled = pairKey(event);
       else if (form.dataset.kind === "rating") handled = ratingKey(event);
       else if (form.dataset.kind === "ranking") handled = rankingKey(event);
+      if (!handled && printable && /\p{L}/u.test(event.key) && rationale) { startTyping(event.key); handled = true; }
     }
     if (handled) event.preventDefault();
   });

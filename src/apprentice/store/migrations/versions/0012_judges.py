@@ -1,7 +1,7 @@
 """Machine judges: which `ai` annotator each is, and the model it asks.
 
 Revision ID: 0012
-Revises: 0006
+Revises: 0010
 Create Date: 2026-12-06 20:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0006"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
