@@ -79,12 +79,14 @@ def held_out_prompts(context: LoopContext) -> list[Any]:
     return store.prompts(held_out=True)
 
 
-def training_prompt_ids(context: LoopContext, number: int) -> list[int]:
-    """Round r takes the next `prompts_per_round` training prompts, cycling, so rounds see different prompts."""
+def training_prompt_ids(context: LoopContext, number: int, count: int | None = None) -> list[int]:
+    """Round r takes the next `prompts_per_round` training prompts, cycling, so rounds see different prompts;
+    `count` asks for more (or fewer) from the same start, each prompt at most once."""
     ids = [prompt.id for prompt in context.project.store.prompts(held_out=False)]
     per_round = min(context.settings.prompts_per_round, len(ids))
     start = ((number - 1) * per_round) % len(ids)
-    return [ids[(start + offset) % len(ids)] for offset in range(per_round)]
+    wanted = per_round if count is None else min(count, len(ids))
+    return [ids[(start + offset) % len(ids)] for offset in range(wanted)]
 
 
 # -- the steps ------------------------------------------------------------------------------------
@@ -277,10 +279,13 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
 
 
 def step_policy(context: LoopContext, state: RoundState) -> tuple[dict[str, Any], int | None]:
+    from apprentice.policy_data import PREFERENCE_ALGORITHMS
     from apprentice.rl.config import build_config
     from apprentice.rl.training import train_policy
 
     settings = context.settings
+    if settings.algorithm in PREFERENCE_ALGORITHMS:
+        return step_policy_from_preferences(context, state)
     reward_folder = state.outputs["reward"]["folder"]
     output_dir = context.round_dir(state.number) / "policy"
     config = build_config(
@@ -305,6 +310,61 @@ def step_policy(context: LoopContext, state: RoundState) -> tuple[dict[str, Any]
     )
     metrics = {key: value for key, value in outcome.metrics.items() if "/" not in key}
     return {"policy": outcome.policy_name, "path": str(outcome.policy_path), "metrics": metrics}, outcome.policy_id
+
+
+def step_policy_from_preferences(context: LoopContext, state: RoundState) -> tuple[dict[str, Any], int | None]:
+    """DPO on the round's judged pairs or on reward-labelled ones, or fine-tuning on the reward's best of N
+    (see apprentice.policy_data); the reference and the starting point are the round's starting policy."""
+    from apprentice import policy_data
+    from apprentice.rl.config import SFTConfig, build_config
+    from apprentice.rl.training import train_policy
+
+    settings = context.settings
+    store = context.project.store
+    folder = context.round_dir(state.number)
+    wanted = training_prompt_ids(context, state.number, count=settings.policy_steps * policy_data.PAIRS_PER_STEP)
+    messages = {prompt.id: prompt.messages for prompt in store.prompts(held_out=False)}
+    data, counts = policy_data.round_training_data(
+        folder,
+        settings.algorithm,
+        store=store,
+        settings=settings,
+        generation=context.project.settings.generation,
+        round_number=state.number,
+        policy_path=str(state.policy_path),
+        prompts=[messages[prompt_id] for prompt_id in wanted],
+        reward_folder=Path(state.outputs["reward"]["folder"]),
+        show_progress=context.show_progress,
+    )
+    output_dir = folder / "policy"
+    options = {
+        "output_dir": output_dir,
+        "steps": settings.policy_steps,
+        "batch_size": policy_data.PAIRS_PER_STEP,
+        "learning_rate": settings.policy_learning_rate,
+        "seed": state.number,
+    }
+    if settings.algorithm == "best-of-n":
+        config: Any = SFTConfig(**options)
+    else:
+        config = build_config(
+            "dpo",
+            options
+            | {"beta": settings.dpo_beta, "loss": settings.dpo_loss, "label_smoothing": settings.dpo_label_smoothing},
+        )
+    outcome = train_policy(
+        settings.algorithm,
+        config,
+        str(state.policy_path),
+        project=context.project,
+        data=data,
+        new_name=f"round-{state.number}-{settings.algorithm}",
+        resume=any(output_dir.glob("checkpoint*")),
+        show_progress=context.show_progress,
+    )
+    metrics = {key: value for key, value in outcome.metrics.items() if "/" not in key}
+    output = {"policy": outcome.policy_name, "path": str(outcome.policy_path), "metrics": metrics, "data": counts}
+    return output, outcome.policy_id
 
 
 def step_evaluate(context: LoopContext, state: RoundState) -> dict[str, Any]:

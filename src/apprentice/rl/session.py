@@ -28,11 +28,11 @@ from transformers import get_scheduler
 
 from apprentice.errors import ApprenticeError
 from apprentice.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from apprentice.rl.config import DPOConfig, OnlineConfig
+from apprentice.rl.config import OfflineConfig, OnlineConfig
 from apprentice.rl.core import over_kl_budget
 from apprentice.rl.metrics import RunLog
 
-RunConfig = OnlineConfig | DPOConfig
+RunConfig = OnlineConfig | OfflineConfig
 
 
 @dataclass(frozen=True)
