@@ -225,7 +225,9 @@ def test_preference_algorithms_run_resume_and_keep_the_lineage(
     counts = [state.outputs["policy"]["data"] for state in states]
     if algorithm == "dpo":
         # The round's own judged pairs: never more than its judgments, none from round 1 in round 2.
-        assert all(0 < c["judged_pairs"] <= s.outputs["collect"]["judgments"] for c, s in zip(counts, states))
+        assert all(
+            0 < c["judged_pairs"] <= s.outputs["collect"]["judgments"] for c, s in zip(counts, states, strict=True)
+        )
     elif algorithm == "reward-dpo":
         assert all(c["reward_pairs"] > 0 and c["judged_pairs"] > 0 for c in counts)
     else:
