@@ -31,39 +31,65 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from apprentice.reward.ensemble import compute_features
 from apprentice.reward.model import RewardModel
 from apprentice.simulate import AnnotatorProfile, choose_first, reachable_temperature
 from reward_features import FLIP_RATE, Experiment, candidates, features_and_gold
 
-POLICY_KINDS = ("head-input", "mean", "prompt-aware")
+MAX_LENGTH = 256  # the loop's reward max_length
 DEFAULT_SETS = [
     "prompt-aware@10",
-    "smol:head-input@1",
-    "smol:head-input@10",
-    "smol:head-input@100",
-    "smol:mean@10",
-    "smol:prompt-aware@10",
-    "prompt-aware+smol:head-input@10",
-    "prompt-aware+smol:head-input@30",
-    "prompt-aware+smol:prompt-aware@10",
+    "smol:last@1",
+    "smol:last@10",
+    "smol:last@100",
+    "smol:resp-mean@10",
+    "smol:resp-layers@10",
+    "smol:resp-layers@100",
+    "prompt-aware+smol:last@10",
+    "prompt-aware+smol:resp-layers@10",
+    "prompt-aware+smol:resp-layers@30",
 ]
 
 
-def policy_features(folder: Path, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """The policy backbone's features of every candidate, for each kind (cached)."""
+def policy_features(folder: Path, rows: list[dict[str, Any]], batch_size: int = 8) -> dict[str, torch.Tensor]:
+    """The policy backbone's hidden states for every candidate read after its prompt, in one pass (cached)."""
     path = folder / f"policy-features-{len(rows)}.pt"
     if path.exists():
         cached: dict[str, torch.Tensor] = torch.load(path)
         return cached
-    backbone = RewardModel.from_backbone("default", max_length=256)
-    messages = [row["messages"] for row in rows for _ in row["responses"]]
-    responses = [text for row in rows for text in row["responses"]]
-    table = {}
-    for kind in POLICY_KINDS:
-        started = time.perf_counter()
-        table[f"smol:{kind}"] = compute_features(backbone, kind, messages, responses)  # type: ignore[arg-type]
-        print(f"smol:{kind} features: {time.perf_counter() - started:.0f} s", flush=True)
+    started = time.perf_counter()
+    model = RewardModel.from_backbone("default", max_length=MAX_LENGTH)
+    tokenizer, base = model.tokenizer, model.model.base_model
+    encoded = []  # (ids, where the response starts)
+    for row in rows:
+        prompt_text = tokenizer.apply_chat_template(row["messages"], tokenize=False, add_generation_prompt=True)
+        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        for response in row["responses"]:
+            ids = model.encode(row["messages"], response).input_ids  # as the loop's head-input kind reads it
+            start = len(prompt_ids) if ids[: len(prompt_ids)] == prompt_ids else 0
+            encoded.append((ids, start))
+    order = sorted(range(len(encoded)), key=lambda index: -len(encoded[index][0]))
+    hidden = base.config.hidden_size
+    table = {name: torch.zeros((len(encoded), hidden)) for name in ("smol:last", "smol:resp-mean", "smol:resp-layers")}
+    with torch.no_grad():
+        for begin in range(0, len(order), batch_size):
+            chunk = order[begin : begin + batch_size]
+            width = max(len(encoded[index][0]) for index in chunk)
+            input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            response = torch.zeros((len(chunk), width, 1))
+            for row, index in enumerate(chunk):
+                ids, start = encoded[index]
+                input_ids[row, : len(ids)] = torch.tensor(ids)
+                attention[row, : len(ids)] = 1
+                response[row, start : len(ids)] = 1.0
+            output = base(input_ids=input_ids, attention_mask=attention, output_hidden_states=True)
+            lengths = attention.sum(1)
+            count = response.sum(1).clamp_min(1.0)
+            table["smol:last"][chunk] = output.last_hidden_state[torch.arange(len(chunk)), lengths - 1]
+            table["smol:resp-mean"][chunk] = (output.last_hidden_state * response).sum(1) / count
+            layers = torch.stack([(states * response).sum(1) / count for states in output.hidden_states[1:]])
+            table["smol:resp-layers"][chunk] = layers.mean(0)
+    print(f"policy features: {time.perf_counter() - started:.0f} s", flush=True)
     torch.save(table, path)
     return table
 

@@ -4,12 +4,14 @@ Each round is a row in the store with the next step to run; a step records what 
 moves the round on in one transaction, so the loop can be stopped anywhere (Ctrl-C, a crash) and
 `apprentice loop` resumes at the step it was in. Every step is safe to run again: generation notices
 the comparisons it already committed, collection counts the judgments already made, policy training
-resumes from its own checkpoints, and the rest are recomputed.
+resumes from its own checkpoints (on the data it started with, kept in the round's folder), and the rest
+are recomputed.
 
 Round r generates with the policy that round r-1 produced (round 1 with the project's policy). The
 reward is an ensemble of heads on a shared frozen backbone, trained on every judgment so far with the
 weights the quality checks give; its spread chooses which comparisons people see first next round,
-and the policy is optimized against its mean minus a multiple of its spread.
+and the policy is optimized against its mean minus a multiple of its spread (GRPO, RLOO, PPO), or
+learns from preference pairs or the ensemble's best responses (apprentice.policy_data).
 """
 
 from __future__ import annotations
