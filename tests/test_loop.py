@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -13,7 +14,7 @@ from apprentice.loop import LoopStopped, run_loop
 from apprentice.project import init_project, open_project
 from apprentice.report import agreement_cell, labels_so_far, report_plots
 from apprentice.rl.training import _latest_reward_folder
-from apprentice.settings import Settings
+from apprentice.settings import PROJECT_FILE, Settings, load_settings, render_settings
 from apprentice.store.records import PromptRecord
 from apprentice.studio.security import CHEAP_HASHES_ENV
 
@@ -188,3 +189,88 @@ def test_a_round_with_a_machine_judge_routes_its_share_and_weighs_it(loop_projec
         assert (loop_project / "loop" / "quality" / "judges.html").is_file()
     finally:
         project.close()
+
+
+def set_loop_settings(project_root: Path, **values: object) -> None:
+    path = project_root / PROJECT_FILE
+    settings = load_settings(path)
+    for key, value in values.items():
+        setattr(settings.loop, key, value)
+    path.write_text(render_settings(settings), encoding="utf-8")
+
+
+@pytest.mark.parametrize("algorithm", ["dpo", "reward-dpo", "best-of-n"])
+def test_preference_algorithms_run_resume_and_keep_the_lineage(
+    loop_project: Path, algorithm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import apprentice.policy_data
+    import apprentice.rl.training
+
+    set_loop_settings(loop_project, algorithm=algorithm, policy_candidates=3)
+    gathered: list[int] = []
+    real_gather, real_train = apprentice.policy_data.gather, apprentice.rl.training.train_policy
+
+    def counting_gather(*args: Any, **kwargs: Any) -> Any:
+        gathered.append(kwargs["round_number"])
+        return real_gather(*args, **kwargs)
+
+    interrupted: list[int] = []
+
+    def train_then_stop_once(*args: Any, **kwargs: Any) -> Any:
+        """Round 2's first attempt: the policy trained (its last checkpoint written), then a Ctrl-C."""
+        outcome = real_train(*args, **kwargs)
+        if not interrupted and "round-2" in str(args[1].output_dir):
+            interrupted.append(2)
+            raise LoopStopped("stopped inside round 2's policy step")
+        return outcome
+
+    monkeypatch.setattr(apprentice.policy_data, "gather", counting_gather)
+    monkeypatch.setattr(apprentice.rl.training, "train_policy", train_then_stop_once)
+    stops = {(1, "reward"), (1, "policy")}
+
+    def stop_after(number: int, step: str) -> bool:
+        if (number, step) in stops:
+            stops.remove((number, step))
+            return True
+        return False
+
+    attempts = 0
+    while True:
+        project = open_project(loop_project)
+        try:
+            states = run_loop(project, show_progress=False, stop_after=stop_after)
+            break
+        except LoopStopped:
+            attempts += 1
+        finally:
+            project.close()
+    assert attempts == 3 and interrupted == [2]
+    assert gathered == [1, 2]  # round 2's resumed step read its data back instead of sampling again
+    first, second = states
+    assert [state.step for state in states] == ["done", "done"]
+    counts = [state.outputs["policy"]["data"] for state in states]
+    if algorithm == "dpo":
+        # The round's own judged pairs: never more than its judgments, none from round 1 in round 2.
+        assert all(
+            0 < c["judged_pairs"] <= s.outputs["collect"]["judgments"] for c, s in zip(counts, states, strict=True)
+        )
+    elif algorithm == "reward-dpo":
+        assert all(c["reward_pairs"] > 0 and c["judged_pairs"] > 0 for c in counts)
+    else:
+        assert all(c["demonstrations"] > 0 for c in counts)
+    data_file = loop_project / "loop" / "round-2" / "policy-data.jsonl"
+    assert json.loads(data_file.read_text().splitlines()[0])["counts"] == counts[1]
+    project = open_project(loop_project)
+    trained = [project.store.policy_by_id(s.new_policy_id) for s in states]
+    assert [policy.name for policy in trained] == [f"round-1-{algorithm}", f"round-2-{algorithm}"]
+    assert second.policy_id == first.new_policy_id  # round 2 starts from round 1's policy
+    assert trained[1].parent_id == trained[0].id
+    base = project.store.policy_by_id(trained[0].parent_id)
+    assert base.kind == "base" and base.id == first.policy_id
+    runs = project.store.runs("policy")
+    assert [run.config["algorithm"] for run in runs] == [algorithm] * 3  # round 2's policy step ran twice
+    if algorithm != "best-of-n":
+        assert {run.config["label_smoothing"] for run in runs} == {0.15}
+        assert {run.config["beta"] for run in runs} == {0.1}
+    project.close()
+    assert second.outputs["evaluate"]["new"]["kl_from_base"] != 0.0

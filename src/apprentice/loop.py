@@ -4,12 +4,14 @@ Each round is a row in the store with the next step to run; a step records what 
 moves the round on in one transaction, so the loop can be stopped anywhere (Ctrl-C, a crash) and
 `apprentice loop` resumes at the step it was in. Every step is safe to run again: generation notices
 the comparisons it already committed, collection counts the judgments already made, policy training
-resumes from its own checkpoints, and the rest are recomputed.
+resumes from its own checkpoints (on the data it started with, kept in the round's folder), and the rest
+are recomputed.
 
 Round r generates with the policy that round r-1 produced (round 1 with the project's policy). The
 reward is an ensemble of heads on a shared frozen backbone, trained on every judgment so far with the
 weights the quality checks give; its spread chooses which comparisons people see first next round,
-and the policy is optimized against its mean minus a multiple of its spread.
+and the policy is optimized against its mean minus a multiple of its spread (GRPO, RLOO, PPO), or
+learns from preference pairs or the ensemble's best responses (apprentice.policy_data).
 """
 
 from __future__ import annotations
@@ -79,12 +81,14 @@ def held_out_prompts(context: LoopContext) -> list[Any]:
     return store.prompts(held_out=True)
 
 
-def training_prompt_ids(context: LoopContext, number: int) -> list[int]:
-    """Round r takes the next `prompts_per_round` training prompts, cycling, so rounds see different prompts."""
+def training_prompt_ids(context: LoopContext, number: int, count: int | None = None) -> list[int]:
+    """Round r takes the next `prompts_per_round` training prompts, cycling, so rounds see different prompts;
+    `count` asks for more (or fewer) from the same start, each prompt at most once."""
     ids = [prompt.id for prompt in context.project.store.prompts(held_out=False)]
     per_round = min(context.settings.prompts_per_round, len(ids))
     start = ((number - 1) * per_round) % len(ids)
-    return [ids[(start + offset) % len(ids)] for offset in range(per_round)]
+    wanted = per_round if count is None else min(count, len(ids))
+    return [ids[(start + offset) % len(ids)] for offset in range(wanted)]
 
 
 # -- the steps ------------------------------------------------------------------------------------
@@ -323,10 +327,13 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
 
 
 def step_policy(context: LoopContext, state: RoundState) -> tuple[dict[str, Any], int | None]:
+    from apprentice.policy_data import PREFERENCE_ALGORITHMS
     from apprentice.rl.config import build_config
     from apprentice.rl.training import train_policy
 
     settings = context.settings
+    if settings.algorithm in PREFERENCE_ALGORITHMS:
+        return step_policy_from_preferences(context, state)
     reward_folder = state.outputs["reward"]["folder"]
     output_dir = context.round_dir(state.number) / "policy"
     config = build_config(
@@ -351,6 +358,61 @@ def step_policy(context: LoopContext, state: RoundState) -> tuple[dict[str, Any]
     )
     metrics = {key: value for key, value in outcome.metrics.items() if "/" not in key}
     return {"policy": outcome.policy_name, "path": str(outcome.policy_path), "metrics": metrics}, outcome.policy_id
+
+
+def step_policy_from_preferences(context: LoopContext, state: RoundState) -> tuple[dict[str, Any], int | None]:
+    """DPO on the round's judged pairs or on reward-labelled ones, or fine-tuning on the reward's best of N
+    (see apprentice.policy_data); the reference and the starting point are the round's starting policy."""
+    from apprentice import policy_data
+    from apprentice.rl.config import SFTConfig, build_config
+    from apprentice.rl.training import train_policy
+
+    settings = context.settings
+    store = context.project.store
+    folder = context.round_dir(state.number)
+    wanted = training_prompt_ids(context, state.number, count=settings.policy_steps * policy_data.PAIRS_PER_STEP)
+    messages = {prompt.id: prompt.messages for prompt in store.prompts(held_out=False)}
+    data, counts = policy_data.round_training_data(
+        folder,
+        settings.algorithm,
+        store=store,
+        settings=settings,
+        generation=context.project.settings.generation,
+        round_number=state.number,
+        policy_path=str(state.policy_path),
+        prompts=[messages[prompt_id] for prompt_id in wanted],
+        reward_folder=Path(state.outputs["reward"]["folder"]),
+        show_progress=context.show_progress,
+    )
+    output_dir = folder / "policy"
+    options = {
+        "output_dir": output_dir,
+        "steps": settings.policy_steps,
+        "batch_size": policy_data.PAIRS_PER_STEP,
+        "learning_rate": settings.policy_learning_rate,
+        "seed": state.number,
+    }
+    if settings.algorithm == "best-of-n":
+        config: Any = SFTConfig(**options)
+    else:
+        config = build_config(
+            "dpo",
+            options
+            | {"beta": settings.dpo_beta, "loss": settings.dpo_loss, "label_smoothing": settings.dpo_label_smoothing},
+        )
+    outcome = train_policy(
+        settings.algorithm,
+        config,
+        str(state.policy_path),
+        project=context.project,
+        data=data,
+        new_name=f"round-{state.number}-{settings.algorithm}",
+        resume=any(output_dir.glob("checkpoint*")),
+        show_progress=context.show_progress,
+    )
+    metrics = {key: value for key, value in outcome.metrics.items() if "/" not in key}
+    output = {"policy": outcome.policy_name, "path": str(outcome.policy_path), "metrics": metrics, "data": counts}
+    return output, outcome.policy_id
 
 
 def step_evaluate(context: LoopContext, state: RoundState) -> dict[str, Any]:

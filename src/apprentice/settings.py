@@ -163,13 +163,41 @@ class LoopSection(_Section):
         description="L2 penalty of each reward head, on standardized features. Strong by default: a few "
         "hundred noisy labels cannot pin down hundreds of weights.",
     )
-    algorithm: Literal["grpo", "rloo", "ppo"] = Field("grpo", description="Policy optimization algorithm.")
+    algorithm: Literal["grpo", "rloo", "ppo", "dpo", "reward-dpo", "best-of-n"] = Field(
+        "grpo",
+        description="How the policy learns each round: grpo, rloo or ppo against the reward ensemble's mean "
+        "minus spread; dpo on the round's judged pairs (on-policy: sampled from the round's starting policy, "
+        "which is the reference); reward-dpo, DPO on pairs the reward ensemble labels among "
+        "policy_candidates fresh responses per training prompt (its best against its worst), plus the "
+        "round's judged pairs, so a few human labels reach the policy through many pairs; or best-of-n, "
+        "fine-tuning on the ensemble's best of policy_candidates responses per prompt.",
+    )
     policy_steps: int = Field(20, ge=1, description="Policy optimization steps per round.")
     policy_learning_rate: float = Field(
         1e-5, gt=0.0, le=1e-2, description="AdamW learning rate of the policy optimization each round."
     )
     spread_penalty: float = Field(
         1.0, ge=0.0, description="The RL reward is the ensemble's mean minus this times its spread."
+    )
+    policy_candidates: int = Field(
+        4,
+        ge=2,
+        le=16,
+        description="reward-dpo and best-of-n: responses sampled per training prompt for the reward ensemble "
+        "to rank; policy_steps x 8 prompts (8 pairs a step), fewer if the project has fewer.",
+    )
+    dpo_beta: float = Field(0.1, gt=0.0, description="dpo and reward-dpo: strength of the implicit KL constraint.")
+    dpo_loss: Literal["sigmoid", "ipo"] = Field("sigmoid", description="dpo and reward-dpo: sigmoid (DPO) or ipo.")
+    dpo_label_smoothing: float = Field(
+        0.15,
+        ge=0.0,
+        lt=0.5,
+        description="dpo and reward-dpo, sigmoid loss: the share of labels assumed flipped (conservative DPO). "
+        "0.15 because two people agree on about 73% of comparisons, which is what two annotators who are "
+        "each right 84% of the time would reach; 0 with dpo_loss = 'ipo'.",
+    )
+    reward_dpo_judged_pairs: bool = Field(
+        True, description="reward-dpo: train on the round's judged pairs too, beside the reward-labelled ones."
     )
     poll_seconds: float = Field(5.0, gt=0, description="How often to check the quota while people judge.")
     judges: list[str] = Field(
@@ -197,6 +225,15 @@ class LoopSection(_Section):
         description="Share of the judges' confident labels that people judge as well, so that the judges' "
         "agreement with people is measured every round.",
     )
+
+    @model_validator(mode="after")
+    def _smoothing_needs_the_sigmoid_loss(self) -> LoopSection:
+        if self.dpo_loss == "ipo" and self.dpo_label_smoothing:
+            raise ValueError(
+                f"dpo_label_smoothing ({self.dpo_label_smoothing}) applies to the sigmoid loss only; "
+                "set it to 0 with dpo_loss = 'ipo'"
+            )
+        return self
 
 
 class Settings(_Section):

@@ -157,17 +157,14 @@ class RLOOConfig(OnlineConfig):
     normalize_advantages: bool = Field(False, description="Whiten the advantages over the batch.")
 
 
-class DPOConfig(_Config):
-    """DPO (or IPO) from preference pairs, offline; the reference is the frozen starting policy."""
+class OfflineConfig(_Config):
+    """What the algorithms that learn from fixed data (DPO, SFT) share: data order, optimizer, bookkeeping."""
 
     output_dir: Path = Field(Path("policy-run"), description="Folder for checkpoints, logs and the final policy.")
     seed: int = Field(0, description="Random seed for the data order.")
-    epochs: int = Field(1, ge=1, description="Passes over the preference pairs.")
+    epochs: int = Field(1, ge=1, description="Passes over the data.")
     steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (default: all epochs).")
-    batch_size: int = Field(8, ge=1, description="Pairs per optimizer step on each process.")
-    beta: float = Field(0.1, gt=0.0, description="Strength of the implicit KL constraint.")
-    loss: Literal["sigmoid", "ipo"] = Field("sigmoid", description="sigmoid (DPO) or ipo.")
-    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5, description="Assumed label noise (cDPO); sigmoid only.")
+    batch_size: int = Field(8, ge=1, description="Examples per optimizer step on each process.")
     max_length: int = Field(512, ge=2, description="Longest prompt + response in tokens; prompts are cut first.")
     learning_rate: float = Field(5e-7, gt=0.0, description="AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
@@ -182,11 +179,26 @@ class DPOConfig(_Config):
     max_loss: float = Field(1e4, gt=0.0, description="A loss above this (or not finite) stops the run.")
     tensorboard: bool = Field(True, description="Write TensorBoard logs beside the metrics JSONL.")
 
+
+class DPOConfig(OfflineConfig):
+    """DPO (or IPO) from preference pairs, offline; the reference is the frozen starting policy."""
+
+    batch_size: int = Field(8, ge=1, description="Pairs per optimizer step on each process.")
+    beta: float = Field(0.1, gt=0.0, description="Strength of the implicit KL constraint.")
+    loss: Literal["sigmoid", "ipo"] = Field("sigmoid", description="sigmoid (DPO) or ipo.")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5, description="Assumed label noise (cDPO); sigmoid only.")
+
     @model_validator(mode="after")
     def _check(self) -> DPOConfig:
         if self.loss == "ipo" and self.label_smoothing:
             raise ValueError("label_smoothing applies to the sigmoid loss only; set it to 0 with loss='ipo'")
         return self
+
+
+class SFTConfig(OfflineConfig):
+    """Supervised fine-tuning on demonstrations: the mean log-likelihood of each response's tokens."""
+
+    learning_rate: float = Field(1e-5, gt=0.0, description="AdamW learning rate.")
 
 
 AnyConfig = PPOConfig | GRPOConfig | RLOOConfig | DPOConfig

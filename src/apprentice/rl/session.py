@@ -29,11 +29,11 @@ from transformers import get_scheduler
 from apprentice.errors import ApprenticeError
 from apprentice.files import shareable
 from apprentice.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from apprentice.rl.config import POLICY_FOLDER, DPOConfig, OnlineConfig
+from apprentice.rl.config import POLICY_FOLDER, OfflineConfig, OnlineConfig
 from apprentice.rl.core import over_kl_budget
 from apprentice.rl.metrics import RunLog
 
-RunConfig = OnlineConfig | DPOConfig
+RunConfig = OnlineConfig | OfflineConfig
 
 
 @dataclass(frozen=True)

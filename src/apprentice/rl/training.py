@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from apprentice.errors import ApprenticeError
-from apprentice.rl.config import AnyConfig, DPOConfig, GRPOConfig, PPOConfig, RLOOConfig
+from apprentice.rl.config import AnyConfig, DPOConfig, GRPOConfig, PPOConfig, RLOOConfig, SFTConfig
 from apprentice.rl.rewards import RewardSource, parse_reward
 from apprentice.rl.session import TrainResult
 from apprentice.run_folders import discard_checkpoints
 from apprentice.store.records import Message
 
 if TYPE_CHECKING:
+    from apprentice.rl.dpo import PreferenceLike
+    from apprentice.rl.sft import DemonstrationLike
     from apprentice.store import OpenRun, Run
 
 
@@ -24,6 +27,14 @@ class PolicyOutcome:
     metrics: dict[str, float]
     policy_name: str | None  # None when trained outside a project
     policy_id: int | None
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Data handed over whole (the loop's pairs and demonstrations) instead of read from the project or files."""
+
+    pairs: Sequence[PreferenceLike] = ()
+    demonstrations: Sequence[DemonstrationLike] = ()
 
 
 def training_prompts(project: Any, prompts_file: Path | None) -> list[list[Message]]:
@@ -87,13 +98,14 @@ def reward_source(project: Any, specs: list[str], batch_size: int) -> RewardSour
 
 def train_policy(
     algorithm: str,
-    config: AnyConfig,
+    config: AnyConfig | SFTConfig,
     policy_name: str,
     *,
     project: Any = None,
     reward_specs: list[str] | None = None,
     prompts_file: Path | None = None,
     pairs_file: Path | None = None,
+    data: TrainingData | None = None,
     new_name: str | None = None,
     resume: bool = False,
     show_progress: bool = True,
@@ -120,7 +132,16 @@ def train_policy(
     )
     with recording as run:
         result = _run(
-            algorithm, config, policy_name, project, reward_specs or [], prompts_file, pairs_file, resume, show_progress
+            algorithm,
+            config,
+            policy_name,
+            project,
+            reward_specs or [],
+            prompts_file,
+            pairs_file,
+            data,
+            resume,
+            show_progress,
         )
         name, policy_id = _store_policy(project, run, algorithm, policy_name, new_name, result)
     if is_main and not keep_checkpoints:
@@ -149,12 +170,13 @@ def _store_policy(
 
 def _run(
     algorithm: str,
-    config: AnyConfig,
+    config: AnyConfig | SFTConfig,
     policy_name: str,
     project: Any,
     reward_specs: list[str],
     prompts_file: Path | None,
     pairs_file: Path | None,
+    data: TrainingData | None,
     resume: bool,
     show_progress: bool,
 ) -> TrainResult:
@@ -163,9 +185,14 @@ def _run(
 
         if reward_specs:
             raise ApprenticeError("DPO learns from preference pairs, not a reward; drop --reward")
-        return train_dpo(
-            config, policy_name, preference_data(project, pairs_file), resume=resume, show_progress=show_progress
-        )
+        pairs = data.pairs if data is not None else preference_data(project, pairs_file)
+        return train_dpo(config, policy_name, pairs, resume=resume, show_progress=show_progress)
+    if isinstance(config, SFTConfig):
+        from apprentice.rl.sft import train_sft
+
+        if data is None:
+            raise ApprenticeError("supervised fine-tuning needs demonstrations")
+        return train_sft(config, policy_name, data.demonstrations, resume=resume, show_progress=show_progress)
     if not reward_specs:
         raise ApprenticeError(
             f"{algorithm} needs a reward: pass --reward (a reward-model folder, 'latest' or module:function)"

@@ -1,0 +1,186 @@
+"""Does the policy's own backbone give the loop's reward heads better features than MiniLM from ~100 labels?
+
+The setting, the labels and the measure are `reward_features.py`'s (its functions are reused): the default
+policy's candidates to a seeded sample of the bundled prompts, the composite gold, simulated labels with
+25% flips, 5 bootstrap linear heads, accuracy against the GOLD on every within-prompt pair of the 30%
+held-out prompts, per seed a new split and new labels. Added here, with the policy's backbone
+(SmolLM2-135M-Instruct, `RewardModel.from_backbone("default")`, the loop's `reward_model = "default"`):
+- `smol:head-input`: the last token's final hidden state of prompt + response in the chat template (what a
+  sequence-classification head on the policy reads) (576);
+- `smol:mean`: the mean-pooled last hidden states of the response alone (576);
+- `smol:prompt-aware`: the loop's prompt-aware kind computed on SmolLM2 instead of MiniLM (1,155);
+- `a+b`: the two tables side by side (each head standardizes every feature while fitting).
+`@x` is the heads' l2 (on standardized features), as in `reward_features.py`.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/reward_policy_features.py --prompts 96
+
+Results are in the docstring of the commit's README section (benchmarks/README.md) when measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from apprentice.reward.model import RewardModel
+from apprentice.simulate import AnnotatorProfile, choose_first, reachable_temperature
+from reward_features import FLIP_RATE, Experiment, candidates, features_and_gold
+
+MAX_LENGTH = 256  # the loop's reward max_length
+DEFAULT_SETS = [
+    "prompt-aware@10",
+    "smol:last@1",
+    "smol:last@10",
+    "smol:last@100",
+    "smol:resp-mean@10",
+    "smol:resp-layers@10",
+    "smol:resp-layers@100",
+    "prompt-aware+smol:last@10",
+    "prompt-aware+smol:resp-layers@10",
+    "prompt-aware+smol:resp-layers@30",
+]
+
+
+def policy_features(folder: Path, rows: list[dict[str, Any]], batch_size: int = 8) -> dict[str, torch.Tensor]:
+    """The policy backbone's hidden states for every candidate read after its prompt, in one pass (cached)."""
+    path = folder / f"policy-features-{len(rows)}.pt"
+    if path.exists():
+        cached: dict[str, torch.Tensor] = torch.load(path)
+        return cached
+    started = time.perf_counter()
+    model = RewardModel.from_backbone("default", max_length=MAX_LENGTH)
+    tokenizer, base = model.tokenizer, model.model.base_model
+    encoded = []  # (ids, where the response starts)
+    for row in rows:
+        prompt_text = tokenizer.apply_chat_template(row["messages"], tokenize=False, add_generation_prompt=True)
+        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        for response in row["responses"]:
+            ids = model.encode(row["messages"], response).input_ids  # as the loop's head-input kind reads it
+            start = len(prompt_ids) if ids[: len(prompt_ids)] == prompt_ids else 0
+            encoded.append((ids, start))
+    order = sorted(range(len(encoded)), key=lambda index: -len(encoded[index][0]))
+    hidden = base.config.hidden_size
+    table = {name: torch.zeros((len(encoded), hidden)) for name in ("smol:last", "smol:resp-mean", "smol:resp-layers")}
+    with torch.no_grad():
+        for begin in range(0, len(order), batch_size):
+            chunk = order[begin : begin + batch_size]
+            width = max(len(encoded[index][0]) for index in chunk)
+            input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            response = torch.zeros((len(chunk), width, 1))
+            for row, index in enumerate(chunk):
+                ids, start = encoded[index]
+                input_ids[row, : len(ids)] = torch.tensor(ids)
+                attention[row, : len(ids)] = 1
+                response[row, start : len(ids)] = 1.0
+            output = base(input_ids=input_ids, attention_mask=attention, output_hidden_states=True)
+            lengths = attention.sum(1)
+            count = response.sum(1).clamp_min(1.0)
+            table["smol:last"][chunk] = output.last_hidden_state[torch.arange(len(chunk)), lengths - 1]
+            table["smol:resp-mean"][chunk] = (output.last_hidden_state * response).sum(1) / count
+            layers = torch.stack([(states * response).sum(1) / count for states in output.hidden_states[1:]])
+            table["smol:resp-layers"][chunk] = layers.mean(0)
+    print(f"policy features: {time.perf_counter() - started:.0f} s", flush=True)
+    torch.save(table, path)
+    return table
+
+
+class PolicyExperiment(Experiment):
+    def __init__(self, rows: list[dict[str, Any]], table: dict[str, Any], extra: dict[str, torch.Tensor]) -> None:
+        super().__init__(rows, table, heads=5)
+        self.extra = {name: values.double() for name, values in extra.items()}
+
+    def features(self, name: str, train_texts: np.ndarray) -> torch.Tensor:
+        if "+" in name:
+            return torch.cat([self.features(part, train_texts) for part in name.split("+")], 1)
+        if name in self.extra:
+            return self.extra[name]
+        return super().features(name, train_texts)
+
+
+def interval(values: list[float]) -> str:
+    """Mean and a 95% t-interval over seeds."""
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return f"{mean:.3f}"
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+    return f"{mean:.3f} ({mean - half:.3f}-{mean + half:.3f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folder", type=Path, default=Path("benchmarks/results/reward-features"))
+    parser.add_argument("--prompts", type=int, default=96)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--labels", type=int, nargs="+", default=[50, 100, 200])
+    parser.add_argument("--sets", nargs="+", default=DEFAULT_SETS)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    started = time.perf_counter()
+    rows = [row for row in candidates(args.folder, args.prompts) if len(row["responses"]) >= 2]
+    experiment = PolicyExperiment(rows, features_and_gold(args.folder, rows), policy_features(args.folder, rows))
+    gold, owner = experiment.gold, experiment.owner
+    differences = [gold[a] - gold[b] for pairs in experiment.pairs.values() for a, b in pairs]
+    temperature = reachable_temperature(differences, flip_rate=FLIP_RATE)
+    annotator = AnnotatorProfile("sim", temperature=temperature, flip_rate=FLIP_RATE)
+    seconds = time.perf_counter() - started
+    print(f"{len(rows)} prompts, {len(gold)} responses, {len(differences)} pairs; features {seconds:.0f} s")
+
+    results: dict[str, dict[int, list[float]]] = {name: {n: [] for n in args.labels} for name in args.sets}
+    agreement, held_out_pairs = [], []
+    for seed in range(args.seeds):
+        order = list(range(len(rows)))
+        random.Random(1000 + seed).shuffle(order)
+        cut = round(0.7 * len(rows))
+        train_prompts, test_prompts = sorted(order[:cut]), sorted(order[cut:])
+        held_out_pairs.append(sum(gold[a] != gold[b] for p in test_prompts for a, b in experiment.pairs[p]))
+        train_texts = np.where(np.isin(owner, train_prompts))[0]
+        pool = [pair for prompt in train_prompts for pair in experiment.pairs[prompt]]
+        tables: dict[str, torch.Tensor] = {}
+        for count in args.labels:
+            rng = random.Random(f"{seed}:{count}")  # the same labels as reward_features.py draws
+            sampled: list[tuple[int, int]] = []
+            while len(sampled) < count:
+                batch = pool[:]
+                rng.shuffle(batch)
+                sampled += batch[: count - len(sampled)]
+            shown = [(a, b) if rng.random() < 0.5 else (b, a) for a, b in sampled]
+            first = [choose_first(gold[a], gold[b], annotator, rng) for a, b in shown]
+            chosen = [a if won else b for (a, b), won in zip(shown, first, strict=True)]
+            rejected = [b if won else a for (a, b), won in zip(shown, first, strict=True)]
+            agreement.append(float(np.mean([gold[c] > gold[r] for c, r in zip(chosen, rejected, strict=True)])))
+            for name in args.sets:
+                base, _, mode = name.partition("@")
+                if base not in tables:
+                    tables[base] = experiment.features(base, train_texts)
+                l2 = float(mode) if mode else 1e-3
+                scores = experiment.fit(tables[base], chosen, rejected, l2, seed)
+                results[name][count].append(experiment.evaluate(scores, test_prompts)["accuracy"])
+        print(f"seed {seed} done, {time.perf_counter() - started:.0f} s", flush=True)
+
+    print(
+        f"\nlabels agreeing with the gold order: {np.mean(agreement):.3f}; held-out prompts a seed: "
+        f"{len(rows) - cut}, held-out pairs a seed: {min(held_out_pairs)}-{max(held_out_pairs)}; {args.seeds} seeds"
+    )
+    print("gold accuracy on held-out pairs: mean over seeds (95% t-interval)\n")
+    print("| features | " + " | ".join(f"{count} labels" for count in args.labels) + " |")
+    print("| --- |" + " --- |" * len(args.labels))
+    for name in args.sets:
+        print(f"| {name} | " + " | ".join(interval(results[name][count]) for count in args.labels) + " |")
+    print(f"\n{time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

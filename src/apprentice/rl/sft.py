@@ -1,0 +1,85 @@
+"""Supervised fine-tuning on demonstrations: each response's tokens after its prompt, by their likelihood.
+
+What best-of-N distillation (rejection-sampling fine-tuning) trains on: the responses a reward model
+ranked best. Prompt and response are tokenized as DPO's pairs are (`dpo.tokenize_pair`), so the two
+agree on where a response starts; the loss is the mean negative log-likelihood per response token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from apprentice.errors import ApprenticeError
+from apprentice.rl.config import SFTConfig
+from apprentice.rl.dpo import TextPair, TokenizedPair, collate, sequence_logps, tokenize_pair
+from apprentice.rl.rollout import pad_token_id
+from apprentice.rl.session import TrainingRun, TrainResult, distributed_state
+from apprentice.store.records import Message
+
+
+class DemonstrationLike(Protocol):
+    @property
+    def prompt(self) -> list[Message]: ...
+    @property
+    def response(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Demonstration:
+    prompt: list[Message]
+    response: str
+
+
+def tokenize_demonstration(tokenizer: object, demonstration: DemonstrationLike, max_length: int) -> TokenizedPair:
+    """The prompt's and the response's tokens (the response as both sides of a pair, so `collate` reads it)."""
+    response = demonstration.response
+    return tokenize_pair(tokenizer, TextPair(demonstration.prompt, response, response), max_length)
+
+
+def sft_batch_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean negative log-likelihood per response token of one batch (the chosen half of `collate`'s rows)."""
+    rows = batch["input_ids"].shape[0] // 2
+    logps, lengths = sequence_logps(model, {key: value[:rows] for key, value in batch.items()})
+    loss = -logps.sum() / lengths.sum().clamp(min=1)
+    return loss, {"loss": float(loss.detach()), "length": float(lengths.float().mean())}
+
+
+def train_sft(
+    config: SFTConfig,
+    policy_name: str,
+    demonstrations: Sequence[DemonstrationLike],
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> TrainResult:
+    if not demonstrations:
+        raise ApprenticeError("no demonstrations to fine-tune on")
+    processes = distributed_state().num_processes
+    steps_per_epoch = max(1, len(demonstrations) // (config.batch_size * processes))
+    total_steps = config.steps or steps_per_epoch * config.epochs
+    run = TrainingRun(
+        config,
+        policy_name,
+        total_steps=total_steps,
+        updates_per_step=1,
+        need_reference=False,
+        resume=resume,
+        show_progress=show_progress,
+    )
+    tokenized = [tokenize_demonstration(run.tokenizer, item, config.max_length) for item in demonstrations]
+    pad_id = pad_token_id(run.tokenizer)
+    metrics: dict[str, float] = {}
+    for step in run.steps():
+        with run.phase("train"):
+            indices = run.batch_indices(len(tokenized), config.batch_size, step)
+            batch = {
+                key: value.to(run.device) for key, value in collate([tokenized[i] for i in indices], pad_id).items()
+            }
+            loss, step_metrics = sft_batch_loss(run.model, batch)
+            step_metrics["grad_norm"] = run.optimize(loss)
+        metrics = run.end_step(step_metrics)
+    return TrainResult(run.finish(), metrics, run)
