@@ -276,6 +276,12 @@ def test_sign_in_links_name_the_served_port(tmp_path: Path, monkeypatch: pytest.
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/annotators").text).group(1)  # type: ignore[union-attr]
     page = client.post("/admin/annotators", data={"csrf_token": csrf, "name": "alice"}).text
     assert 'value="http://127.0.0.1:8765/signin/' in page
+    stale = studio_client(project.store, public_url="http://127.0.0.1:8000")  # written out by an older project
+    stale.base_url = "http://127.0.0.1:8765"  # type: ignore[attr-defined]
+    sign_in(stale, project.store, "root")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', stale.get("/admin/annotators").text).group(1)  # type: ignore[union-attr]
+    relinked = stale.post("/admin/annotators/2/link", data={"csrf_token": csrf}).text
+    assert 'value="http://127.0.0.1:8765/signin/' in relinked
     project.close()
 
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)

@@ -26,6 +26,11 @@ def served_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def _same_machine_other_port(setting: str, actual: str) -> bool:
+    named = urlsplit(setting)
+    return named.hostname in _LOOPBACK and named.port != urlsplit(actual).port
+
+
 def record_served_url(project_root: Path, url: str) -> None:
     (project_root / SERVED_URL_FILE).write_text(url + "\n", encoding="utf-8")
 
@@ -47,8 +52,7 @@ def setting_disagrees(settings: StudioSection, project_root: Path) -> str | None
     served = recorded_served_url(project_root)
     if not setting or served is None or setting == served:
         return None
-    named = urlsplit(setting)
-    if named.hostname not in _LOOPBACK or named.port == urlsplit(served).port:
+    if not _same_machine_other_port(setting, served):
         return None  # another host is a proxy's or a public address: the admin's choice
     return (
         f"note: the link names [studio] public_url = {setting!r}, but the studio was last served on {served}; "
@@ -57,9 +61,16 @@ def setting_disagrees(settings: StudioSection, project_root: Path) -> str | None
 
 
 def link_base(settings: StudioSection, *, project_root: Path | None = None, request_base: str | None = None) -> str:
-    """Where annotators reach the studio: the setting, the request's own address, the served one, or port 8000."""
-    if settings.public_url.strip():
-        return settings.public_url.strip().rstrip("/")
+    """Where annotators reach the studio: the setting, the request's own address, the served one, or port 8000.
+
+    A setting that names this machine on another port than the request came to is stale (see
+    `setting_disagrees`): the request's address wins.
+    """
+    setting = settings.public_url.strip().rstrip("/")
+    if setting and request_base and _same_machine_other_port(setting, request_base):
+        return request_base.rstrip("/")
+    if setting:
+        return setting
     if request_base:
         return request_base.rstrip("/")
     served = recorded_served_url(project_root) if project_root is not None else None
