@@ -276,6 +276,12 @@ def test_sign_in_links_name_the_served_port(tmp_path: Path, monkeypatch: pytest.
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/admin/annotators").text).group(1)  # type: ignore[union-attr]
     page = client.post("/admin/annotators", data={"csrf_token": csrf, "name": "alice"}).text
     assert 'value="http://127.0.0.1:8765/signin/' in page
+    stale = studio_client(project.store, public_url="http://127.0.0.1:8000")  # written out by an older project
+    stale.base_url = "http://127.0.0.1:8765"  # type: ignore[attr-defined]
+    sign_in(stale, project.store, "root")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', stale.get("/admin/annotators").text).group(1)  # type: ignore[union-attr]
+    relinked = stale.post("/admin/annotators/2/link", data={"csrf_token": csrf}).text
+    assert 'value="http://127.0.0.1:8765/signin/' in relinked
     project.close()
 
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
@@ -286,6 +292,10 @@ def test_sign_in_links_name_the_served_port(tmp_path: Path, monkeypatch: pytest.
     settings_file = root / "apprentice.toml"
     text = settings_file.read_text(encoding="utf-8")
     assert 'public_url = ""' in text  # the default: the served address
+    # A project made before the setting's default became empty names port 8000: the CLI says it disagrees.
+    settings_file.write_text(text.replace('public_url = ""', 'public_url = "http://127.0.0.1:8000"'), "utf-8")
+    old_default = runner.invoke(cli_app, ["annotators", "link", "bob", "-p", str(root)])
+    assert old_default.exit_code == 0 and "last served on http://127.0.0.1:8765" in old_default.output
     settings_file.write_text(text.replace('public_url = ""', 'public_url = "https://judge.example.org"'), "utf-8")
     linked = runner.invoke(cli_app, ["annotators", "link", "bob", "-p", str(root)])
     assert linked.exit_code == 0 and linked.output.split()[-1].startswith("https://judge.example.org/signin/")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from apprentice.cli_common import ProjectOption, console, reports_errors
+from apprentice.cli_common import ProjectOption, console, errors, reports_errors
+
+if TYPE_CHECKING:
+    from apprentice.project import Project
 
 studio_app: typer.Typer = typer.Typer(help="Serve the feedback studio.", invoke_without_command=True)
 annotators_app: typer.Typer = typer.Typer(
@@ -57,6 +60,7 @@ def add(
     )
     console.print(f"Added {account.role} {account.name}. One-time sign-in link (valid {settings.signin_link_hours} h):")
     console.print(link, soft_wrap=True, highlight=False)
+    _warn_about_public_url(project)
     project.close()
 
 
@@ -89,7 +93,16 @@ def link(
         valid_hours=settings.signin_link_hours,
     )
     console.print(url, soft_wrap=True, highlight=False)
+    _warn_about_public_url(project)
     project.close()
+
+
+def _warn_about_public_url(project: Project) -> None:
+    from apprentice.studio.addresses import setting_disagrees
+
+    warning = setting_disagrees(project.settings.studio, project.root)
+    if warning:
+        errors.print(warning, soft_wrap=True, highlight=False)
 
 
 @annotators_app.command("disable")
