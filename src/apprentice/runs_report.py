@@ -53,9 +53,10 @@ def write_runs_report(project: Project, path: Path | None = None) -> Path:
     summary = store.summary()
     held_out = len(store.prompts(held_out=True))
     sections = [
-        f"<p>{summary.prompts} prompts ({held_out} held out for evaluation), {summary.responses} responses, "
-        f"{summary.judgments} judgments by {summary.annotators} annotators; {len(reward_runs)} reward runs, "
-        f"{len(policies)} policies, {len(evaluations)} evaluations.</p>",
+        f"<p>{_count(summary.prompts, 'prompt')} ({held_out} held out for evaluation), "
+        f"{_count(summary.responses, 'response')}, {_count(summary.judgments, 'judgment')} by "
+        f"{_count(summary.annotators, 'annotator')}; {_count(len(reward_runs), 'reward run')}, "
+        f"{_count(len(policies), 'policy', 'policies')}, {_count(len(evaluations), 'evaluation')}.</p>",
         _reward_section(reward_runs),
         _policy_section(policies, made_by),
         _evaluation_section(evaluations),
@@ -159,10 +160,11 @@ def _evaluation_section(evaluations: list[tuple[int, dict[str, Any]]]) -> str:
         )
         parts.append(_table(RESULT_COLUMNS, [result_cells(row) for row in results["results"]], caption))
     latest = evaluations[-1][1]
-    parts.append(
-        f"<figure><img alt='Reward and gold against KL' src='data:image/png;base64,{_kl_plot(latest)}'>"
-        "<figcaption>Latest evaluation: mean reward and gold score against KL from the base</figcaption></figure>"
-    )
+    if any(row[key] is not None for row in latest["results"] for key in ("reward_mean", "gold_mean")):
+        parts.append(
+            f"<figure><img alt='Reward and gold against KL' src='data:image/png;base64,{_kl_plot(latest)}'>"
+            "<figcaption>Latest evaluation: mean reward and gold score against KL from the base</figcaption></figure>"
+        )
     return "".join(parts)
 
 
@@ -213,6 +215,10 @@ def _last_step(run: Run | None) -> str:
         return "-"
     figures = {key: value for key, value in run.metrics.items() if "/" not in key and key != "policy_id"}
     return ", ".join(f"{key} {_number(value)}" for key, value in sorted(figures.items())[:6]) or "-"
+
+
+def _count(count: int, noun: str, plural: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def _number(value: Any) -> str:
