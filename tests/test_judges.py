@@ -389,3 +389,27 @@ def test_adding_a_judge_says_what_is_wrong(tmp_path: Path) -> None:
 
 def test_abstain_reason_is_stated() -> None:
     assert "disagree" in ABSTAIN_REASON
+
+
+def test_the_loop_report_shows_the_judges_by_round(tmp_path: Path) -> None:
+    from apprentice.report import judges_section
+    from apprentice.store.rounds import RoundState
+
+    outputs = {
+        "collect": {"judgments": 48, "judges": {"offered": 20, "settled": 14, "to_people": 6, "judge_labels": 18}},
+        "quality": {
+            "judges": {
+                "j": {
+                    "labels": 18,
+                    "shared_with_people": 12,
+                    "agreement": 0.9,
+                    "weight": 0.0,
+                    "flags": ["too little data"],
+                }
+            }
+        },
+    }
+    state = RoundState(1, "done", 1, "base", None, None, outputs)
+    html = judges_section([state], tmp_path)
+    assert "Machine judges" in html and "<td>14</td>" in html and "too little data (n=12)" in html
+    assert judges_section([RoundState(1, "done", 1, "base", None, None, {})], tmp_path) == ""

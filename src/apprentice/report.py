@@ -193,6 +193,8 @@ def write_report(project: Any, path: Path | None = None) -> Path:
         f"<figcaption>{html.escape(title)}</figcaption></figure>"
         for title, data in report_plots(rows)
     )
+    judges = judges_section(states, path.parent)
+    samples = _samples_table(folder, rows[-1]["round"])
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Apprentice loop report</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top;
@@ -204,10 +206,56 @@ model), with their 95% intervals; round 1's previous policy is the base.</p>
 <table><tr><th>round</th><th>labels</th><th>reward accuracy</th><th>KL from base</th><th>proxy reward</th>
 <th>gold</th><th>length (tokens)</th><th>win rate vs base</th><th>win rate vs previous</th>
 <th>agreement (alpha)</th><th>flagged annotators</th></tr>{table}</table>
-{_write_quality_report(project, path.parent)}{images}{_samples_table(folder, rows[-1]["round"])}</body></html>"""
+{_write_quality_report(project, path.parent)}{judges}{images}{samples}</body></html>"""
     write_text_atomically(path, page)
     write_text_atomically(path.with_suffix(".json"), json.dumps(rows, indent=2) + "\n")
     return path
+
+
+def judges_section(states: list[RoundState], folder: Path) -> str:
+    """Machine judges by round: what they labelled, what they settled (people's labels saved), and how far they
+    agree with people (the quality step's calibration); empty when the loop used no judge."""
+    rows = []
+    for state in states:
+        routing = (state.outputs.get("collect") or {}).get("judges")
+        calibrated = (state.outputs.get("quality") or {}).get("judges") or {}
+        if not routing and not calibrated:
+            continue
+        routing = routing or {}
+        people = (state.outputs.get("collect") or {}).get("judgments")
+        judges = "; ".join(
+            f"{name}: agreement {_share_text(figures.get('agreement'), figures.get('shared_with_people', 0))}, "
+            f"weight {figures.get('weight', 0):.2f}"
+            + (f" ({'; '.join(figures['flags'])})" if figures.get("flags") else "")
+            for name, figures in calibrated.items()
+        )
+        cells = (state.number, people, routing.get("judge_labels"), routing.get("offered"), routing.get("settled"))
+        rows.append("<tr>" + "".join(f"<td>{html.escape(_cell(cell))}</td>" for cell in cells))
+        rows[-1] += f"<td>{html.escape(judges or '-')}</td></tr>"
+    if not rows:
+        return ""
+    link = (
+        " Each judge's errors, with examples: <a href='quality/judges.html'>quality/judges.html</a>."
+        if (folder / "quality" / "judges.html").is_file()
+        else ""
+    )
+    return (
+        "<h2>Machine judges</h2><p>Judges label the comparisons the reward ensemble is surest about before people"
+        " do; a confident label settles a comparison, which saves a person's label; people also judge an audit"
+        f" share so that the judges' agreement with them stays measured.{link}</p>"
+        "<table><tr><th>round</th><th>people's labels</th><th>judges' labels</th><th>offered to judges</th>"
+        "<th>settled by judges (people's labels saved)</th><th>agreement with people, weight</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _share_text(share: float | None, count: int) -> str:
+    if share is None or count == 0:
+        return "no shared items"
+    if count < 20:
+        return f"too little data (n={count})"
+    return f"{share:.2f} (n={count})"
 
 
 def _write_quality_report(project: Any, folder: Path) -> str:
