@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from apprentice.cli_common import ProjectOption, console, reports_errors
+from apprentice.project import Project
 
 app: typer.Typer = typer.Typer(
     help="Feedback quality: agreement, annotator reliability, bias, corrections.", no_args_is_help=True
@@ -33,6 +34,7 @@ def report(
         with console.status(f"Analysing {len(judgments)} judgments"):
             analysis = analyse(judgments, prompts_by_category=project.store.prompt_categories(), resamples=resamples)
             html_path, json_path = write_report(analysis, out or project.root / "reports")
+        judges_path = _judges_report(project, out or project.root / "reports")
     finally:
         project.close()
     alpha = analysis["agreement"]["pairs"]["alpha_nominal"]["value"]
@@ -41,6 +43,21 @@ def report(
         f"{'n/a' if alpha is None else f'{alpha:.3f}'}; {len(analysis['flags'])} flags"
     )
     console.print(f"Report: {html_path}\nFigures: {json_path}")
+    if judges_path is not None:
+        console.print(f"Machine judges against people: {judges_path}")
+
+
+def _judges_report(project: Project, folder: Path) -> Path | None:
+    """The machine judges' calibration against people, beside the quality report (None without judges)."""
+    if not project.store.judges():
+        return None
+    from apprentice.judges.jobs import calibrate_judges
+    from apprentice.judges.report import error_examples, write_judges_report
+
+    calibrations = calibrate_judges(project)
+    judged = project.store.judged_comparisons(kinds=["pair"])
+    examples = {c.name: error_examples(judged, c.name) for c in calibrations}
+    return write_judges_report(calibrations, examples, folder)[0]
 
 
 @app.command("flags")
