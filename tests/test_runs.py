@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from apprentice.cli import app
 from apprentice.project import init_project, open_project
-from apprentice.run_folders import claim_numbered_folder, human_size
+from apprentice.run_folders import claim_numbered_folder, human_size, newest_numbered_folder
 from test_reward_cli import write_pairs
 
 runner = CliRunner()
@@ -158,6 +158,8 @@ def test_numbers_are_not_reused_after_a_folder_is_deleted(tmp_path: Path) -> Non
     assert claim_numbered_folder(runs, "policy-dpo").name == "policy-dpo-4"
     recorded = [str(runs / "policy-dpo-7"), str(tmp_path / "elsewhere" / "policy-dpo-9")]
     assert claim_numbered_folder(runs, "policy-dpo", recorded).name == "policy-dpo-8"
+    assert newest_numbered_folder(runs, "policy-dpo") == runs / "policy-dpo-8"  # what --resume carries on
+    assert newest_numbered_folder(runs, "policy-ppo") is None
 
 
 @pytest.mark.parametrize(("size", "shown"), [(950, "950 B"), (12_345_678, "12.3 MB"), (2_100_000_000, "2.1 GB")])
