@@ -302,6 +302,17 @@ def test_a_credential_without_a_fast_check_is_verified_only_under_the_limits(sto
         guesser = TestClient(app, client=(f"198.51.100.{attempt}", 4000))
         guesser.get("/api/v1/progress", headers={"Authorization": f"Bearer apt_{account_id}_guess-{attempt}"})
     assert len(verifications) == attempts.ACCOUNT_LIMIT
+    # Once the token is used (here after the window), its check is stored: the account's count no longer
+    # gates it, and guesses cost no argon2.
+    monkeypatch.setattr(app.state.studio.attempts, "window_seconds", 0.0)
+    old = {"Authorization": f"Bearer apt_{account_id}_old-secret"}
+    assert TestClient(app).get("/api/v1/progress", headers=old).status_code == 200
+    monkeypatch.setattr(app.state.studio.attempts, "window_seconds", attempts.WINDOW_SECONDS)
+    for attempt in range(attempts.ACCOUNT_LIMIT):
+        guesser = TestClient(app, client=(f"203.0.113.{attempt}", 4000))
+        guesser.get("/api/v1/progress", headers={"Authorization": f"Bearer apt_{account_id}_guess-{attempt}"})
+    assert len(verifications) == attempts.ACCOUNT_LIMIT + 1
+    assert studio_client(store).get("/api/v1/progress", headers=old).status_code == 200
 
 
 def test_request_bodies_are_capped(store: Store) -> None:

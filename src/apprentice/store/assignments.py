@@ -348,6 +348,15 @@ class AssignmentQueries(StudioViews):
                 .values(credential_hash=credential_hash, credential_check=credential_check)
             )
 
+    def add_credential_check(self, annotator_id: int, credential_hash: str, credential_check: str) -> None:
+        """Store the fast check of a token verified against `credential_hash` (made before checks existed)."""
+        with self._write_transaction() as session:
+            session.execute(
+                update(Annotator)
+                .where(Annotator.id == annotator_id, Annotator.credential_hash == credential_hash)
+                .values(credential_check=credential_check)
+            )
+
     def set_annotator_disabled(self, name: str, disabled: bool) -> AnnotatorAccount:
         """Disable (every session and token stops at once, for good) or enable an annotator by name.
 

@@ -19,7 +19,14 @@ from starlette.concurrency import run_in_threadpool
 
 from apprentice.store.assignments import AnnotatorAccount
 from apprentice.studio.context import StudioContext
-from apprentice.studio.security import SESSION_COOKIE, SessionData, parse_api_token, passes_check, same_token
+from apprentice.studio.security import (
+    SESSION_COOKIE,
+    SessionData,
+    parse_api_token,
+    passes_check,
+    same_token,
+    secret_check,
+)
 
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -119,8 +126,13 @@ async def _token_caller(request: Request, context: StudioContext, token: str) ->
         lambda: account is not None and context.tokens.check(account, secret),
     )
     refuse_attempt(verdict, "The API token is not valid.", {"WWW-Authenticate": "Bearer"})
-    if account is None:  # cannot happen: a valid verdict needs an account
+    if account is None or account.credential_hash is None:  # cannot happen: a valid verdict needs both
         raise _invalid_token()
+    if check is None:
+        # A token made before fast checks existed: from now on a guess at it is refused without argon2, and
+        # the account's failure count no longer gates it.
+        stored = account.credential_hash
+        await context.run(context.store.add_credential_check, account.id, stored, secret_check(account.id, secret))
     return SignedIn(account, None)
 
 
