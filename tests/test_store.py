@@ -196,10 +196,16 @@ def test_migration_0006_drops_the_covered_indexes_and_keeps_the_data(store_url: 
             lambda prompt_id, ids: [ComparisonPlan("pair", prompt_id, ids, overlap=1)],
         )
         comparison_id = store.comparisons()[0].id
-        annotator = store.ensure_annotator("person")
+        # In SQL: the ORM's Annotator has columns that later migrations add.
+        with store.engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO annotators (name, role, kind, disabled, session_version, created_at) "
+                "VALUES ('person', 'annotator', 'human', false, 0, CURRENT_TIMESTAMP)"
+            )
+            annotator_id = connection.exec_driver_sql("SELECT id FROM annotators WHERE name = 'person'").scalar()
         store.record_judgment(
             comparison_id=comparison_id,
-            annotator_id=annotator.id,
+            annotator_id=annotator_id,
             answer={"winner": 0},
             idempotency_key="k",
             source="t",

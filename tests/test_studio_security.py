@@ -185,19 +185,270 @@ def test_schemathesis_finds_no_server_error(store: Store) -> None:
     assert not failures, "\n".join(failures)
 
 
-def test_wrong_tokens_cannot_keep_the_server_verifying(store: Store, monkeypatch: Any) -> None:
+def _cookie_client(client: Any, cookie: str) -> Any:
+    from fastapi.testclient import TestClient
+
+    other = TestClient(client.app, base_url="http://testserver", follow_redirects=False)
+    other.cookies.set(SESSION_COOKIE, cookie)
+    return other
+
+
+def _count_argon2(monkeypatch: Any) -> list[int]:
     from apprentice.studio import security
 
-    account_id, token = api_token(store, "alice")
-    account = store.annotator_account(annotator_id=account_id)
-    assert account is not None
-    verifications = []
+    verifications: list[int] = []
     real_verify = security.verify_secret
     monkeypatch.setattr(security, "verify_secret", lambda *args: verifications.append(1) or real_verify(*args))
-    cache = security.TokenCache(failure_pause=60)
-    assert not cache.check(account, "guess-1") and not cache.check(account, "guess-2")
-    assert len(verifications) == 1  # the second guess was refused without an argon2 verification
-    assert not cache.check(account, token.split("_", 2)[2])  # even the right one waits out the pause
-    patient = security.TokenCache(failure_pause=0)
-    assert not patient.check(account, "guess") and patient.check(account, token.split("_", 2)[2])
-    assert patient.known(account, token.split("_", 2)[2])
+    return verifications
+
+
+def test_signing_out_ends_the_session_in_the_store(store: Store) -> None:
+    client = studio_client(store)
+    csrf = sign_in(client, store, "alice")
+    copied = client.cookies.get(SESSION_COOKIE)
+    assert client.post("/signout", data={"csrf_token": csrf}).status_code == 303
+    # A copy of the cookie (a replay, another tab's jar) no longer works.
+    assert _cookie_client(client, copied).get("/judge").status_code == 401
+
+
+def test_signing_in_again_ends_older_sessions(store: Store) -> None:
+    first = studio_client(store)
+    sign_in(first, store, "alice")
+    second = studio_client(store)
+    sign_in(second, store, "alice")
+    assert second.get("/judge").status_code == 200
+    assert first.get("/judge").status_code == 401
+
+
+def test_sign_out_everywhere_ends_every_session_and_the_api_token(store: Store) -> None:
+    from apprentice.studio.security import issue_api_token
+
+    client = studio_client(store)
+    csrf = sign_in(client, store, "alice")
+    account = store.annotator_account(name="alice")
+    assert account is not None
+    token = {"Authorization": f"Bearer {issue_api_token(store, account)}"}
+    assert client.get("/api/v1/progress", headers=token).status_code == 200
+    copied = client.cookies.get(SESSION_COOKIE)
+    assert "/account/signout-everywhere" in client.get("/account").text
+    assert client.post("/account/signout-everywhere").status_code == 403  # CSRF-less: refused
+    assert client.post("/account/signout-everywhere", data={"csrf_token": csrf}).status_code == 303
+    assert _cookie_client(client, copied).get("/judge").status_code == 401
+    assert studio_client(store).get("/api/v1/progress", headers=token).status_code == 401
+
+
+def test_guessed_secrets_are_refused_without_argon2_and_the_right_one_always_works(
+    store: Store, monkeypatch: Any
+) -> None:
+    from apprentice.studio.security import issue_signin_link
+
+    account_id, token = api_token(store, "alice")
+    verifications = _count_argon2(monkeypatch)
+    client = studio_client(store)
+    guesses = [
+        f"apt_{account_id}_wrong-guess",  # a real account, a wrong secret
+        "apt_999_whatever",  # no such account
+        "apt_1.5_x",  # malformed
+    ]
+    for guess in guesses:
+        refused = client.get("/api/v1/progress", headers={"Authorization": f"Bearer {guess}"})
+        assert refused.status_code == 401
+    account = store.annotator_account(annotator_id=account_id)
+    assert account is not None
+    link = issue_signin_link(store, account, public_url="", valid_hours=1)
+    assert client.get(f"/signin/{account_id}.wrong-secret").status_code == 400  # a pending link, a wrong guess
+    assert verifications == []
+    # The right credentials right after the wrong ones (formerly refused for a second), from the same client.
+    assert client.get("/api/v1/progress", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert client.get(link).status_code == 200
+    assert len(verifications) == 2
+
+
+def test_failed_attempts_are_limited_per_client_in_the_store_and_never_lock_out_the_right_token(
+    store: Store, monkeypatch: Any
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from apprentice.studio import attempts
+
+    account_id, token = api_token(store, "alice")
+    # Two apps on one store stand for two server processes: they share the counts.
+    workers = [studio_client(store), studio_client(store)]
+    for attempt in range(attempts.CLIENT_LIMIT):
+        guess = {"Authorization": f"Bearer apt_{account_id}_guess-{attempt}"}
+        assert workers[attempt % 2].get("/api/v1/progress", headers=guess).status_code == 401
+    for worker in workers:
+        limited = worker.get("/api/v1/progress", headers={"Authorization": f"Bearer apt_{account_id}_guess"})
+        assert limited.status_code == 429 and limited.headers["retry-after"]
+        assert worker.get("/signin/1.guess").status_code == 429
+        # The right token still works, even from the client that guessed.
+        assert worker.get("/api/v1/progress", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    elsewhere = TestClient(workers[0].app, client=("192.0.2.7", 4000))
+    assert elsewhere.get("/api/v1/progress", headers={"Authorization": "Bearer apt_1_guess"}).status_code == 401
+
+
+def test_a_credential_without_a_fast_check_is_verified_only_under_the_limits(store: Store, monkeypatch: Any) -> None:
+    """A token issued before fast checks existed: any guess costs argon2, so the account's count gates it."""
+    from fastapi.testclient import TestClient
+
+    from apprentice.studio import attempts
+    from apprentice.studio.security import hash_secret
+
+    account_id, _ = api_token(store, "alice")
+    store.set_credential_hash(account_id, hash_secret("old-secret"))  # no check stored
+    verifications = _count_argon2(monkeypatch)
+    app = studio_client(store).app
+    for attempt in range(attempts.ACCOUNT_LIMIT + 5):  # from many addresses: the account's limit holds
+        guesser = TestClient(app, client=(f"198.51.100.{attempt}", 4000))
+        guesser.get("/api/v1/progress", headers={"Authorization": f"Bearer apt_{account_id}_guess-{attempt}"})
+    assert len(verifications) == attempts.ACCOUNT_LIMIT
+    # Once the token is used (here after the window), its check is stored: the account's count no longer
+    # gates it, and guesses cost no argon2.
+    monkeypatch.setattr(app.state.studio.attempts, "window_seconds", 0.0)
+    old = {"Authorization": f"Bearer apt_{account_id}_old-secret"}
+    assert TestClient(app).get("/api/v1/progress", headers=old).status_code == 200
+    monkeypatch.setattr(app.state.studio.attempts, "window_seconds", attempts.WINDOW_SECONDS)
+    for attempt in range(attempts.ACCOUNT_LIMIT):
+        guesser = TestClient(app, client=(f"203.0.113.{attempt}", 4000))
+        guesser.get("/api/v1/progress", headers={"Authorization": f"Bearer apt_{account_id}_guess-{attempt}"})
+    assert len(verifications) == attempts.ACCOUNT_LIMIT + 1
+    assert studio_client(store).get("/api/v1/progress", headers=old).status_code == 200
+
+
+def test_request_bodies_are_capped(store: Store) -> None:
+    from apprentice.studio.app import MAX_BODY_BYTES
+
+    seed_comparisons(store, pairs=1, rankings=0, ratings=0)
+    client = studio_client(store)
+    _, token = api_token(store, "alice")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    big = b'{"answer": {"choice": "A"}, "idempotency_key": "k", "rationale": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    assert client.post("/api/v1/assignments/1/judgment", content=big, headers=headers).status_code == 413
+
+    def chunks() -> Any:  # no Content-Length: only counting the bytes can tell
+        yield big[: len(big) // 2]
+        yield big[len(big) // 2 :]
+
+    streamed = client.post("/api/v1/assignments/1/judgment", content=chunks(), headers=headers)
+    assert streamed.status_code == 413
+    page = client.post("/signin", content=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert page.status_code == 413
+    assert store.studio_judgments() == []
+
+
+def test_odd_digits_and_non_finite_json_get_a_clear_4xx(store: Store) -> None:
+    seed_comparisons(store, pairs=1, rankings=0, ratings=0)
+    client = studio_client(store)
+    _, token = api_token(store, "alice")
+    superscript = "Bearer apt_\u00b2_x".encode("latin-1")  # headers are read as latin-1: b"\xb2" is '²'
+    assert client.get("/api/v1/progress", headers={"Authorization": superscript}).status_code == 401  # type: ignore[dict-item]
+    assert client.get("/signin/%C2%B2.x").status_code == 400
+    task = client.get("/api/v1/tasks/next", headers={"Authorization": f"Bearer {token}"}).json()["task"]
+    for value in ("NaN", "Infinity", "-Infinity"):
+        body = '{"answer": {"choice": "A"}, "idempotency_key": "k", "duration_ms": ' + value + "}"
+        reply = client.post(
+            f"/api/v1/assignments/{task['assignment_id']}/judgment",
+            content=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["detail"][0]["loc"] == ["body", "duration_ms"]
+
+
+def test_the_sign_in_form_works_only_in_the_browser_that_opened_the_link(store: Store) -> None:
+    """Login CSRF: a page elsewhere posting the attacker's own link and form token signs no one in."""
+    from apprentice.studio.security import issue_signin_link
+
+    attacker = studio_client(store)
+    account = store.add_studio_annotator("mallory")
+    link = issue_signin_link(store, account, public_url="", valid_hours=1)
+    page = attacker.get(link)
+    assert page.headers["cache-control"] == "no-store"
+    token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    victim = studio_client(store)
+    assert victim.post("/signin", data={"token": token, "csrf_token": csrf}).status_code == 403
+    victim.get(issue_signin_link(store, store.add_studio_annotator("victim"), public_url="", valid_hours=1))
+    assert victim.post("/signin", data={"token": token, "csrf_token": csrf}).status_code == 403  # other nonce
+    assert SESSION_COOKIE not in victim.cookies
+    assert attacker.post("/signin", data={"token": token, "csrf_token": csrf}).status_code == 303
+
+
+def test_a_re_enabled_annotators_old_api_token_stays_dead(store: Store) -> None:
+    _, token = api_token(store, "alice")
+    client = studio_client(store)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/progress", headers=headers).status_code == 200
+    store.set_annotator_disabled("alice", True)
+    store.set_annotator_disabled("alice", False)
+    assert studio_client(store).get("/api/v1/progress", headers=headers).status_code == 401
+    assert client.get("/api/v1/progress", headers=headers).status_code == 401  # nor from the memory of one
+
+
+def test_with_gold_feedback_an_answer_to_a_gold_item_cannot_be_undone(store: Store) -> None:
+    seed_comparisons(store, pairs=0, rankings=0, ratings=0, gold_pairs=2)
+    client = studio_client(store, gold_rate=1.0, gold_feedback=True)
+    _, token = api_token(store, "alice")
+    headers = {"Authorization": f"Bearer {token}"}
+    task = client.get("/api/v1/tasks/next", headers=headers).json()["task"]
+    body = {"answer": {"choice": "A"}, "idempotency_key": "gold-1"}
+    reply = client.post(f"/api/v1/assignments/{task['assignment_id']}/judgment", json=body, headers=headers)
+    assert reply.json()["gold_correct"] is not None
+    assert client.post("/api/v1/undo", headers=headers).status_code == 409
+    assert len(store.studio_judgments()) == 1
+    # The judging page says so instead of taking it back.
+    csrf = sign_in(client, store, "bob")
+    page = client.get("/judge").text
+    assignment_id = int(re.search(r'action="/judge/(\d+)"', page).group(1))  # type: ignore[union-attr]
+    client.post(f"/judge/{assignment_id}", data={"csrf_token": csrf, "idempotency_key": "g2", "choice": "A"})
+    undone = client.post("/undo", data={"csrf_token": csrf})
+    assert undone.headers["location"] == "/judge?done=gold-final"
+    assert len(store.studio_judgments()) == 2
+    # Without feedback shown, undo works on gold items as on any other.
+    quiet = studio_client(store, gold_rate=1.0, gold_feedback=False)
+    assert quiet.post("/api/v1/undo", headers=headers).json()["undone"] is True
+
+
+def test_a_form_answer_without_an_idempotency_key_does_not_block_the_next(store: Store) -> None:
+    seed_comparisons(store, pairs=2, rankings=0, ratings=0)
+    client = studio_client(store)
+    csrf = sign_in(client, store, "alice")
+    for _ in range(2):
+        page = client.get("/judge").text
+        assignment_id = int(re.search(r'action="/judge/(\d+)"', page).group(1))  # type: ignore[union-attr]
+        saved = client.post(f"/judge/{assignment_id}", data={"csrf_token": csrf, "choice": "A"})
+        assert saved.status_code == 303, saved.text
+    assert len(store.studio_judgments()) == 2
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+@pytest.mark.postgres
+def test_one_annotator_holds_one_lease_under_concurrent_requests(store: Store) -> None:
+    """Several workers serving one annotator at once (PostgreSQL): the database lets only one lease through."""
+    import threading
+
+    seed_comparisons(store, pairs=40, rankings=0, ratings=0)
+    for round_number in range(5):
+        account = store.add_studio_annotator(f"racer-{round_number}")
+        barrier = threading.Barrier(8)
+
+        def lease(annotator_id: int = account.id, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            store.next_task(annotator_id, lease_seconds=600)
+
+        threads = [threading.Thread(target=lease) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with store.engine.connect() as connection:
+            held = connection.exec_driver_sql(
+                f"SELECT count(*) FROM assignments WHERE annotator_id = {account.id} AND status = 'leased'"
+            ).scalar()
+        assert held == 1, f"annotator {account.id} holds {held} leases"
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_sqlite_commits_are_durable_across_a_power_cut(store: Store) -> None:
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL

@@ -37,6 +37,7 @@ from sqlalchemy import (
     Engine,
     Table,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -44,6 +45,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -72,6 +75,7 @@ from apprentice.store.studio_views import StudioViews
 from apprentice.store.tables import (
     Annotator,
     Assignment,
+    AuthFailure,
     Comparison,
     ComparisonMember,
     Judgment,
@@ -185,6 +189,9 @@ _STORED = (
     .where(Judgment.idempotency_key == bindparam("key"))
 )
 _ACCOUNT_BY_ID = select(*ACCOUNT_COLUMNS).where(Annotator.id == bindparam("annotator"))
+# PostgreSQL: leasing for one annotator is serialized on their row, so that two workers serving the same
+# annotator at once cannot each lease them a task (one annotator holds one lease).
+_LOCK_ANNOTATOR = select(Annotator.id).where(Annotator.id == bindparam("annotator")).with_for_update()
 _ACCOUNT_BY_NAME = select(*ACCOUNT_COLUMNS).where(Annotator.name == bindparam("name"))
 _INSERT_JUDGMENT = insert(_judgments).returning(_judgments.c.id)
 _JUDGMENT_COLUMNS = (
@@ -283,16 +290,21 @@ class AssignmentQueries(StudioViews):
             rows = session.execute(select(*ACCOUNT_COLUMNS).order_by(Annotator.id)).all()
             return [account_from_row(row) for row in rows if row.kind == "human"]
 
-    def set_signin_hash(self, annotator_id: int, signin_hash: str, expires_at: datetime) -> None:
+    def set_signin_hash(
+        self, annotator_id: int, signin_hash: str, expires_at: datetime, *, signin_check: str | None = None
+    ) -> None:
         with self._write_transaction() as session:
             session.execute(
                 update(Annotator)
                 .where(Annotator.id == annotator_id)
-                .values(signin_hash=signin_hash, signin_expires_at=expires_at)
+                .values(signin_hash=signin_hash, signin_expires_at=expires_at, signin_check=signin_check)
             )
 
-    def consume_signin(self, annotator_id: int, signin_hash: str) -> bool:
-        """Use up a sign-in link: true only for the one caller that clears this exact hash while it is valid."""
+    def consume_signin(self, annotator_id: int, signin_hash: str) -> AnnotatorAccount | None:
+        """Use up a sign-in link: the account for the one caller that clears this exact hash while it is valid.
+
+        Signing in starts a new session version, so that every older session of this annotator ends.
+        """
         with self._write_transaction() as session:
             result = session.execute(
                 update(Annotator)
@@ -302,18 +314,58 @@ class AssignmentQueries(StudioViews):
                     Annotator.signin_expires_at > utc_now(),
                     Annotator.disabled.is_(False),
                 )
-                .values(signin_hash=None, signin_expires_at=None)
+                .values(
+                    signin_hash=None,
+                    signin_expires_at=None,
+                    signin_check=None,
+                    session_version=Annotator.session_version + 1,
+                )
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return None
+            row = session.execute(select(*ACCOUNT_COLUMNS).where(Annotator.id == annotator_id)).one()
+            return account_from_row(row)
+
+    def end_sessions(self, annotator_id: int, *, session_version: int, revoke_token: bool = False) -> bool:
+        """End every session of this annotator (and with `revoke_token`, their API token too).
+
+        Only when `session_version` is still theirs: a stale session cannot end a newer one. True if ended.
+        """
+        values: dict[str, Any] = {"session_version": Annotator.session_version + 1}
+        if revoke_token:
+            values.update(credential_hash=None, credential_check=None)
+        with self._write_transaction() as session:
+            result = session.execute(
+                update(Annotator)
+                .where(Annotator.id == annotator_id, Annotator.session_version == session_version)
+                .values(**values)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def set_credential_hash(self, annotator_id: int, credential_hash: str | None) -> None:
+    def set_credential_hash(
+        self, annotator_id: int, credential_hash: str | None, *, credential_check: str | None = None
+    ) -> None:
         with self._write_transaction() as session:
             session.execute(
-                update(Annotator).where(Annotator.id == annotator_id).values(credential_hash=credential_hash)
+                update(Annotator)
+                .where(Annotator.id == annotator_id)
+                .values(credential_hash=credential_hash, credential_check=credential_check)
+            )
+
+    def add_credential_check(self, annotator_id: int, credential_hash: str, credential_check: str) -> None:
+        """Store the fast check of a token verified against `credential_hash` (made before checks existed)."""
+        with self._write_transaction() as session:
+            session.execute(
+                update(Annotator)
+                .where(Annotator.id == annotator_id, Annotator.credential_hash == credential_hash)
+                .values(credential_check=credential_check)
             )
 
     def set_annotator_disabled(self, name: str, disabled: bool) -> AnnotatorAccount:
-        """Disable (every session and token stops at once) or enable an annotator by name."""
+        """Disable (every session and token stops at once, for good) or enable an annotator by name.
+
+        Enabling revives nothing: the annotator needs a new sign-in link, and a new API token.
+        """
         with self._write_transaction() as session:
             row = session.scalar(select(Annotator).where(Annotator.name == name))
             if row is None:
@@ -323,6 +375,9 @@ class AssignmentQueries(StudioViews):
             if disabled:
                 row.signin_hash = None
                 row.signin_expires_at = None
+                row.signin_check = None
+                row.credential_hash = None
+                row.credential_check = None
                 # Their leases go back to the pool now rather than when they expire.
                 session.execute(
                     update(Assignment)
@@ -331,6 +386,36 @@ class AssignmentQueries(StudioViews):
                 )
             session.flush()
             return account_from_row(row)
+
+    def auth_failures(self, scopes: Sequence[str], *, window_seconds: float) -> dict[str, int]:
+        """Failed attempts in each scope's current window (a scope without any is left out)."""
+        cutoff = utc_now() - timedelta(seconds=window_seconds)
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(AuthFailure.scope, AuthFailure.failures).where(
+                    AuthFailure.scope.in_(list(scopes)), AuthFailure.window_started_at > cutoff
+                )
+            ).all()
+        return {row.scope: int(row.failures) for row in rows}
+
+    def record_auth_failure(self, scopes: Sequence[str], *, window_seconds: float) -> None:
+        """Count one failed attempt in each scope; a window older than `window_seconds` starts again at 1."""
+        now = utc_now()
+        cutoff = now - timedelta(seconds=window_seconds)
+        table = typing.cast(Table, AuthFailure.__table__)
+        upsert = (sqlite_insert if self.is_sqlite else postgresql_insert)(table)
+        live = table.c.window_started_at > cutoff
+        statement = upsert.on_conflict_do_update(
+            index_elements=[table.c.scope],
+            set_={
+                "failures": case((live, table.c.failures + 1), else_=1),
+                "window_started_at": case((live, table.c.window_started_at), else_=now),
+            },
+        )
+        with self._write_connection() as connection:
+            connection.execute(delete(table).where(table.c.window_started_at <= cutoff))
+            for scope in scopes:
+                connection.execute(statement, {"scope": scope[:128], "failures": 1, "window_started_at": now})
 
     # -- leasing --------------------------------------------------------------------------------
 
@@ -387,6 +472,8 @@ class AssignmentQueries(StudioViews):
     ) -> Task | None:
         rng = request.rng or random.Random()
         expires = now + timedelta(seconds=request.lease_seconds)
+        if not self.is_sqlite:  # SQLite's write lock serializes this already
+            self._prepared(_LOCK_ANNOTATOR).rows(connection, {"annotator": annotator_id})
         held = self._prepared(_HELD).rows(connection, {"annotator": annotator_id})
         for assignment_id, comparison_id, order_shown, lease_expires_at in held:
             lease_live = aware(lease_expires_at) > now  # type: ignore[operator]
@@ -512,6 +599,9 @@ class AssignmentQueries(StudioViews):
         now = utc_now()
         try:
             with self._write_connection() as connection:
+                if then_lease is not None and not self.is_sqlite:
+                    # The annotator's row before any assignment's, in the order _next_task takes them.
+                    self._prepared(_LOCK_ANNOTATOR).rows(connection, {"annotator": annotator_id})
                 outcome = self._submit(
                     connection,
                     annotator_id,
@@ -624,10 +714,14 @@ class AssignmentQueries(StudioViews):
                 .values(status="skipped", skip_reason=reason.strip()[:500] or "no reason given")
             )
 
-    def undo_last_judgment(self, annotator_id: int, *, window_seconds: float, lease_seconds: float) -> int | None:
+    def undo_last_judgment(
+        self, annotator_id: int, *, window_seconds: float, lease_seconds: float, keep_gold: bool = False
+    ) -> int | None:
         """Take back this annotator's latest studio judgment if it is younger than the window.
 
-        The assignment is leased to them again (so it is their next task); returns its id, or None.
+        The assignment is leased to them again (so it is their next task); returns its id, or None. With
+        `keep_gold` (the annotator was told whether a gold answer was right), an answer to a gold item stands:
+        AssignmentConflict, since taking it back would let them try until right.
         """
         now = utc_now()
         with self._write_transaction() as session:
@@ -645,6 +739,8 @@ class AssignmentQueries(StudioViews):
                 return None
             if session.scalar(select(JudgmentRevision.id).where(JudgmentRevision.judgment_id == row.id).limit(1)):
                 return None  # corrected from the history page: its earlier answers stay on record
+            if keep_gold and session.scalar(select(IS_GOLD).where(Comparison.id == row.comparison_id)):
+                raise AssignmentConflict("an answer to a check item cannot be taken back once its feedback was shown")
             session.execute(delete(Judgment).where(Judgment.id == row.id))
             session.execute(
                 update(Assignment)

@@ -37,6 +37,8 @@ class AnnotatorAccount:
     credential_hash: str | None
     signin_hash: str | None
     signin_expires_at: datetime | None
+    credential_check: str | None = None
+    signin_check: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -162,6 +164,8 @@ ACCOUNT_COLUMNS = (
     Annotator.credential_hash,
     Annotator.signin_hash,
     Annotator.signin_expires_at,
+    Annotator.credential_check,
+    Annotator.signin_check,
 )
 
 
@@ -177,4 +181,6 @@ def account_from_row(row: Any) -> AnnotatorAccount:
         credential_hash=row.credential_hash,
         signin_hash=row.signin_hash,
         signin_expires_at=aware(row.signin_expires_at),
+        credential_check=row.credential_check,
+        signin_check=row.signin_check,
     )

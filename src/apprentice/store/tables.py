@@ -137,13 +137,29 @@ class Annotator(Base):
     role: Mapped[str] = mapped_column(String(16), default="annotator")  # annotator | admin
     kind: Mapped[str] = mapped_column(String(16), default="human")  # human | simulated | imported
     credential_hash: Mapped[str | None] = mapped_column(String(255))  # slow hash, never the secret
+    # A short fast hash of the API token's secret: a guess that misses it is refused without the slow hash.
+    credential_check: Mapped[str | None] = mapped_column(String(32))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # The studio's one-time sign-in link: a slow hash of its secret, cleared when used.
     signin_hash: Mapped[str | None] = mapped_column(String(255))
     signin_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    signin_check: Mapped[str | None] = mapped_column(String(32))  # as credential_check, for the sign-in link
     # Bumped to end every session of this annotator at once (disable, sign out everywhere).
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class AuthFailure(Base):
+    """Failed sign-in and token attempts per scope (a client address or an account) in the current window.
+
+    Kept in the store so that every server process counts the same attempts.
+    """
+
+    __tablename__ = "auth_failures"
+
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)  # "client:ADDRESS" | "account:ID"
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Assignment(Base):

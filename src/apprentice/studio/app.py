@@ -2,7 +2,7 @@
 
 Routes live one router per resource in `routes/`; they are thin and call the store. Errors from the store
 become HTTP statuses here: not found 404, conflict 409, a malformed answer 422; pages render them as HTML,
-the API as JSON.
+the API as JSON. Request bodies are capped (`BodyLimit`, 413) before anything reads them whole.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from apprentice.studio.routes import admin, api, auth, gold, history, judging
 from apprentice.studio.security import SessionCodec, load_or_create_secret_key
 
 SECRET_FILE = ".studio-secret"
+# The largest request body: the studio's forms and JSON bodies are a few kilobytes at most.
+MAX_BODY_BYTES = 1 << 20
 # Nothing loads from anywhere but the studio itself; no inline script, no framing.
 SECURITY_HEADERS = [
     (
@@ -61,6 +63,53 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit:,} bytes.")
+
+
+class BodyLimit:
+    """Refuses request bodies over `max_bytes` with 413: by their Content-Length at once, and by counting the
+    bytes received (a chunked body, or one longer than it said) as the app reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            status = 413 if declared.isdigit() else 400
+            message = str(BodyTooLarge(self.max_bytes).detail) if status == 413 else "Content-Length is not a number."
+            await JSONResponse({"detail": message}, status_code=status)(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)  # the app's handlers answer 413
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except BodyTooLarge as error:  # raised where no handler answered it
+            if not started:
+                await JSONResponse({"detail": error.detail}, status_code=413)(scope, receive, send)
 
 
 def create_app(
@@ -125,7 +174,8 @@ def create_app(
     for router in (api.router, auth.router, judging.router, history.router, admin.router, gold.router):
         app.include_router(router)
     _install_error_handlers(app, context)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders)  # added last: outermost, so that every answer carries the headers
     return app
 
 
@@ -169,7 +219,10 @@ def _install_error_handlers(app: FastAPI, context: StudioContext) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
         if _wants_json(request):
-            return JSONResponse({"detail": jsonable_encoder(error.errors())}, status_code=422)
+            # Without the input: echoing it back reflects whatever was sent, and NaN or Infinity (which
+            # Python's JSON parser accepts) cannot be written as JSON.
+            errors = [{key: value for key, value in item.items() if key != "input"} for item in error.errors()]
+            return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
         first = error.errors()[0] if error.errors() else {"msg": "invalid request"}
         where = ".".join(str(part) for part in first.get("loc", ()))
         return _error(request, context, 422, f"{where}: {first['msg']}" if where else str(first["msg"]))

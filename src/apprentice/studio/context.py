@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from apprentice.settings import StudioSection
 from apprentice.store import Store
+from apprentice.studio.attempts import FailedAttempts
 from apprentice.studio.security import SessionCodec, TokenCache
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -41,8 +42,12 @@ class StudioContext:
     guidelines_path: Path | None
     flags: FlagSource | None = None
     tokens: TokenCache = field(default_factory=TokenCache)
+    attempts: FailedAttempts = field(init=False)
     rng: random.Random = field(default_factory=random.Random)
     templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(TEMPLATES)))
+
+    def __post_init__(self) -> None:
+        self.attempts = FailedAttempts(self.store)
 
     async def run(self, function: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
         """Call a store method from an async route: inline on SQLite, in the thread pool otherwise.

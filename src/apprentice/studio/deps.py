@@ -19,7 +19,14 @@ from starlette.concurrency import run_in_threadpool
 
 from apprentice.store.assignments import AnnotatorAccount
 from apprentice.studio.context import StudioContext
-from apprentice.studio.security import SESSION_COOKIE, SessionData, parse_api_token, same_token
+from apprentice.studio.security import (
+    SESSION_COOKIE,
+    SessionData,
+    parse_api_token,
+    passes_check,
+    same_token,
+    secret_check,
+)
 
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -81,22 +88,61 @@ def check_csrf(user: SignedIn, token: str | None) -> None:
 _bearer = HTTPBearer(auto_error=False, description="The annotator's API token (apt_...), from the account page.")
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def refuse_attempt(verdict: str, message: str, headers: dict[str, str] | None = None, *, status: int = 401) -> None:
+    """Raise the HTTP error for a credential that `FailedAttempts.verify` did not find valid."""
+    if verdict == "too-many":
+        raise HTTPException(
+            429,
+            "Too many failed attempts from here or for this account: try again in a few minutes.",
+            headers={**(headers or {}), "Retry-After": "60"},
+        )
+    if verdict != "valid":
+        raise HTTPException(status, message, headers=headers)
+
+
+def _invalid_token() -> HTTPException:
+    return HTTPException(401, "The API token is not valid.", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _token_caller(request: Request, context: StudioContext, token: str) -> SignedIn:
+    parsed = parse_api_token(token)
+    if parsed is None:
+        raise _invalid_token()  # malformed: refused before any lookup or hashing
+    annotator_id, secret = parsed
+    account = await context.run(context.store.annotator_account, annotator_id=annotator_id)
+    usable = account is not None and not account.disabled and account.credential_hash is not None
+    if account is not None and usable and context.tokens.known(account, secret):
+        return SignedIn(account, None)  # seen before: checked in memory
+    check = passes_check(account.credential_check, account.id, secret) if account is not None and usable else False
+    verdict = await run_in_threadpool(  # argon2 and the counts' writes, off the event loop
+        context.attempts.verify,
+        client_address(request),
+        account.id if account is not None else None,
+        check,
+        lambda: account is not None and context.tokens.check(account, secret),
+    )
+    refuse_attempt(verdict, "The API token is not valid.", {"WWW-Authenticate": "Bearer"})
+    if account is None or account.credential_hash is None:  # cannot happen: a valid verdict needs both
+        raise _invalid_token()
+    if check is None:
+        # A token made before fast checks existed: from now on a guess at it is refused without argon2, and
+        # the account's failure count no longer gates it.
+        stored = account.credential_hash
+        await context.run(context.store.add_credential_check, account.id, stored, secret_check(account.id, secret))
+    return SignedIn(account, None)
+
+
 async def api_caller(
     request: Request,
     context: Context,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> SignedIn:
-    store = context.store
     if credentials is not None:
-        parsed = parse_api_token(credentials.credentials)
-        account = await context.run(store.annotator_account, annotator_id=parsed[0]) if parsed else None
-        if parsed is None or account is None or account.disabled:
-            raise HTTPException(401, "The API token is not valid.", headers={"WWW-Authenticate": "Bearer"})
-        # A token seen before is checked in memory; a new one costs an argon2 verification, off the event loop.
-        known = context.tokens.known(account, parsed[1])
-        if not known and not await run_in_threadpool(context.tokens.check, account, parsed[1]):
-            raise HTTPException(401, "The API token is not valid.", headers={"WWW-Authenticate": "Bearer"})
-        return SignedIn(account, None)
+        return await _token_caller(request, context, credentials.credentials)
     session = context.sessions.load(request.cookies.get(SESSION_COOKIE))
     user = await context.run(_from_session, context, session)
     if user is None:

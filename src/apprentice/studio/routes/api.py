@@ -93,12 +93,15 @@ async def skip_assignment(assignment_id: AssignmentId, body: SkipIn, caller: Api
 
 @router.post("/undo")
 async def undo(caller: ApiCaller, context: Context) -> UndoOut:
-    """Take back your last judgment if it is within the undo window; its task becomes yours again."""
+    """Take back your last judgment if it is within the undo window; its task becomes yours again.
+
+    409 for an answer to a check item whose feedback was shown: it stands."""
     assignment_id = await context.run(
         context.store.undo_last_judgment,
         caller.id,
         window_seconds=context.settings.undo_seconds,
         lease_seconds=context.settings.lease_seconds,
+        keep_gold=context.settings.gold_feedback,
     )
     return UndoOut(undone=assignment_id is not None, assignment_id=assignment_id)
 

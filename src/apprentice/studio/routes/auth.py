@@ -1,17 +1,24 @@
-"""Signing in with a one-time link, signing out, and the account page where API tokens are made."""
+"""Signing in with a one-time link, signing out (here or everywhere), and the account page with API tokens."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from apprentice.studio.deps import Context, PageUser, check_csrf
+from apprentice.store.assignments import AnnotatorAccount
+from apprentice.studio.context import StudioContext
+from apprentice.studio.deps import Context, PageUser, check_csrf, client_address, refuse_attempt
 from apprentice.studio.security import (
     SESSION_COOKIE,
+    SIGNIN_COOKIE,
+    SIGNIN_FORM_SECONDS,
     issue_api_token,
     parse_signin_token,
+    passes_check,
+    signin_link_pending,
     signin_token_valid,
 )
 
@@ -19,46 +26,77 @@ router = APIRouter(include_in_schema=False)
 INVALID_LINK = (
     "This sign-in link is not valid: it was used already, has expired, or was replaced. Ask an admin for a new one."
 )
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _valid_link_account(request: Request, context: StudioContext, token: str) -> AnnotatorAccount:
+    """The account whose pending link `token` is; refused cheaply (no argon2) when it cannot be one."""
+    parsed = parse_signin_token(token)
+    if parsed is None:
+        raise HTTPException(400, INVALID_LINK)
+    account = context.store.annotator_account(annotator_id=parsed[0])
+    pending = account is not None and signin_link_pending(account)
+    check = passes_check(account.signin_check, account.id, parsed[1]) if account is not None and pending else False
+    verdict = context.attempts.verify(
+        client_address(request),
+        account.id if account is not None else None,
+        check,
+        lambda: signin_token_valid(account, parsed[1]),
+    )
+    refuse_attempt(verdict, INVALID_LINK, status=400)
+    if account is None:  # cannot happen: a valid verdict needs an account
+        raise HTTPException(400, INVALID_LINK)
+    return account
 
 
 @router.get("/signin/{token}")
 def signin_form(token: str, request: Request, context: Context) -> Response:
     """Ask before using the link: mail scanners that open links must not use it up."""
-    parsed = parse_signin_token(token)
-    account = context.store.annotator_account(annotator_id=parsed[0]) if parsed else None
-    if parsed is None or not signin_token_valid(account, parsed[1]):
-        raise HTTPException(400, INVALID_LINK)
-    return context.templates.TemplateResponse(
+    account = _valid_link_account(request, context, token)
+    # The form's CSRF token is bound to this browser through a cookie that only this response sets.
+    browser_nonce = request.cookies.get(SIGNIN_COOKIE) or secrets.token_urlsafe(24)
+    response = context.templates.TemplateResponse(
         request,
         "signin.html",
         {
             "project_name": context.project_name,
             "user": None,
-            "name": account.name if account else "",
+            "name": account.name,
             "token": token,
-            "signin_csrf": context.sessions.signin_csrf(token),
+            "signin_csrf": context.sessions.signin_csrf(token, browser_nonce),
         },
+        headers=NO_STORE,
     )
+    response.set_cookie(
+        SIGNIN_COOKIE,
+        browser_nonce,
+        max_age=SIGNIN_FORM_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=context.secure_cookies,
+        path="/signin",
+    )
+    return response
 
 
 @router.post("/signin")
 def signin(
+    request: Request,
     token: Annotated[str, Form(max_length=300)],
     csrf_token: Annotated[str, Form(max_length=500)],
     context: Context,
 ) -> Response:
-    if not context.sessions.signin_csrf_valid(token, csrf_token):
+    if not context.sessions.signin_csrf_valid(token, csrf_token, request.cookies.get(SIGNIN_COOKIE)):
         raise HTTPException(403, "The sign-in form is stale or came from elsewhere; open your link again.")
-    parsed = parse_signin_token(token)
-    account = context.store.annotator_account(annotator_id=parsed[0]) if parsed else None
-    if parsed is None or account is None or not signin_token_valid(account, parsed[1]):
-        raise HTTPException(400, INVALID_LINK)
-    if not context.store.consume_signin(account.id, account.signin_hash or ""):
+    account = _valid_link_account(request, context, token)
+    # Using the link starts a new session version: every older session of this annotator ends.
+    signed_in = context.store.consume_signin(account.id, account.signin_hash or "")
+    if signed_in is None:
         raise HTTPException(400, INVALID_LINK)  # someone used it a moment ago
-    response = RedirectResponse("/admin" if account.is_admin else "/judge", status_code=303)
+    response = RedirectResponse("/admin" if signed_in.is_admin else "/judge", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        context.sessions.dump(account),
+        context.sessions.dump(signed_in),
         max_age=context.sessions.max_age_seconds,
         httponly=True,
         samesite="lax",
@@ -68,12 +106,26 @@ def signin(
     return response
 
 
-@router.post("/signout")
-def signout(user: PageUser, csrf_token: Annotated[str | None, Form()] = None) -> Response:
-    check_csrf(user, csrf_token)
+def _signed_out(context: StudioContext) -> Response:
     response = RedirectResponse("/signed-out", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=context.secure_cookies, httponly=True, samesite="lax")
     return response
+
+
+@router.post("/signout")
+def signout(user: PageUser, context: Context, csrf_token: Annotated[str | None, Form()] = None) -> Response:
+    """End this session in the store (a copy of the cookie stops working too), not only in this browser."""
+    check_csrf(user, csrf_token)
+    context.store.end_sessions(user.id, session_version=user.account.session_version)
+    return _signed_out(context)
+
+
+@router.post("/account/signout-everywhere")
+def signout_everywhere(user: PageUser, context: Context, csrf_token: Annotated[str | None, Form()] = None) -> Response:
+    """End every session of this annotator and revoke their API token."""
+    check_csrf(user, csrf_token)
+    context.store.end_sessions(user.id, session_version=user.account.session_version, revoke_token=True)
+    return _signed_out(context)
 
 
 @router.get("/signed-out")
@@ -110,5 +162,5 @@ def new_api_token(
         request,
         "account.html",
         {"project_name": context.project_name, "user": user, "token": token, "has_token": True},
-        headers={"Cache-Control": "no-store"},
+        headers=NO_STORE,
     )

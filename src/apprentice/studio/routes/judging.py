@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
+from apprentice.store.assignments import AssignmentConflict
 from apprentice.store.tables import utc_now
 from apprentice.studio.answers import CRITERIA, AnswerError, canonical_answer, matches_gold
 from apprentice.studio.deps import Context, PageUser, check_csrf
@@ -22,6 +23,7 @@ MESSAGES = {
     "skipped": "Skipped.",
     "undone": "Your last answer was taken back: answer it again.",
     "nothing-to-undo": "Too late to undo: the undo window has passed. Correct older answers under Your answers.",
+    "gold-final": "That was a check item with feedback shown: its answer cannot be taken back.",
     "gold-right": "Saved. That was a check item, and you got it right.",
     "gold-wrong": "Saved. That was a check item, and the expected answer was different: see the guidelines.",
 }
@@ -85,7 +87,7 @@ def submit(
     user: PageUser,
     context: Context,
     csrf_token: Annotated[str | None, Form()] = None,
-    idempotency_key: Annotated[str, Form(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] = "",
+    idempotency_key: Annotated[str | None, Form(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")] = None,
     choice: Annotated[str | None, Form(max_length=16)] = None,
     rank: Annotated[list[str] | None, Form()] = None,
     score: Score = None,
@@ -104,7 +106,9 @@ def submit(
         user.id,
         assignment_id,
         canonical_answer=lambda kind, order: canonical_answer(kind, display, order),
-        idempotency_key=idempotency_key,
+        # Without a key (a form from an old page) the answer is stored once all the same: the assignment
+        # takes one answer; only a retry cannot be told from a second answer.
+        idempotency_key=idempotency_key or uuid.uuid4().hex,
         source="studio",
         rationale=_one_line(rationale) if rationale and rationale.strip() else None,
         duration_ms=duration_ms,
@@ -131,9 +135,15 @@ def skip(
 def undo(user: PageUser, context: Context, csrf_token: Annotated[str | None, Form()] = None) -> Response:
     check_csrf(user, csrf_token)
     settings = context.settings
-    undone = context.store.undo_last_judgment(
-        user.id, window_seconds=settings.undo_seconds, lease_seconds=settings.lease_seconds
-    )
+    try:
+        undone = context.store.undo_last_judgment(
+            user.id,
+            window_seconds=settings.undo_seconds,
+            lease_seconds=settings.lease_seconds,
+            keep_gold=settings.gold_feedback,
+        )
+    except AssignmentConflict:
+        return _redirect("gold-final")
     return _redirect("undone" if undone is not None else "nothing-to-undo")
 
 
