@@ -93,6 +93,10 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert evaluation["new"]["kl_from_base"] != 0.0
     assert evaluation["new"]["gold_mean"] is not None
     assert 0.0 <= evaluation["win_rate_vs_base_gold"]["rate"] <= 1.0
+    # The reward model against gold on held-out answers, with its count; the base's answers sampled once.
+    assert evaluation["reward_gold_accuracy"]["n"] > 0
+    assert (loop_project / "loop" / "eval-base-samples.json").is_file()
+    assert evaluation["previous"]["kl_from_base"] == first.outputs["evaluate"]["new"]["kl_from_base"]
     project = open_project(loop_project)
     assert len(project.store.prompts(held_out=True)) == 4
     trained = [project.store.policy_by_id(s.new_policy_id) for s in states]

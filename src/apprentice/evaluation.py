@@ -157,6 +157,52 @@ def save_samples(path: Path, samples: PolicySamples, scores: PolicyScores) -> No
     write_jsonl_atomically(path, rows)
 
 
+def save_policy_samples(path: Path, samples: PolicySamples) -> None:
+    """The samples themselves (not their scores, which change with each round's reward model), for reuse."""
+    from apprentice.files import write_text_atomically
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, json.dumps(asdict(samples)) + "\n")
+
+
+def load_policy_samples(path: Path) -> PolicySamples | None:
+    """Samples saved by `save_policy_samples`; None when there are none (or they are unreadable)."""
+    try:
+        return PolicySamples(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def reward_gold_accuracy(scored: Sequence[PolicyScores], completions_per_prompt: int) -> WinRate | None:
+    """How often the reward model orders two held-out answers to the same prompt as the gold oracle does.
+
+    Every pair of answers to one prompt across the given policies' samples (ties in gold left out) is one
+    comparison; the share is what the reward model got right, with a 95% Wilson interval. Pairs share
+    prompts, so the interval is somewhat narrower than an interval over prompts would be.
+    """
+    if not scored or any(not scores.golds or not scores.rewards for scores in scored):
+        return None
+    per_prompt = len(scored[0].golds) // completions_per_prompt
+    right = total = 0
+    for prompt in range(per_prompt):
+        answers = [
+            (scores.rewards[index], scores.golds[index])
+            for scores in scored
+            for index in range(prompt * completions_per_prompt, (prompt + 1) * completions_per_prompt)
+        ]
+        for first in range(len(answers)):
+            for second in range(first + 1, len(answers)):
+                gold_margin = answers[first][1] - answers[second][1]
+                if gold_margin == 0:
+                    continue
+                total += 1
+                right += (answers[first][0] - answers[second][0]) * gold_margin > 0
+    if total == 0:
+        return None
+    low, high = wilson_interval(right, total)
+    return WinRate(wins=right, comparisons=total, rate=right / total, low=low, high=high)
+
+
 def load_samples(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 

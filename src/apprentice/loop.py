@@ -415,8 +415,34 @@ def step_policy_from_preferences(context: LoopContext, state: RoundState) -> tup
     return output, outcome.policy_id
 
 
+EVAL_COMPLETIONS_PER_PROMPT = 2
+
+
+def _held_out_samples(
+    context: LoopContext, state: RoundState, label: str, path: str, base_path: str, prompts: list[Any]
+) -> Any:
+    """A policy's answers to the held-out prompts, sampled once: the base policy's are the same every round
+    (same prompts, same seed) and the previous round's policy was the last round's new one, so both are read
+    back from where they were saved instead of sampled again. Scores are not kept: each round's reward
+    model scores them anew."""
+    from apprentice.evaluation import load_policy_samples, sample_policy, save_policy_samples
+
+    saved = {
+        "base": context.project.root / LOOP_FOLDER / "eval-base-samples.json",
+        "previous": context.round_dir(state.number - 1) / "eval-new-samples.json" if state.number > 1 else None,
+        "new": context.round_dir(state.number) / "eval-new-samples.json",
+    }[label]
+    samples = load_policy_samples(saved) if saved is not None else None
+    if samples is not None and samples.policy == path and len(samples.completions) == len(prompts) * EVAL_COMPLETIONS_PER_PROMPT:
+        return samples
+    samples = sample_policy(path, base_path, prompts, completions_per_prompt=EVAL_COMPLETIONS_PER_PROMPT, seed=0)
+    if saved is not None:
+        save_policy_samples(saved, samples)
+    return samples
+
+
 def step_evaluate(context: LoopContext, state: RoundState) -> dict[str, Any]:
-    from apprentice.evaluation import gold_scorer, sample_policy, save_samples, score_samples, summary, win_rate
+    from apprentice.evaluation import gold_scorer, reward_gold_accuracy, save_samples, score_samples, summary, win_rate
     from apprentice.oracles import load_oracle
     from apprentice.reward.ensemble import load_ensemble
 
@@ -437,11 +463,19 @@ def step_evaluate(context: LoopContext, state: RoundState) -> dict[str, Any]:
         if label == "previous" and path == base_path:
             scored[label] = scored["base"]
             continue
-        samples = sample_policy(path, base_path, prompts, seed=0)
+        samples = _held_out_samples(context, state, label, path, base_path, prompts)
         scores = score_samples(samples, reward=reward, gold=gold)
         save_samples(folder / f"eval-{label}.jsonl", samples, scores)
         scored[label] = scores
         results[label] = summary(scores)
+    accuracy = reward_gold_accuracy([scored["base"], scored["new"]], EVAL_COMPLETIONS_PER_PROMPT)
+    if accuracy is not None:
+        results["reward_gold_accuracy"] = {
+            "rate": accuracy.rate,
+            "low": accuracy.low,
+            "high": accuracy.high,
+            "n": accuracy.comparisons,
+        }
     results.setdefault("previous", results["base"])
     for label in ("base", "previous"):
         for kind, attribute in (("reward", "rewards"), ("gold", "golds")):
