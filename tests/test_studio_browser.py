@@ -168,3 +168,53 @@ def _shot(page: Any, name: str, taken: set[str]) -> None:
     if name not in taken:
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
         taken.add(name)
+
+
+def test_sign_out_everywhere_ends_a_copied_session_and_a_link_opened_elsewhere_signs_no_one_in(
+    tmp_path: Path,
+) -> None:
+    """In the browser: a copy of the session cookie dies with "Sign out everywhere"; a sign-in form whose
+    link was opened in another browser (login CSRF) is refused."""
+    from playwright.sync_api import sync_playwright
+
+    project = init_project(tmp_path / "project")
+    seed_comparisons(project.store, pairs=2, rankings=0, ratings=0)
+    project.close()
+    links = []
+    for name in ("alice", "mallory"):
+        added = CliRunner().invoke(cli_app, ["annotators", "add", name, "-p", str(project.root)])
+        assert added.exit_code == 0, added.output
+        links.append(path_of(added.output.split()[-1]))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    with StudioServer(project.root) as server, sync_playwright() as playwright:
+        browser = launch(playwright)
+        first = browser.new_context()
+        page = first.new_page()
+        page.set_default_timeout(90_000)
+        sign_in(page, server.base_url, links[0])
+        copy = browser.new_context(storage_state=first.storage_state()).new_page()
+        copy.set_default_timeout(90_000)
+        copy.goto(server.base_url + "/judge")
+        assert copy.query_selector("#judge-form") is not None  # the copied cookie works so far
+        page.goto(server.base_url + "/account")
+        page.screenshot(path=str(SCREENSHOTS / "account.png"), full_page=True)
+        with page.expect_navigation(url=re.compile(r"/signed-out")):
+            page.click("form[action='/account/signout-everywhere'] button")
+        copy.goto(server.base_url + "/judge")
+        assert "Sign in with the link" in copy.inner_text("main")
+
+        # Mallory opens her own link and plants its form on a page of hers; alice's browser posts it.
+        attacker = browser.new_context().new_page()
+        attacker.set_default_timeout(90_000)
+        attacker.goto(server.base_url + links[1])
+        form = attacker.inner_html("form")
+        victim = browser.new_context().new_page()
+        victim.set_default_timeout(90_000)
+        victim.goto(server.base_url + "/signed-out")
+        victim.set_content(f'<form method="post" action="{server.base_url}/signin">{form}</form>')
+        with victim.expect_navigation():
+            victim.click("button")
+        assert "stale or came from elsewhere" in victim.content()
+        assert not any(cookie["name"] == "apprentice_session" for cookie in victim.context.cookies())
+        browser.close()
