@@ -41,6 +41,7 @@ class QualityJudgment:
     source: str = "studio"
     weight: float = 1.0
     annotator_kind: str = "human"
+    purpose: str | None = None  # "attention" for an attention check
 
 
 class QualityQueries(StoreBase):
@@ -72,6 +73,7 @@ class QualityQueries(StoreBase):
                     Judgment.source,
                     Judgment.weight,
                     Annotator.kind,
+                    Comparison.purpose,
                 )
                 .join(Comparison, Judgment.comparison_id == Comparison.id)
                 .join(Prompt, Comparison.prompt_id == Prompt.id)
@@ -112,6 +114,7 @@ class QualityQueries(StoreBase):
                     source=source,
                     weight=weight,
                     annotator_kind=annotator_kind,
+                    purpose=purpose,
                 )
                 for (
                     judgment_id,
@@ -129,6 +132,7 @@ class QualityQueries(StoreBase):
                     source,
                     weight,
                     annotator_kind,
+                    purpose,
                 ) in rows
             ]
 

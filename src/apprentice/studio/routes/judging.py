@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
 from apprentice.store.tables import utc_now
+from apprentice.studio import crowd
 from apprentice.studio.answers import CRITERIA, canonical_answer, matches_gold
 from apprentice.studio.deps import Context, PageUser, check_csrf
 from apprentice.studio.rendering import render_markdown
@@ -40,9 +41,13 @@ def home(user: PageUser) -> Response:
 @router.get("/judge")
 def judge_page(request: Request, user: PageUser, context: Context, done: str | None = None) -> Response:
     settings = context.settings
-    task = context.store.next_task(
-        user.id, lease_seconds=settings.lease_seconds, gold_rate=settings.gold_rate, rng=context.rng
-    )
+    plan = crowd.lease_plan(context, user)  # qualification, attention checks, a study's end
+    if plan.stop_page is not None or plan.lease is None:
+        return RedirectResponse(plan.stop_page or "/judge", status_code=303)
+    task = context.store.next_task(user.id, **plan.lease.keywords())
+    if task is None and plan.when_empty is not None:
+        return RedirectResponse(plan.when_empty, status_code=303)
+    testing = plan.qualification if plan.lease.only_gold else None
     progress = context.store.annotator_progress(user.id)
     last = context.store.last_judgment_time(user.id)
     can_undo = last is not None and utc_now() - last < timedelta(seconds=settings.undo_seconds)
@@ -59,6 +64,8 @@ def judge_page(request: Request, user: PageUser, context: Context, done: str | N
         "criteria": CRITERIA if settings.criteria else (),
         "render": render_markdown,
         "labels": [chr(ord("A") + index) for index in range(len(task.responses))] if task else [],
+        "qualification": testing,
+        "guidelines": render_markdown(context.guidelines_markdown()) if testing else None,
     }
     return context.templates.TemplateResponse(request, "judge.html" if task else "done.html", values)
 
@@ -84,6 +91,7 @@ def submit(
         name: value for name, value in (("helpful", helpful), ("honest", honest), ("harmless", harmless)) if value
     }
     display: dict[str, Any] = {"choice": choice, "ranks": rank, "score": score, "criteria": criteria}
+    before = crowd.qualification_of(context.store, context.settings, user.id) if not user.account.is_admin else None
     outcome = context.store.submit_judgment(
         user.id,
         assignment_id,
@@ -92,8 +100,10 @@ def submit(
         source="studio",
         rationale=_one_line(rationale) if rationale and rationale.strip() else None,
         duration_ms=duration_ms,
+        review=crowd.disagreement_rule(context.settings),
     )
-    if context.settings.gold_feedback and outcome.gold is not None:
+    in_test = before is not None and before.state == "qualifying"  # qualification items always get feedback
+    if (context.settings.gold_feedback or in_test) and outcome.gold is not None:
         return _redirect("gold-right" if matches_gold(outcome.kind, outcome.answer, outcome.gold) else "gold-wrong")
     return _redirect("saved")
 
