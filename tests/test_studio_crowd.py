@@ -60,6 +60,10 @@ def test_qualification_gives_gold_items_with_feedback_and_guidelines_then_real_t
         assert response.headers["location"] == ("/judge?done=gold-wrong" if wrong else "/judge?done=gold-right")
     page = client.get("/judge")
     assert 'id="qualification"' not in page.text
+    # A check item's answer is final: undoing it would let her answer again, knowing the right answer.
+    assert 'form="undo-form"' not in page.text
+    assert client.post("/undo", data={"csrf_token": csrf}).headers["location"] == "/judge?done=check-final"
+    assert store.annotator_progress(alice.id).judged == 3
     _, task = judge_page_task(client, store, alice.id)
     assert not task.is_gold, "after passing, real tasks"
 

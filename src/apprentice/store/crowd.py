@@ -296,6 +296,25 @@ class CrowdQueries(StoreBase):
                 for row in session.execute(query)
             ]
 
+    def last_judgment_on_gold(self, annotator_id: int) -> bool:
+        """Whether this annotator's latest studio judgment answered a gold item (not an attention check)."""
+        with self._transaction() as session:
+            latest = session.scalar(
+                select(func.max(Judgment.id)).where(
+                    Judgment.annotator_id == annotator_id, Judgment.source.in_(STUDIO_SOURCES)
+                )
+            )
+            if latest is None:
+                return False
+            return bool(
+                session.scalar(
+                    select(func.count())
+                    .select_from(Judgment)
+                    .join(Comparison, Comparison.id == Judgment.comparison_id)
+                    .where(Judgment.id == latest, IS_PLAIN_GOLD)
+                )
+            )
+
     # -- adjudication ----------------------------------------------------------------------------
 
     def adjudication_items(self, *, include_resolved: bool = False) -> list[AdjudicationItem]:

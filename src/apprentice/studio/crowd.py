@@ -131,6 +131,14 @@ def lease_plan(context: StudioContext, user: SignedIn) -> LeasePlan:
     return LeasePlan(lease, qualification, when_empty="/study/done")
 
 
+def undo_allowed(context: StudioContext, user: SignedIn) -> bool:
+    """Where qualification is asked for, a gold item's answer is final: its feedback shows the right answer,
+    and taking the answer back would let the annotator answer again."""
+    if context.settings.qualification_items == 0 or user.account.is_admin:
+        return True
+    return not context.store.last_judgment_on_gold(user.id)
+
+
 def api_lease(context: StudioContext, user: SignedIn) -> LeaseRequest | None:
     """The lease for an API caller: the same gates as the pages (None: no task for them)."""
     return lease_plan(context, user).lease

@@ -91,6 +91,8 @@ async def skip_assignment(assignment_id: AssignmentId, body: SkipIn, caller: Api
 @router.post("/undo")
 async def undo(caller: ApiCaller, context: Context) -> UndoOut:
     """Take back your last judgment if it is within the undo window; its task becomes yours again."""
+    if not await context.run(crowd.undo_allowed, context, caller):
+        return UndoOut(undone=False, assignment_id=None)
     assignment_id = await context.run(
         context.store.undo_last_judgment,
         caller.id,

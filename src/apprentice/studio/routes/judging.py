@@ -23,6 +23,7 @@ MESSAGES = {
     "skipped": "Skipped.",
     "undone": "Your last answer was taken back: answer it again.",
     "nothing-to-undo": "Nothing to undo: the undo window has passed.",
+    "check-final": "Answers to qualification check items are final: they cannot be undone.",
     "gold-right": "Saved. That was a check item, and you got it right.",
     "gold-wrong": "Saved. That was a check item, and the expected answer was different: see the guidelines.",
 }
@@ -51,6 +52,7 @@ def judge_page(request: Request, user: PageUser, context: Context, done: str | N
     progress = context.store.annotator_progress(user.id)
     last = context.store.last_judgment_time(user.id)
     can_undo = last is not None and utc_now() - last < timedelta(seconds=settings.undo_seconds)
+    can_undo = can_undo and crowd.undo_allowed(context, user)
     values: dict[str, Any] = {
         "project_name": context.project_name,
         "user": user,
@@ -125,6 +127,8 @@ def skip(
 def undo(user: PageUser, context: Context, csrf_token: Annotated[str | None, Form()] = None) -> Response:
     check_csrf(user, csrf_token)
     settings = context.settings
+    if not crowd.undo_allowed(context, user):
+        return _redirect("check-final")
     undone = context.store.undo_last_judgment(
         user.id, window_seconds=settings.undo_seconds, lease_seconds=settings.lease_seconds
     )
