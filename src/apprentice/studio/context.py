@@ -33,6 +33,14 @@ FlagSource = Callable[[Store], list[Flag]]
 
 
 @dataclass
+class CrowdMemo:
+    """What the crowd gates learn once per account and keep: they never change back (see studio.crowd)."""
+
+    participant: dict[int, bool] = field(default_factory=dict)  # annotator id -> came through a study link
+    qualified: set[int] = field(default_factory=set)  # annotators who passed the qualification
+
+
+@dataclass
 class StudioContext:
     store: Store
     settings: StudioSection
@@ -42,6 +50,7 @@ class StudioContext:
     flags: FlagSource | None = None
     tokens: TokenCache = field(default_factory=TokenCache)
     rng: random.Random = field(default_factory=random.Random)
+    crowd: CrowdMemo = field(default_factory=CrowdMemo)
     templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(TEMPLATES)))
 
     async def run(self, function: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:

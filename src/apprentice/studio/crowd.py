@@ -114,10 +114,17 @@ def lease_plan(context: StudioContext, user: SignedIn) -> LeasePlan:
     if user.account.is_admin:
         return LeasePlan(lease, None)
     store = context.store
-    qualification = qualification_of(store, settings, user.id)
+    memo = context.crowd
+    # A pass is final (a gold item's answer cannot be undone while qualification is on): remembered, so the
+    # busy path of a qualified annotator makes no query for it.
+    qualification = None if user.id in memo.qualified else qualification_of(store, settings, user.id)
+    if qualification is not None and qualification.state == "passed":
+        memo.qualified.add(user.id)
     if qualification is not None and qualification.state == "failed":
         return LeasePlan(None, qualification, stop_page="/qualification")
-    participant = store.participant(user.id)
+    # Whether an account came through a study link is fixed when it is made.
+    participant = store.participant(user.id) if memo.participant.get(user.id, True) else None
+    memo.participant[user.id] = participant is not None
     if participant is not None and participant.completed_at is not None:
         return LeasePlan(None, qualification, stop_page="/study/done")
     if qualification is not None and qualification.state != "passed":
