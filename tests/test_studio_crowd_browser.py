@@ -130,17 +130,18 @@ def test_adjudication_in_the_browser(tmp_path: Path) -> None:
     project = make_project(tmp_path, adjudicate_below=0.6, adjudication="admin")
     seed_comparisons(project.store, pairs=1, rankings=0, ratings=0, overlap=2)
     rule = disagreement_rule(StudioSection(adjudicate_below=0.6, adjudication="admin"))
-    for index, choice in enumerate(("A", "B")):
+    for index in range(2):  # judge0 prefers the response in canonical position 0, judge1 the other
         person = project.store.add_studio_annotator(f"judge{index}").id
         task = project.store.next_task(person, lease_seconds=60)
         assert task is not None
+        choice = "AB"[task.order_shown.index(index)]
         project.store.submit_judgment(
             person,
             task.assignment_id,
             canonical_answer=lambda kind, order, choice=choice: canonical_answer(kind, {"choice": choice}, order),
             idempotency_key=f"k{index}",
             source="studio",
-            rationale=f"I prefer {choice}",
+            rationale=f"I prefer response {index + 1}",
             review=rule,
         )
     assert project.store.comparisons()[0].status == "disputed"
@@ -154,7 +155,8 @@ def test_adjudication_in_the_browser(tmp_path: Path) -> None:
         assert admin.inner_text("#disputed") == "1"
         admin.click("text=disputed comparisons")
         admin.wait_for_selector(".adjudication")
-        assert "I prefer A" in admin.inner_text(".adjudication") and "I prefer B" in admin.inner_text(".adjudication")
+        assert "I prefer response 1" in admin.inner_text(".adjudication")
+        assert "I prefer response 2" in admin.inner_text(".adjudication")
         shot(admin, "adjudication")
         with admin.expect_navigation():
             admin.click("button[name=verdict][value='0']")
