@@ -409,3 +409,42 @@ def test_entry_link_carries_prolifics_placeholders() -> None:
         "https://studio.example/study/7/k3y?PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}"
         "&SESSION_ID={{%SESSION_ID%}}"
     )
+
+
+def test_qualification_needs_every_gold_item_when_there_are_fewer_than_asked() -> None:
+    from apprentice.studio.crowd import qualification_from
+
+    right = ("pair", {"winner": 0}, {"winner": 0})
+    wrong = ("pair", {"winner": 1}, {"winner": 0})
+    assert qualification_from([right], items=5, threshold=0.8, pool=2).state == "qualifying"
+    decided = qualification_from([right, wrong], items=5, threshold=0.5, pool=2)
+    assert (decided.state, decided.correct, decided.needed) == ("passed", 1, 2)
+    assert qualification_from([right, wrong], items=2, threshold=0.6, pool=9).state == "failed"
+    # Later gold answers (ordinary gold checks after passing) do not change the result.
+    assert qualification_from([right, right, wrong, wrong], items=2, threshold=1.0, pool=9).state == "passed"
+    assert qualification_from([], items=3, threshold=0.8, pool=0).state == "no-items"
+
+
+def test_ratings_are_not_adjudicated_and_rankings_are(store: Store) -> None:
+    seed_comparisons(store, pairs=0, rankings=1, ratings=1, overlap=2)
+    settings = StudioSection(adjudicate_below=0.6, adjudication="admin")
+    rule = disagreement_rule(settings)
+    for index in range(2):
+        person = store.add_studio_annotator(f"p{index}").id
+        for _ in range(2):
+            task = store.next_task(person, lease_seconds=60)
+            assert task is not None
+            display: dict[str, Any] = {"score": 1 + 5 * index}
+            if task.kind == "ranking":  # each annotator puts a different response first
+                best = task.order_shown.index(index)
+                display = {"ranks": [1 if shown == best else 2 for shown in range(3)]}
+            store.submit_judgment(
+                person,
+                task.assignment_id,
+                canonical_answer=answer_with(display),
+                idempotency_key=f"{index}-{task.kind}",
+                source="studio",
+                review=rule,
+            )
+    statuses = {comparison.kind: comparison.status for comparison in store.comparisons()}
+    assert statuses == {"ranking": "disputed", "rating": "complete"}

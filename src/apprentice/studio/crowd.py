@@ -106,6 +106,10 @@ class LeasePlan:
     stop_page: str | None = None  # where to go instead of a task (a failed qualification, a finished study)
     when_empty: str | None = None  # where to go when no task is left (a study's completion page)
 
+    def __post_init__(self) -> None:
+        if (self.lease is None) != (self.stop_page is not None):
+            raise ValueError("a lease plan gives either a lease or a page to go to instead")
+
 
 def lease_plan(context: StudioContext, user: SignedIn) -> LeasePlan:
     """The gates in order: a failed qualification, a finished study, the qualification test, the study's items."""
@@ -136,6 +140,14 @@ def lease_plan(context: StudioContext, user: SignedIn) -> LeasePlan:
     if store.annotator_progress(user.id).judged >= participant.study.items:
         return LeasePlan(None, qualification, stop_page="/study/done")
     return LeasePlan(lease, qualification, when_empty="/study/done")
+
+
+def taking_qualification(context: StudioContext, user: SignedIn) -> bool:
+    """Whether this annotator's next gold answer counts for their qualification (so it gets feedback)."""
+    if user.account.is_admin or user.id in context.crowd.qualified:
+        return False
+    qualification = qualification_of(context.store, context.settings, user.id)
+    return qualification is not None and qualification.state == "qualifying"
 
 
 def undo_allowed(context: StudioContext, user: SignedIn) -> bool:

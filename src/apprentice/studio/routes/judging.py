@@ -43,8 +43,8 @@ def home(user: PageUser) -> Response:
 def judge_page(request: Request, user: PageUser, context: Context, done: str | None = None) -> Response:
     settings = context.settings
     plan = crowd.lease_plan(context, user)  # qualification, attention checks, a study's end
-    if plan.stop_page is not None or plan.lease is None:
-        return RedirectResponse(plan.stop_page or "/judge", status_code=303)
+    if plan.lease is None or plan.stop_page is not None:
+        return RedirectResponse(plan.stop_page or "/qualification", status_code=303)
     task = context.store.next_task(user.id, **plan.lease.keywords())
     if task is None and plan.when_empty is not None:
         return RedirectResponse(plan.when_empty, status_code=303)
@@ -93,7 +93,7 @@ def submit(
         name: value for name, value in (("helpful", helpful), ("honest", honest), ("harmless", harmless)) if value
     }
     display: dict[str, Any] = {"choice": choice, "ranks": rank, "score": score, "criteria": criteria}
-    before = crowd.qualification_of(context.store, context.settings, user.id) if not user.account.is_admin else None
+    in_test = crowd.taking_qualification(context, user)  # qualification items always get feedback
     outcome = context.store.submit_judgment(
         user.id,
         assignment_id,
@@ -104,7 +104,6 @@ def submit(
         duration_ms=duration_ms,
         review=crowd.disagreement_rule(context.settings),
     )
-    in_test = before is not None and before.state == "qualifying"  # qualification items always get feedback
     if (context.settings.gold_feedback or in_test) and outcome.gold is not None:
         return _redirect("gold-right" if matches_gold(outcome.kind, outcome.answer, outcome.gold) else "gold-wrong")
     return _redirect("saved")
