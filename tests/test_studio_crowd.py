@@ -143,6 +143,10 @@ def test_attention_checks_are_drawn_at_their_rate_scored_flagged_and_kept_out_of
     assert [flag.kind for flag in checks.flags_for("careless")] == ["attention_failed"]
     assert "failed 2 of 2 attention checks" in checks.flags_for("careless")[0].message
     assert "careless" not in checks.gold_accuracy  # attention checks are not gold accuracy
+    from apprentice.quality.report import analyse
+
+    reported = analyse(store.quality_judgments(), resamples=10)["reliability"]["annotators"]["careless"]
+    assert reported["attention_checks"] == {"failed": 2, "answered": 2} and "attention_failed" in reported["flags"]
     assert all(judged.comparison_id not in created for judged in store.judged_comparisons())
 
     admin = studio_client(store)
