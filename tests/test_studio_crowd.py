@@ -401,6 +401,24 @@ def test_study_create_and_export_on_the_command_line(tmp_path: Any) -> None:
     assert "wave1" in listed.output and "0 of 3 started" in listed.output
     exported = runner.invoke(cli_app, ["studio", "study", "export", "wave1", "-p", str(project.root)])
     assert exported.exit_code == 0 and exported.output.startswith("participant_id,study_id,session_id")
+    scripted = runner.invoke(
+        cli_app,
+        [
+            "studio",
+            "study",
+            "create",
+            "w2",
+            "--quota",
+            "1",
+            "--completion-code",
+            "A",
+            "--completion-url",
+            "javascript:alert(1)",
+            "-p",
+            str(project.root),
+        ],
+    )
+    assert scripted.exit_code != 0 and "must start with https://" in scripted.output
     missing = runner.invoke(cli_app, ["studio", "study", "export", "nope", "-p", str(project.root)])
     assert missing.exit_code != 0 and "no study named 'nope'" in missing.output
     no_prompts = runner.invoke(cli_app, ["studio", "attention", "add", "--count", "2", "-p", str(project.root)])

@@ -388,6 +388,8 @@ class CrowdQueries(StoreBase):
         code = completion_code.strip()
         if not code or len(code) > 64:
             raise ApprenticeError(f"completion code {completion_code!r} must be 1-64 characters")
+        if completion_url is not None and not completion_url.startswith(("https://", "http://")):
+            raise ApprenticeError(f"completion URL {completion_url!r} must start with https:// or http://")
         with self._write_transaction() as session:
             if session.scalar(select(Study.id).where(Study.name == cleaned)) is not None:
                 raise ApprenticeError(f"a study named {cleaned!r} exists already")
