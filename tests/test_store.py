@@ -176,8 +176,6 @@ def test_background_checkpoints_move_the_wal_into_the_database_off_the_committin
 
 def test_migration_0006_drops_the_covered_indexes_and_keeps_the_data(store_url: str) -> None:
     """Upgrading a store with a judgment from 0005 drops three covered indexes and keeps the rows."""
-    from apprentice.store.records import ComparisonPlan
-
     covered = {
         "judgments": "ix_judgments_comparison_id",
         "assignments": "ix_assignments_comparison_id",
@@ -186,30 +184,28 @@ def test_migration_0006_drops_the_covered_indexes_and_keeps_the_data(store_url: 
     store = Store.open(store_url, migrate=False)
     try:
         store.migrate("0005")
-        store.import_prompts([PromptRecord(user("Q?"))], [], source="t")
-        prompt_id = store.prompts()[0].id
-        policy = store.ensure_policy("p", kind="base", model_path=None)
-        _, created = store.add_generation(
-            policy.id,
-            [GeneratedResponse(prompt_id, "A", 1, True), GeneratedResponse(prompt_id, "B", 1, True)],
-            {},
-            lambda prompt_id, ids: [ComparisonPlan("pair", prompt_id, ids, overlap=1)],
-        )
-        comparison_id = store.comparisons()[0].id
-        # In SQL: the ORM's Annotator has columns that later migrations add.
+        # Plain SQL in the 0005 schema: the ORM's tables describe the newest schema, with columns 0005 lacks.
         with store.engine.begin() as connection:
             connection.exec_driver_sql(
-                "INSERT INTO annotators (name, role, kind, disabled, session_version, created_at) "
-                "VALUES ('person', 'annotator', 'human', false, 0, CURRENT_TIMESTAMP)"
+                "INSERT INTO prompts (id, content_hash, messages, text, source, held_out, created_at) "
+                "VALUES (1, 'h', '[]', 'Q?', 't', false, CURRENT_TIMESTAMP)"
             )
-            annotator_id = connection.exec_driver_sql("SELECT id FROM annotators WHERE name = 'person'").scalar()
-        store.record_judgment(
-            comparison_id=comparison_id,
-            annotator_id=annotator_id,
-            answer={"winner": 0},
-            idempotency_key="k",
-            source="t",
-        )
+            connection.exec_driver_sql(
+                "INSERT INTO policies (id, name, kind, round, created_at) VALUES (1, 'p', 'base', 0, CURRENT_TIMESTAMP)"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO comparisons (id, kind, prompt_id, round, overlap, priority, status, created_at) "
+                "VALUES (1, 'pair', 1, 0, 1, 0, 'complete', CURRENT_TIMESTAMP)"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO annotators (id, name, role, kind, disabled, session_version, created_at) "
+                "VALUES (1, 'person', 'annotator', 'human', false, 0, CURRENT_TIMESTAMP)"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO judgments (id, comparison_id, annotator_id, answer, idempotency_key, source, weight, "
+                "created_at) VALUES (1, 1, 1, '{\"winner\": 0}', 'k', 't', 1.0, CURRENT_TIMESTAMP)"
+            )
+        comparison_id = 1
 
         def indexes(table: str) -> set[str]:
             return {str(index["name"]) for index in inspect(store.engine).get_indexes(table)}
@@ -219,7 +215,7 @@ def test_migration_0006_drops_the_covered_indexes_and_keeps_the_data(store_url: 
         assert store.schema_revision() == "0006"
         assert not any(name in indexes(table) for table, name in covered.items())
         assert "ix_comparisons_queue" in indexes("comparisons")
-        assert created == 1 and store.summary().judgments == 1
+        assert store.summary().judgments == 1
         assert [c.id for c in store.comparisons(status="complete")] == [comparison_id]
     finally:
         store.close()

@@ -17,6 +17,10 @@ PUBLIC = {
     ("POST", "/signin"),
     ("GET", "/signed-out"),
     ("GET", "/api/openapi.json"),
+    # A study's entry link: its key and the start form's signed token stand in for a session
+    # (test_studio_crowd.py checks their refusals).
+    ("GET", "/study/{study_id}/{key}"),
+    ("POST", "/study/{study_id}/{key}/start"),
 }
 
 

@@ -266,7 +266,7 @@ def test_leasing_reads_the_queue_in_order_instead_of_sorting_every_open_comparis
     from apprentice.studio.testing import seed_pairs
 
     seed_pairs(store, 300)
-    statement = _CANDIDATES[(False, "skip")].compile(dialect=store.engine.dialect)
+    statement = _CANDIDATES[("task", "skip")].compile(dialect=store.engine.dialect)
     with store.engine.connect() as connection:
         plan = "\n".join(
             row[0]

@@ -433,7 +433,11 @@ def _held_out_samples(
         "new": context.round_dir(state.number) / "eval-new-samples.json",
     }[label]
     samples = load_policy_samples(saved) if saved is not None else None
-    if samples is not None and samples.policy == path and len(samples.completions) == len(prompts) * EVAL_COMPLETIONS_PER_PROMPT:
+    if (
+        samples is not None
+        and samples.policy == path
+        and len(samples.completions) == len(prompts) * EVAL_COMPLETIONS_PER_PROMPT
+    ):
         return samples
     samples = sample_policy(path, base_path, prompts, completions_per_prompt=EVAL_COMPLETIONS_PER_PROMPT, seed=0)
     if saved is not None:

@@ -116,6 +116,38 @@ class StudioSection(_Section):
     )
     signin_link_hours: int = Field(72, ge=1, le=8760, description="How long a one-time sign-in link stays valid.")
     session_days: int = Field(14, ge=1, le=365, description="How long a studio sign-in lasts before a new link.")
+    qualification_items: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="Gold items a new annotator answers first, with feedback and the guidelines beside them, "
+        "before any real task (0: no qualification). Admins are exempt.",
+    )
+    qualification_threshold: float = Field(
+        0.8, ge=0.0, le=1.0, description="Share of the qualification items an annotator must get right to pass."
+    )
+    attention_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of tasks drawn from attention checks (`apprentice studio attention add`); failures "
+        "are flagged by the quality checks and shown on the dashboard.",
+    )
+    adjudicate_below: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="A comparison judged more than once whose most common verdict has a smaller share than this "
+        "goes to adjudication (0.6 catches a 1:1 split; 0: off). Pairs and rankings only.",
+    )
+    adjudication: Literal["overlap", "admin"] = Field(
+        "overlap",
+        description="Where a disagreement goes: 'overlap' asks for one more judgment (up to "
+        "adjudication_max_overlap, then an admin), 'admin' goes straight to the admin's adjudication page.",
+    )
+    adjudication_max_overlap: int = Field(
+        3, ge=2, le=20, description="Judgments a disagreeing comparison may collect before an admin decides."
+    )
 
 
 class LoopSection(_Section):

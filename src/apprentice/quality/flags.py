@@ -49,6 +49,7 @@ FLAG_KINDS = (
     "straight_lining",
     "gold_accuracy",
     "self_inconsistent",
+    "attention_failed",
 )
 
 
@@ -87,6 +88,9 @@ class FlagSettings:
     """Self-consistency: flag an annotator significantly below this share of same answers on repeated pairs ..."""
     min_repeats: int = 5
     """... over at least this many pairs of repeats."""
+    attention_failures: int = 2
+    """Flag an annotator who failed at least this many attention checks (items with an obvious answer; one
+    failure may be a slip)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ class AnnotatorChecks:
     gold_accuracy: dict[str, tuple[float, int]] = field(default_factory=dict)
     self_consistency: dict[str, tuple[float, int]] = field(default_factory=dict)
     median_seconds: dict[str, float] = field(default_factory=dict)
+    attention: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Attention checks per annotator: (failed, answered)."""
     panel_p_value: float = 1.0
     """Simes' p-value of the panel gate over every statistical p-value (1.0 when there were none)."""
     held_back: list[Flag] = field(default_factory=list)
@@ -322,6 +328,31 @@ def _straight_lining(name: str, own: Sequence[QualityJudgment], settings: FlagSe
     return flags
 
 
+def _attention_flags(
+    attention: Sequence[QualityJudgment], settings: FlagSettings, checks: AnnotatorChecks
+) -> list[Flag]:
+    """Failed attention checks: a pair answered against its obvious gold winner (a tie or both bad fails too)."""
+    by_annotator: dict[str, list[bool]] = defaultdict(list)
+    for judgment in attention:
+        if judgment.kind == "pair" and gold_winner(judgment.gold) is not None:
+            by_annotator[judgment.annotator].append(pair_winner(judgment.answer) != gold_winner(judgment.gold))
+    flags = []
+    for name, failures in sorted(by_annotator.items()):
+        failed = sum(failures)
+        checks.attention[name] = (failed, len(failures))
+        if failed >= settings.attention_failures:
+            flags.append(
+                Flag(
+                    name,
+                    "attention_failed",
+                    f"failed {failed} of {len(failures)} attention checks (items with an obvious answer)",
+                    None,
+                    failed / len(failures),
+                )
+            )
+    return flags
+
+
 def self_consistency(own: Sequence[QualityJudgment]) -> tuple[float, int]:
     """One annotator's agreement with themselves on pairs of the same two responses judged more than once."""
     answers: dict[frozenset[int], list[int]] = defaultdict(list)
@@ -339,12 +370,18 @@ def self_consistency(own: Sequence[QualityJudgment]) -> tuple[float, int]:
 
 
 def check_annotators(judgments: Sequence[QualityJudgment], settings: FlagSettings | None = None) -> AnnotatorChecks:
-    """Run every annotator check over the judgments and collect the flags (sorted by annotator, then kind)."""
+    """Run every annotator check over the judgments and collect the flags (sorted by annotator, then kind).
+
+    Attention checks are scored on their own (`attention_failed`) and left out of every other check.
+    """
     settings = settings or FlagSettings()
+    attention = [judgment for judgment in judgments if judgment.purpose == "attention"]
+    judgments = [judgment for judgment in judgments if judgment.purpose != "attention"]
     families, tests, fit = _statistical_families(judgments, settings)
     counts = Counter(judgment.annotator for judgment in judgments)
     checks = AnnotatorChecks(flags=[], tests=tests, fit=fit, judgments_per_annotator=dict(sorted(counts.items())))
     rules, rule_families = _rule_flags(judgments, settings, checks)
+    rules.extend(_attention_flags(attention, settings, checks))
     families.update(rule_families)
     gate = gated_test(
         {kind: family.p_values for kind, family in families.items()},

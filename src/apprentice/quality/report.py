@@ -63,7 +63,9 @@ def analyse(
     settings: FlagSettings | None = None,
     resamples: int = 300,
 ) -> dict[str, Any]:
-    """All quality figures for a set of judgments, as JSON-ready data."""
+    """All quality figures for a set of judgments, as JSON-ready data (attention checks only in their flag)."""
+    everything = judgments
+    judgments = [judgment for judgment in judgments if judgment.purpose != "attention"]
     pair_judgments = [judgment for judgment in judgments if judgment.kind == "pair"]
     units = pair_units(pair_judgments)
     agreement: dict[str, Any] = {
@@ -98,7 +100,7 @@ def analyse(
             ).as_dict()
         }
 
-    checks = check_annotators(judgments, settings)
+    checks = check_annotators(everything, settings)
     table = pair_table(judgments)
     reliability: dict[str, Any] = {"annotators": {}}
     for name, count in checks.judgments_per_annotator.items():
@@ -124,6 +126,10 @@ def analyse(
         reliability["annotators"][name]["self_consistency"] = {"share": share, "repeats": repeats}
     for name, seconds in checks.median_seconds.items():
         reliability["annotators"][name]["median_seconds"] = seconds
+    for name, (failed, answered) in checks.attention.items():
+        entry = reliability["annotators"].setdefault(name, {"judgments": 0, "flags": []})
+        entry["attention_checks"] = {"failed": failed, "answered": answered}
+        entry["flags"] = [flag.kind for flag in checks.flags_for(name)]
 
     bias: dict[str, Any] = {}
     if len(table):

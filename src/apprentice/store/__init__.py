@@ -574,13 +574,20 @@ class Store(JudgmentHistory, GoldAnswers, QualityQueries, RoundQueries, JudgeQue
             return judgment, True
 
     def judged_comparisons(self, *, kinds: Sequence[str] | None = None) -> list[JudgedComparison]:
-        """Every judgment with its prompt, responses (canonical order) and annotator, oldest first."""
+        """Every judgment with its prompt, responses (canonical order) and annotator, oldest first: what training
+        and the preference export use.
+
+        Adjudication decides what a disagreement means: a comparison with a resolution gives that one answer
+        (annotator "adjudicated", under the id of its first judgment) instead of its judgments, and a disputed
+        one gives nothing until it is resolved. Attention checks never count.
+        """
         with self._transaction() as session:
             query = (
                 select(Judgment, Comparison, Prompt, Annotator)
                 .join(Comparison, Judgment.comparison_id == Comparison.id)
                 .join(Prompt, Comparison.prompt_id == Prompt.id)
                 .join(Annotator, Judgment.annotator_id == Annotator.id)
+                .where(Comparison.purpose.is_(None), Comparison.status != "disputed")
                 .order_by(Judgment.id)
             )
             if kinds is not None:
@@ -590,23 +597,31 @@ class Store(JudgmentHistory, GoldAnswers, QualityQueries, RoundQueries, JudgeQue
             texts: dict[int, str] = dict(
                 session.execute(select(Response.id, Response.text).where(Response.id.in_(response_ids))).all()
             )
-            return [
-                JudgedComparison(
-                    judgment_id=judgment.id,
-                    comparison_id=comparison.id,
-                    kind=comparison.kind,
-                    prompt_messages=prompt.messages,
-                    responses=[texts[member.response_id] for member in comparison.members],
-                    answer=judgment.answer,
-                    annotator=annotator.name,
-                    annotator_id=annotator.id,
-                    weight=judgment.weight,
-                    source=judgment.source,
-                    annotator_kind=annotator.kind,
-                    rationale=judgment.rationale,
+            judged = []
+            resolved: set[int] = set()
+            for judgment, comparison, prompt, annotator in rows:
+                resolution = comparison.resolution if isinstance(comparison.resolution, dict) else None
+                if resolution is not None and comparison.id in resolved:
+                    continue
+                if resolution is not None:
+                    resolved.add(comparison.id)
+                judged.append(
+                    JudgedComparison(
+                        judgment_id=judgment.id,
+                        comparison_id=comparison.id,
+                        kind=comparison.kind,
+                        prompt_messages=prompt.messages,
+                        responses=[texts[member.response_id] for member in comparison.members],
+                        answer=resolution if resolution is not None else judgment.answer,
+                        annotator="adjudicated" if resolution is not None else annotator.name,
+                        annotator_id=annotator.id,
+                        weight=1.0 if resolution is not None else judgment.weight,
+                        source="adjudicated" if resolution is not None else judgment.source,
+                        annotator_kind="adjudicated" if resolution is not None else annotator.kind,
+                        rationale=None if resolution is not None else judgment.rationale,
+                    )
                 )
-                for judgment, comparison, prompt, annotator in rows
-            ]
+            return judged
 
     # -- runs -----------------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from apprentice.errors import ApprenticeError
+from apprentice.store.crowd import IS_ATTENTION, IS_PLAIN_GOLD, CrowdQueries, DisagreementRule, review_disagreement
 from apprentice.store.prepared import Prepared
 from apprentice.store.studio_records import (
     ACCOUNT_COLUMNS,
@@ -104,11 +105,15 @@ _LIVE_LEASES = (
 _MINE = exists().where(Assignment.comparison_id == Comparison.id, Assignment.annotator_id == bindparam("annotator"))
 
 
-def _candidate_query(*, gold: bool, lock: str | None) -> Any:
-    """The first open comparison this annotator may take, in queue order (ix_comparisons_queue)."""
+def _candidate_query(*, pool: str, lock: str | None) -> Any:
+    """The first open comparison of a pool (task, gold, attention) this annotator may take, in queue order
+    (ix_comparisons_queue)."""
     query = select(Comparison.id, Comparison.overlap).where(Comparison.status == "open", ~_MINE)
-    # Gold items ignore overlap: each annotator meets each one at most once.
-    query = query.where(IS_GOLD) if gold else query.where(~IS_GOLD, Comparison.overlap > _JUDGED + _LIVE_LEASES)
+    # Gold items and attention checks ignore overlap: each annotator meets each one at most once.
+    if pool == "task":
+        query = query.where(~IS_GOLD, Comparison.overlap > _JUDGED + _LIVE_LEASES)
+    else:
+        query = query.where(IS_PLAIN_GOLD if pool == "gold" else IS_ATTENTION)
     query = query.order_by(Comparison.status, Comparison.priority.desc(), Comparison.id).limit(1)
     if lock is not None:
         query = query.with_for_update(of=Comparison, skip_locked=lock == "skip")
@@ -116,10 +121,20 @@ def _candidate_query(*, gold: bool, lock: str | None) -> Any:
 
 
 _CANDIDATES = {
-    (gold, lock): _candidate_query(gold=gold, lock=lock) for gold in (False, True) for lock in (None, "skip", "wait")
+    (pool, lock): _candidate_query(pool=pool, lock=lock)
+    for pool in ("task", "gold", "attention")
+    for lock in (None, "skip", "wait")
 }
 _COUNT_JUDGED = (
     select(func.count()).select_from(_judgments).where(_judgments.c.comparison_id == bindparam("comparison"))
+)
+# Overlap read fresh, not from the content cache: adjudication may have raised it since.
+_JUDGED_AND_OVERLAP = select(
+    _COUNT_JUDGED.scalar_subquery().label("judged"),
+    select(_comparisons.c.overlap)
+    .where(_comparisons.c.id == bindparam("comparison"))
+    .scalar_subquery()
+    .label("overlap"),
 )
 _COUNT_LIVE_LEASES = (
     select(func.count())
@@ -214,7 +229,7 @@ _COMPLETE = (
 )
 
 
-class AssignmentQueries(StudioViews):
+class AssignmentQueries(CrowdQueries, StudioViews):
     """Leasing comparisons to annotators and recording what they submit."""
 
     is_sqlite: bool
@@ -427,27 +442,27 @@ class AssignmentQueries(StudioViews):
         return int(judged) + int(self._prepared(_COUNT_LIVE_LEASES).scalar(connection, params))
 
     def _candidate(
-        self, connection: Connection, annotator_id: int, now: datetime, *, gold: bool, tried: set[int], wait: bool
+        self, connection: Connection, annotator_id: int, now: datetime, *, pool: str, tried: set[int], wait: bool
     ) -> Any:
-        lock = None if self.is_sqlite or gold else ("wait" if wait else "skip")
-        query = _CANDIDATES[(gold, lock)]
+        lock = None if self.is_sqlite or pool != "task" else ("wait" if wait else "skip")
+        query = _CANDIDATES[(pool, lock)]
         if tried:  # PostgreSQL only, and rare: a statement of its own
             return connection.execute(
                 query.where(Comparison.id.not_in(tried)), {"annotator": annotator_id, "now": now}
             ).first()
         return self._prepared(query).first(connection, {"annotator": annotator_id, "now": now})
 
-    def _lease_new(self, connection: Connection, annotator_id: int, now: datetime, *, gold: bool) -> int | None:
+    def _lease_new(self, connection: Connection, annotator_id: int, now: datetime, *, pool: str) -> int | None:
         tried: set[int] = set()
         for _ in range(_LEASE_ATTEMPTS):
-            candidate = self._candidate(connection, annotator_id, now, gold=gold, tried=tried, wait=False)
+            candidate = self._candidate(connection, annotator_id, now, pool=pool, tried=tried, wait=False)
             if candidate is None and not self.is_sqlite:
                 # Everything left may be locked by other leasers this instant: wait for them, then decide.
-                candidate = self._candidate(connection, annotator_id, now, gold=gold, tried=tried, wait=True)
+                candidate = self._candidate(connection, annotator_id, now, pool=pool, tried=tried, wait=True)
             if candidate is None:
                 return None
             # PostgreSQL: the row is locked now, so a fresh count sees every lease committed before ours.
-            if gold or self.is_sqlite or self._taken_now(connection, candidate.id, now) < candidate.overlap:
+            if pool != "task" or self.is_sqlite or self._taken_now(connection, candidate.id, now) < candidate.overlap:
                 return int(candidate.id)
             tried.add(candidate.id)
         return None
@@ -459,13 +474,17 @@ class AssignmentQueries(StudioViews):
         lease_seconds: float,
         gold_rate: float = 0.0,
         rng: random.Random | None = None,
+        attention_rate: float = 0.0,
+        only_gold: bool = False,
     ) -> Task | None:
         """The annotator's current task, or a newly leased one; None when nothing is left for them.
 
-        A task they hold already (a reload, a second tab) comes back with its lease renewed.
+        A task they hold already (a reload, a second tab) comes back with its lease renewed. With
+        `only_gold` only gold items are leased (the qualification test).
         """
+        request = LeaseRequest(lease_seconds, gold_rate, rng, attention_rate, only_gold)
         with self._write_connection() as connection:
-            return self._next_task(connection, annotator_id, LeaseRequest(lease_seconds, gold_rate, rng), utc_now())
+            return self._next_task(connection, annotator_id, request, utc_now())
 
     def _next_task(
         self, connection: Connection, annotator_id: int, request: LeaseRequest, now: datetime
@@ -481,10 +500,7 @@ class AssignmentQueries(StudioViews):
                 self._prepared(_RENEW_LEASE).rows(connection, {"assignment": assignment_id, "expires": expires})
                 return self._task(connection, assignment_id, comparison_id, order_shown, expires)
             self._prepared(_SET_STATUS).rows(connection, {"assignment": assignment_id, "status": "expired"})
-        use_gold = request.gold_rate > 0 and rng.random() < request.gold_rate
-        chosen = self._lease_new(connection, annotator_id, now, gold=True) if use_gold else None
-        if chosen is None:
-            chosen = self._lease_new(connection, annotator_id, now, gold=False)
+        chosen = self._lease_by_pool(connection, annotator_id, request, rng, now)
         if chosen is None:
             return None
         order = list(range(len(self._comparison_content(connection, chosen).texts)))
@@ -501,6 +517,22 @@ class AssignmentQueries(StudioViews):
             },
         )
         return self._task(connection, assignment_id, chosen, order, expires)
+
+    def _lease_by_pool(
+        self, connection: Connection, annotator_id: int, request: LeaseRequest, rng: random.Random, now: datetime
+    ) -> int | None:
+        """Which comparison to lease: an attention check or a gold item at their rates, else a task."""
+        if request.only_gold:
+            return self._lease_new(connection, annotator_id, now, pool="gold")
+        chosen = None
+        if request.attention_rate > 0 and rng.random() < request.attention_rate:
+            chosen = self._lease_new(connection, annotator_id, now, pool="attention")
+        use_gold = request.gold_rate > 0 and rng.random() < request.gold_rate
+        if chosen is None and use_gold:
+            chosen = self._lease_new(connection, annotator_id, now, pool="gold")
+        if chosen is None:
+            chosen = self._lease_new(connection, annotator_id, now, pool="task")
+        return chosen
 
     def _slot_free(self, connection: Connection, comparison_id: int, assignment_id: int, now: datetime) -> bool:
         """Whether an expired lease may still be used: gold, or nobody filled its comparison meanwhile."""
@@ -587,8 +619,11 @@ class AssignmentQueries(StudioViews):
         rationale: str | None = None,
         duration_ms: int | None = None,
         then_lease: LeaseRequest | None = None,
+        review: DisagreementRule | None = None,
     ) -> SubmitOutcome:
         """Record an answer to a leased assignment, once; with `then_lease`, also lease the next task.
+
+        With `review`, a comparison that this answer fills is checked for disagreement (adjudication).
 
         `canonical_answer(kind, order_shown)` turns what the annotator saw into canonical positions and
         raises an ApprenticeError for a malformed answer. A repeat of the same idempotency key by the same
@@ -612,6 +647,7 @@ class AssignmentQueries(StudioViews):
                     source=source,
                     rationale=rationale,
                     duration_ms=duration_ms,
+                    review=review,
                 )
                 if then_lease is not None:
                     outcome = replace(outcome, next_task=self._next_task(connection, annotator_id, then_lease, now))
@@ -647,6 +683,7 @@ class AssignmentQueries(StudioViews):
         source: str,
         rationale: str | None,
         duration_ms: int | None,
+        review: DisagreementRule | None = None,
     ) -> SubmitOutcome:
         taken = self._prepared(_MARK_SUBMITTED).first(
             connection, {"assignment": assignment_id, "annotator": annotator_id}
@@ -679,14 +716,20 @@ class AssignmentQueries(StudioViews):
         )
         if content.gold is None:
             # With overlap 1 (the usual case) this judgment completes the comparison: no need to count.
-            judged = (
-                1
-                if content.overlap <= 1
-                else self._prepared(_COUNT_JUDGED).scalar(connection, {"comparison": taken.comparison_id})
+            judged, overlap = (
+                (1, 1) if content.overlap <= 1 else self._judged_and_overlap(connection, taken.comparison_id)
             )
-            if judged >= content.overlap:
+            if judged >= overlap and not (
+                overlap > 1 and review is not None and review_disagreement(connection, taken.comparison_id, review)
+            ):
                 self._prepared(_COMPLETE).rows(connection, {"comparison": taken.comparison_id})
         return SubmitOutcome(judgment_id, True, content.kind, answer, content.gold)
+
+    def _judged_and_overlap(self, connection: Connection, comparison_id: int) -> tuple[int, int]:
+        row = self._prepared(_JUDGED_AND_OVERLAP).first(connection, {"comparison": comparison_id})
+        if row is None:
+            raise AssignmentNotFound(f"no comparison {comparison_id}")
+        return int(row.judged), int(row.overlap)
 
     def _not_open(self, connection: Connection, annotator_id: int, assignment_id: int, key: str) -> SubmitOutcome:
         """Why an assignment cannot take an answer now; or, for a retry of a stored answer, that answer."""
@@ -747,10 +790,16 @@ class AssignmentQueries(StudioViews):
                 .where(Assignment.id == row.assignment_id)
                 .values(status="leased", lease_expires_at=now + timedelta(seconds=lease_seconds))
             )
+            # An answer taken back also takes back what it decided: completion, a dispute, a majority resolution.
             session.execute(
                 update(Comparison)
-                .where(Comparison.id == row.comparison_id, Comparison.status == "complete")
+                .where(Comparison.id == row.comparison_id, Comparison.status.in_(("complete", "disputed")))
                 .values(status="open")
+            )
+            session.execute(
+                update(Comparison)
+                .where(Comparison.id == row.comparison_id, Comparison.resolved_by == "majority")
+                .values(resolution=None, resolved_by=None)
             )
             return int(row.assignment_id)
 

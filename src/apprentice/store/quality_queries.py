@@ -43,6 +43,7 @@ class QualityJudgment:
     weight: float = 1.0
     annotator_kind: str = "human"
     rationale: str | None = None
+    purpose: str | None = None  # "attention" for an attention check
 
 
 class QualityQueries(StoreBase):
@@ -81,6 +82,7 @@ class QualityQueries(StoreBase):
                     Judgment.weight,
                     Annotator.kind,
                     Judgment.rationale,
+                    Comparison.purpose,
                 )
                 .join(Comparison, Judgment.comparison_id == Comparison.id)
                 .join(Prompt, Comparison.prompt_id == Prompt.id)
@@ -126,6 +128,7 @@ class QualityQueries(StoreBase):
                     weight=weight,
                     annotator_kind=annotator_kind,
                     rationale=rationale,
+                    purpose=purpose,
                 )
                 for (
                     judgment_id,
@@ -144,6 +147,7 @@ class QualityQueries(StoreBase):
                     weight,
                     annotator_kind,
                     rationale,
+                    purpose,
                 ) in rows
             ]
 

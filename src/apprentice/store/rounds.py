@@ -112,7 +112,12 @@ class RoundQueries(StoreBase):
     def open_comparison_ids(self, number: int) -> list[int]:
         with self._transaction() as session:
             return list(
-                session.scalars(select(Comparison.id).where(Comparison.round == number, Comparison.status == "open"))
+                # Attention checks are not for selection: their answer is known and obvious.
+                session.scalars(
+                    select(Comparison.id).where(
+                        Comparison.round == number, Comparison.status == "open", Comparison.purpose.is_(None)
+                    )
+                )
             )
 
     def policy_by_id(self, policy_id: int) -> Policy:

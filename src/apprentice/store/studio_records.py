@@ -77,14 +77,25 @@ class SubmitOutcome:
 
 @dataclass(frozen=True)
 class LeaseRequest:
-    """How to lease: for how long, how often to draw a gold item, and the randomness for both."""
+    """How to lease: for how long, how often to draw a gold item or an attention check, and the randomness.
+
+    `only_gold`: nothing but gold items (an annotator taking the qualification test).
+    """
 
     lease_seconds: float
     gold_rate: float = 0.0
     rng: random.Random | None = None
+    attention_rate: float = 0.0
+    only_gold: bool = False
 
     def keywords(self) -> dict[str, Any]:
-        return {"lease_seconds": self.lease_seconds, "gold_rate": self.gold_rate, "rng": self.rng}
+        return {
+            "lease_seconds": self.lease_seconds,
+            "gold_rate": self.gold_rate,
+            "rng": self.rng,
+            "attention_rate": self.attention_rate,
+            "only_gold": self.only_gold,
+        }
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,7 @@ class StudioJudgmentRow:
     gold: dict[str, Any] | None
     duration_ms: int | None
     created_at: datetime
+    purpose: str | None = None  # "attention" for an attention check
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ class StudioViews(StoreBase):
                     Comparison.gold,
                     Judgment.duration_ms,
                     Judgment.created_at,
+                    Comparison.purpose,
                 )
                 .join(Comparison, Comparison.id == Judgment.comparison_id)
                 .where(Judgment.source.in_(STUDIO_SOURCES))
@@ -115,6 +116,7 @@ class StudioViews(StoreBase):
                 gold_value(row.gold),
                 row.duration_ms,
                 aware(row.created_at),  # type: ignore[arg-type]
+                row.purpose,
             )
             for row in rows
         ]

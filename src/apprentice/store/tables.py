@@ -103,7 +103,15 @@ class Comparison(Base):
     overlap: Mapped[int] = mapped_column(Integer, default=1)  # judgments wanted
     priority: Mapped[float] = mapped_column(Float, default=0.0)  # higher is shown sooner
     gold: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the known answer of a gold item
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | complete | closed
+    # open | complete | closed | disputed (its judgments disagree: waiting for an admin's adjudication)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    # None for a task or a gold item; "attention" for an attention check (a gold item with an obvious answer).
+    purpose: Mapped[str | None] = mapped_column(String(16))
+    # Adjudication: how often overlap was raised for a third judgment, and the answer training uses instead of
+    # the disagreeing judgments (canonical positions), with who decided it ("majority" or an admin's name).
+    escalations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    resolution: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    resolved_by: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
     members: Mapped[list[ComparisonMember]] = relationship(
@@ -223,6 +231,37 @@ class JudgmentRevision(Base):
     source: Mapped[str] = mapped_column(String(16))
     answered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when the replaced answer was given
     replaced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class Study(Base):
+    """A crowd study (Prolific-style): an entry link, a quota of participants and a completion code."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    entry_key_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the link's random key, never the key
+    quota: Mapped[int] = mapped_column(Integer)  # participants who may start
+    items: Mapped[int] = mapped_column(Integer)  # judgments a participant makes before the completion code
+    completion_code: Mapped[str] = mapped_column(String(64))
+    completion_url: Mapped[str | None] = mapped_column(Text)  # where "Return to the platform" leads
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class StudyParticipant(Base):
+    """A platform participant of a study and the annotator account made for them on entry."""
+
+    __tablename__ = "study_participants"
+    __table_args__ = (UniqueConstraint("study_id", "participant_id", name="uq_study_participants_pair"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), unique=True)
+    participant_id: Mapped[str] = mapped_column(String(64))  # PROLIFIC_PID
+    platform_study_id: Mapped[str | None] = mapped_column(String(64))  # STUDY_ID
+    session_id: Mapped[str | None] = mapped_column(String(64))  # SESSION_ID of the latest entry
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Run(Base):

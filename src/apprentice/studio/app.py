@@ -27,7 +27,7 @@ from apprentice.store import Store
 from apprentice.store.assignments import AssignmentConflict, AssignmentNotFound
 from apprentice.studio.answers import AnswerError
 from apprentice.studio.context import STATIC, FlagSource, StudioContext
-from apprentice.studio.routes import admin, api, auth, gold, history, judging
+from apprentice.studio.routes import admin, api, auth, crowd, crowd_admin, gold, history, judging
 from apprentice.studio.security import SessionCodec, load_or_create_secret_key
 
 SECRET_FILE = ".studio-secret"
@@ -171,7 +171,8 @@ def create_app(
     app.state.studio = context
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     # Routes are matched in order: the API, the busiest by far, first (no path is shared between routers).
-    for router in (api.router, auth.router, judging.router, history.router, admin.router, gold.router):
+    routers = (api, auth, judging, history, admin, gold, crowd, crowd_admin)
+    for router in (module.router for module in routers):
         app.include_router(router)
     _install_error_handlers(app, context)
     app.add_middleware(BodyLimit)

@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from apprentice.cli_common import ProjectOption, console, errors, reports_errors
+from apprentice.studio.crowd_cli import attention_app, study_app
 
 if TYPE_CHECKING:
     from apprentice.project import Project
 
 studio_app: typer.Typer = typer.Typer(help="Serve the feedback studio.", invoke_without_command=True)
+studio_app.add_typer(study_app, name="study")
+studio_app.add_typer(attention_app, name="attention")
 annotators_app: typer.Typer = typer.Typer(
     help="People who judge: add them, give them sign-in links, disable them.", no_args_is_help=True
 )
@@ -25,12 +28,15 @@ gold_app: typer.Typer = typer.Typer(
 @studio_app.callback()
 @reports_errors
 def studio(
+    context: typer.Context,
     project_dir: ProjectOption = Path("."),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Server processes (above 1 only with PostgreSQL).", min=1, max=64)] = 1,
 ) -> None:
     """Serve the studio on the project's store (Ctrl+C stops it)."""
+    if context.invoked_subcommand is not None:
+        return  # `apprentice studio study ...` and the like: no server
     from apprentice.studio.server import serve
 
     console.print(f"Studio for {project_dir} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})")

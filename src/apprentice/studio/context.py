@@ -34,6 +34,14 @@ FlagSource = Callable[[Store], list[Flag]]
 
 
 @dataclass
+class CrowdMemo:
+    """What the crowd gates learn once per account and keep: they never change back (see studio.crowd)."""
+
+    participant: dict[int, bool] = field(default_factory=dict)  # annotator id -> came through a study link
+    qualified: set[int] = field(default_factory=set)  # annotators who passed the qualification
+
+
+@dataclass
 class StudioContext:
     store: Store
     settings: StudioSection
@@ -44,6 +52,7 @@ class StudioContext:
     tokens: TokenCache = field(default_factory=TokenCache)
     attempts: FailedAttempts = field(init=False)
     rng: random.Random = field(default_factory=random.Random)
+    crowd: CrowdMemo = field(default_factory=CrowdMemo)
     templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(TEMPLATES)))
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from apprentice.settings import StudioSection
 from apprentice.store import Store
 from apprentice.store.assignments import RoundProgress, StudioJudgmentRow
 from apprentice.studio.answers import matches_gold, median, outcome, percent_agreement
@@ -27,6 +28,9 @@ class AnnotatorRow:
     median_seconds: float | None
     gold_answered: int
     gold_correct: int
+    attention_answered: int = 0
+    attention_failed: int = 0
+    qualification: str | None = None  # "qualifying: ...", "passed: ...", "failed: ..." where it is asked for
 
     @property
     def gold_accuracy(self) -> float | None:
@@ -45,6 +49,9 @@ class Dashboard:
     agreement_pairs: int
     flags: list[Flag]
     flags_note: str | None = None  # how fresh the flags are, where they are cached
+    attention_answered: int = 0
+    attention_failed: int = 0
+    disputed: int = 0  # comparisons waiting for an admin's adjudication
 
     @property
     def gold_accuracy(self) -> float | None:
@@ -65,21 +72,30 @@ def live_agreement(rows: list[StudioJudgmentRow]) -> tuple[float | None, int]:
     return percent_agreement(outcomes.values())
 
 
-def build_dashboard(store: Store, flags: FlagSource | None = None) -> Dashboard:
+def _gold_scores(judged: list[StudioJudgmentRow], *, attention: bool) -> tuple[int, int]:
+    """(answered, right) on gold items, or on attention checks."""
+    answered = [row for row in judged if row.gold is not None and (row.purpose == "attention") == attention]
+    correct = sum(matches_gold(row.kind, row.answer, row.gold) for row in answered if row.gold is not None)
+    return len(answered), correct
+
+
+def build_dashboard(store: Store, flags: FlagSource | None = None, settings: StudioSection | None = None) -> Dashboard:
+    from apprentice.studio.crowd import qualifications
+
     rows = store.studio_judgments()
     by_annotator: dict[int, list[StudioJudgmentRow]] = defaultdict(list)
     for row in rows:
         by_annotator[row.annotator_id].append(row)
-
-    def gold_scores(judged: list[StudioJudgmentRow]) -> tuple[int, int]:
-        answered = [row for row in judged if row.gold is not None]
-        correct = sum(matches_gold(row.kind, row.answer, row.gold) for row in answered if row.gold is not None)
-        return len(answered), correct
+    qualified = qualifications(store, settings) if settings is not None else {}
+    asked = settings is not None and settings.qualification_items > 0
 
     annotators = []
     for activity in store.annotator_activity():
         judged = by_annotator.get(activity.account.id, [])
-        answered, correct = gold_scores(judged)
+        answered, correct = _gold_scores(judged, attention=False)
+        checks, checks_right = _gold_scores(judged, attention=True)
+        qualification = qualified.get(activity.account.id)
+        status = qualification.label if qualification else ("qualifying: not started" if asked else None)
         annotators.append(
             AnnotatorRow(
                 id=activity.account.id,
@@ -92,9 +108,13 @@ def build_dashboard(store: Store, flags: FlagSource | None = None) -> Dashboard:
                 median_seconds=_seconds(judged),
                 gold_answered=answered,
                 gold_correct=correct,
+                attention_answered=checks,
+                attention_failed=checks - checks_right,
+                qualification=None if activity.account.is_admin else status,
             )
         )
-    answered, correct = gold_scores(rows)
+    answered, correct = _gold_scores(rows, attention=False)
+    checks, checks_right = _gold_scores(rows, attention=True)
     agreement, pairs = live_agreement(rows)
     return Dashboard(
         rounds=store.round_progress(),
@@ -107,6 +127,9 @@ def build_dashboard(store: Store, flags: FlagSource | None = None) -> Dashboard:
         agreement_pairs=pairs,
         flags=flags(store) if flags is not None else [],
         flags_note=_flags_note(flags),
+        attention_answered=checks,
+        attention_failed=checks - checks_right,
+        disputed=store.disputed_count(),
     )
 
 

@@ -24,7 +24,11 @@ def dashboard(request: Request, admin: AdminUser, context: Context) -> Response:
     return context.templates.TemplateResponse(
         request,
         "admin_dashboard.html",
-        {"project_name": context.project_name, "user": admin, "board": build_dashboard(context.store, context.flags)},
+        {
+            "project_name": context.project_name,
+            "user": admin,
+            "board": build_dashboard(context.store, context.flags, context.settings),
+        },
     )
 
 

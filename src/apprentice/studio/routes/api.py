@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from apprentice.store.assignments import LeaseRequest
+from apprentice.studio import crowd
 from apprentice.studio.answers import canonical_answer, matches_gold
 from apprentice.studio.context import StudioContext
-from apprentice.studio.deps import ApiCaller, Context
+from apprentice.studio.deps import ApiCaller, Context, SignedIn
 from apprentice.studio.schemas import (
     JudgmentIn,
     JudgmentOut,
@@ -25,22 +25,18 @@ router = APIRouter(prefix="/api/v1", tags=["annotate"])
 AssignmentId = Annotated[int, Path(ge=1, le=2**31 - 1, description="From the task you were given.")]
 
 
-async def _next(context: StudioContext, annotator_id: int) -> TaskOut | None:
-    settings = context.settings
-    task = await context.run(
-        context.store.next_task,
-        annotator_id,
-        lease_seconds=settings.lease_seconds,
-        gold_rate=settings.gold_rate,
-        rng=context.rng,
-    )
-    return TaskOut.of(task, criteria=settings.criteria) if task is not None else None
+async def _next(context: StudioContext, caller: SignedIn) -> TaskOut | None:
+    lease = await context.run(crowd.api_lease, context, caller)  # qualification and a study's end gate this
+    if lease is None:
+        return None
+    task = await context.run(context.store.next_task, caller.id, **lease.keywords())
+    return TaskOut.of(task, criteria=context.settings.criteria) if task is not None else None
 
 
 @router.get("/tasks/next")
 async def next_task(caller: ApiCaller, context: Context, include_progress: bool = False) -> NextTaskOut:
     """Your next task: the one you hold already, or a newly leased one. `task` is null when none is left."""
-    task = await _next(context, caller.id)
+    task = await _next(context, caller)
     progress = (
         ProgressOut.of(await context.run(context.store.annotator_progress, caller.id)) if include_progress else None
     )
@@ -61,7 +57,7 @@ async def submit_judgment(
     """Answer a task you hold. Retrying with the same idempotency key returns the stored judgment."""
     display = body.answer.display()
     settings = context.settings
-    lease = LeaseRequest(settings.lease_seconds, settings.gold_rate, context.rng) if body.include_next else None
+    lease = await context.run(crowd.api_lease, context, caller) if body.include_next else None
     outcome = await context.run(
         context.store.submit_judgment,
         caller.id,
@@ -72,6 +68,7 @@ async def submit_judgment(
         rationale=body.rationale or None,
         duration_ms=body.duration_ms,
         then_lease=lease,
+        review=crowd.disagreement_rule(settings),
     )
     gold_correct = None
     if context.settings.gold_feedback and outcome.gold is not None:
@@ -88,7 +85,7 @@ async def submit_judgment(
 async def skip_assignment(assignment_id: AssignmentId, body: SkipIn, caller: ApiCaller, context: Context) -> SkipOut:
     """Give a task back with a reason; you will not get it again."""
     await context.run(context.store.skip_assignment, caller.id, assignment_id, body.reason)
-    return SkipOut(skipped=True, next=await _next(context, caller.id) if body.include_next else None)
+    return SkipOut(skipped=True, next=await _next(context, caller) if body.include_next else None)
 
 
 @router.post("/undo")
@@ -96,6 +93,8 @@ async def undo(caller: ApiCaller, context: Context) -> UndoOut:
     """Take back your last judgment if it is within the undo window; its task becomes yours again.
 
     409 for an answer to a check item whose feedback was shown: it stands."""
+    if not await context.run(crowd.undo_allowed, context, caller):
+        return UndoOut(undone=False, assignment_id=None)
     assignment_id = await context.run(
         context.store.undo_last_judgment,
         caller.id,

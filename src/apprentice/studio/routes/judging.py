@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from apprentice.store.assignments import AssignmentConflict
 from apprentice.store.tables import utc_now
+from apprentice.studio import crowd
 from apprentice.studio.answers import CRITERIA, AnswerError, canonical_answer, matches_gold
 from apprentice.studio.deps import Context, PageUser, check_csrf
 from apprentice.studio.rendering import render_document, render_markdown
@@ -24,6 +25,7 @@ MESSAGES = {
     "undone": "Your last answer was taken back: answer it again.",
     "nothing-to-undo": "Too late to undo: the undo window has passed. Correct older answers under Your answers.",
     "gold-final": "That was a check item with feedback shown: its answer cannot be taken back.",
+    "check-final": "Answers to qualification check items are final: they cannot be undone.",
     "gold-right": "Saved. That was a check item, and you got it right.",
     "gold-wrong": "Saved. That was a check item, and the expected answer was different: see the guidelines.",
 }
@@ -54,12 +56,18 @@ def home(user: PageUser) -> Response:
 @router.get("/judge")
 def judge_page(request: Request, user: PageUser, context: Context, done: str | None = None) -> Response:
     settings = context.settings
-    task = context.store.next_task(
-        user.id, lease_seconds=settings.lease_seconds, gold_rate=settings.gold_rate, rng=context.rng
-    )
+    plan = crowd.lease_plan(context, user)  # qualification, attention checks, a study's end
+    if plan.lease is None or plan.stop_page is not None:
+        return RedirectResponse(plan.stop_page or "/qualification", status_code=303)
+    task = context.store.next_task(user.id, **plan.lease.keywords())
+    if task is None and plan.when_empty is not None:
+        return RedirectResponse(plan.when_empty, status_code=303)
+    testing = plan.qualification if plan.lease.only_gold else None
     progress = context.store.annotator_progress(user.id)
     last = context.store.last_judgment_time(user.id)
     undo_left = (timedelta(seconds=settings.undo_seconds) - (utc_now() - last)).total_seconds() if last else 0.0
+    if not crowd.undo_allowed(context, user):
+        undo_left = 0.0
     values: dict[str, Any] = {
         "project_name": context.project_name,
         "user": user,
@@ -77,6 +85,8 @@ def judge_page(request: Request, user: PageUser, context: Context, done: str | N
         "criteria": CRITERIA if settings.criteria else (),
         "render": render_markdown,
         "labels": [chr(ord("A") + index) for index in range(len(task.responses))] if task else [],
+        "qualification": testing,
+        "guidelines": render_markdown(context.guidelines_markdown()) if testing else None,
     }
     return context.templates.TemplateResponse(request, "judge.html" if task else "done.html", values)
 
@@ -102,6 +112,7 @@ def submit(
         name: value for name, value in (("helpful", helpful), ("honest", honest), ("harmless", harmless)) if value
     }
     display: dict[str, Any] = {"choice": choice, "ranks": form_ranks(rank), "score": score, "criteria": criteria}
+    in_test = crowd.taking_qualification(context, user)  # qualification items always get feedback
     outcome = context.store.submit_judgment(
         user.id,
         assignment_id,
@@ -112,8 +123,9 @@ def submit(
         source="studio",
         rationale=_one_line(rationale) if rationale and rationale.strip() else None,
         duration_ms=duration_ms,
+        review=crowd.disagreement_rule(context.settings),
     )
-    if context.settings.gold_feedback and outcome.gold is not None:
+    if (context.settings.gold_feedback or in_test) and outcome.gold is not None:
         return _redirect("gold-right" if matches_gold(outcome.kind, outcome.answer, outcome.gold) else "gold-wrong")
     return _redirect("saved")
 
@@ -135,6 +147,8 @@ def skip(
 def undo(user: PageUser, context: Context, csrf_token: Annotated[str | None, Form()] = None) -> Response:
     check_csrf(user, csrf_token)
     settings = context.settings
+    if not crowd.undo_allowed(context, user):
+        return _redirect("check-final")
     try:
         undone = context.store.undo_last_judgment(
             user.id,
