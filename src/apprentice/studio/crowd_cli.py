@@ -35,6 +35,7 @@ def create(
 ) -> None:
     """Create a study and print its entry link (shown once; paste it as the study URL on the platform)."""
     from apprentice.project import open_project
+    from apprentice.studio.addresses import link_base
     from apprentice.studio.crowd import create_study
 
     project = open_project(project_dir)
@@ -46,7 +47,7 @@ def create(
             items=items,
             completion_code=completion_code,
             completion_url=completion_url,
-            public_url=project.settings.studio.public_url,
+            public_url=link_base(project.settings.studio, project_root=project.root),
         )
     finally:
         project.close()
