@@ -161,4 +161,4 @@ def test_the_report_plots_agreement_when_a_round_measured_it() -> None:
     assert agreement_cell(row) == "-"
     measured = [row, {**row, "round": 2, "agreement": 0.75, "alpha": 0.5}]
     assert report_plots(measured)[-1][0] == "Annotator agreement by round"
-    assert agreement_cell(measured[1]) == "0.75 (0.50)"
+    assert agreement_cell(measured[1]) == "0.75 (n not recorded)"  # a round recorded before the count was kept

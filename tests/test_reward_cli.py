@@ -65,7 +65,10 @@ def test_train_eval_and_score_from_the_command_line(tiny_model: Path, tmp_path: 
 
     result = runner.invoke(app, ["reward", "eval", str(tmp_path / "run"), "-p", str(project)])
     assert result.exit_code == 0, result.output
-    assert f"accuracy {evaluation['accuracy']:.3f}" in result.output
+    from apprentice.rates import describe_rate
+
+    shown = describe_rate(evaluation["accuracy"], evaluation["pairs"], digits=3)
+    assert f"accuracy {shown}" in " ".join(result.output.split())
 
     rows = [
         {"prompt": "the sun", "response": f"the cat {MARKER} the dog"},

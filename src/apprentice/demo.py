@@ -19,7 +19,7 @@ from apprentice.importing import read_import_file
 from apprentice.loop import run_loop
 from apprentice.models import cache_dir, resolve_model
 from apprentice.project import init_project
-from apprentice.report import round_figures, write_report
+from apprentice.report import accuracy_cell, rate_cell, round_figures, write_report
 from apprentice.settings import Settings
 
 
@@ -58,17 +58,19 @@ def run_demo(folder: Path, *, model_name: str = "default", rounds: int | None = 
         run_loop(project, rounds=rounds, console=console)
         report = write_report(project)
         table = Table(title="Rounds (held-out prompts)")
-        for column in ("round", "labels", "reward acc.", "KL", "proxy", "gold", "base gold"):
+        columns = ("round", "labels", "reward accuracy", "KL", "proxy", "gold", "base gold", "gold win rate vs base")
+        for column in columns:
             table.add_column(column)
         for row in round_figures(project.store.rounds()):
             table.add_row(
                 str(row["round"]),
                 str(row["labels"]),
-                _fmt(row["reward_accuracy"]),
+                accuracy_cell(row),
                 _fmt(row["kl_from_base"]),
                 _fmt(row["proxy_reward"]),
                 _fmt(row["gold"]),
                 _fmt(row["base_gold"]),
+                rate_cell(row["win_rate_vs_base_gold"]),
             )
         console.print(table)
         console.print(f"Report: [bold]{report}[/]")

@@ -26,6 +26,7 @@ from typing import Any
 from rich.console import Console
 
 from apprentice.errors import ApprenticeError
+from apprentice.report import step_summary
 from apprentice.store.rounds import RoundState
 
 LOOP_FOLDER = "loop"
@@ -230,6 +231,7 @@ def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:
         "flagged": sorted(checks.flagged),
         "mean_weight": sum(correction.weights.values()) / max(len(correction.weights), 1),
         "agreement": _finite_or_none(raw_agreement(units)),
+        "agreement_units": sum(1 for unit in units if len(unit) >= 2),  # comparisons the agreement rests on
         "alpha": _finite_or_none(krippendorff_alpha(units)),
     }
 
@@ -393,6 +395,9 @@ def run_loop(
             else:
                 output = step_evaluate(context, state)
             output["seconds"] = round(time.perf_counter() - started, 2)
+            summary = step_summary(step, output)
+            if summary:
+                context.console.print(f"   {summary}", highlight=False)
             state = store.finish_step(number, step, output, new_policy_id=new_policy_id)
             if stop_after is not None and stop_after(number, step):
                 raise LoopStopped(f"stopped after round {number} step {step}")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from apprentice.cli_common import ProjectOption, console, reports_errors
+from apprentice.rates import describe_rate
 
 app: typer.Typer = typer.Typer(
     help="Feedback quality: agreement, annotator reliability, bias, corrections.", no_args_is_help=True
@@ -35,10 +36,12 @@ def report(
             html_path, json_path = write_report(analysis, out or project.root / "reports")
     finally:
         project.close()
-    alpha = analysis["agreement"]["pairs"]["alpha_nominal"]["value"]
+    alpha = analysis["agreement"]["pairs"]["alpha_nominal"]
+    shown_alpha = describe_rate(alpha["value"], alpha["units"], low=alpha["low"], high=alpha["high"], digits=3)
     console.print(
-        f"{analysis['judgments']} judgments; Krippendorff's alpha (pairs) "
-        f"{'n/a' if alpha is None else f'{alpha:.3f}'}; {len(analysis['flags'])} flags"
+        f"{analysis['judgments']} judgments; Krippendorff's alpha (pairs) {shown_alpha}; "
+        f"{len(analysis['flags'])} flags",
+        highlight=False,
     )
     console.print(f"Report: {html_path}\nFigures: {json_path}")
 
