@@ -52,6 +52,7 @@ def test_train_eval_and_score_from_the_command_line(tiny_model: Path, tmp_path: 
     result = runner.invoke(app, arguments)
     assert result.exit_code == 0, result.output
     assert "length-only baseline" in result.output
+    assert "reward training: step 1 of" in result.output  # the pace, printed where no progress bar draws
     evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert evaluation["accuracy"] >= 0.9
 

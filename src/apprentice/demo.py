@@ -54,7 +54,7 @@ def run_demo(folder: Path, *, model_name: str = "default", rounds: int | None = 
     try:
         parsed = read_import_file(bundled_prompts_path())
         imported = project.store.import_prompts(parsed.prompts, parsed.pairs, source="bundled")
-        console.print(f"Project in [bold]{folder}[/] with {imported.prompts_added} bundled prompts")
+        console.print(f"Project in {folder} with {imported.prompts_added} bundled prompts", markup=False)
         run_loop(project, rounds=rounds, console=console)
         report = write_report(project)
         table = Table(title="Rounds (held-out prompts)")
@@ -73,11 +73,12 @@ def run_demo(folder: Path, *, model_name: str = "default", rounds: int | None = 
                 rate_cell(row["win_rate_vs_base_gold"]),
             )
         console.print(table)
-        console.print(f"Report: [bold]{report}[/]")
+        console.print(f"Report: {report}", markup=False)
         console.print(
-            "To do the same with people: set \\[loop] annotators = 0 in "
+            "To do the same with people: set [loop] annotators = 0 in "
             f"{folder / 'apprentice.toml'}, run `apprentice studio -p {folder}`, give each person the link that "
-            f"`apprentice annotators add NAME -p {folder}` prints, and run `apprentice loop -p {folder}`."
+            f"`apprentice annotators add NAME -p {folder}` prints, and run `apprentice loop -p {folder}`.",
+            markup=False,
         )
         return report
     finally:

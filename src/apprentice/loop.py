@@ -364,7 +364,7 @@ def run_loop(
     stop_after: Callable[[int, str], bool] | None = None,
 ) -> list[RoundState]:
     """Run (or resume) the loop until `rounds` rounds are done; returns every round's final state."""
-    context = LoopContext(project, console or Console(), show_progress)
+    context = LoopContext(project, console or Console(markup=False), show_progress)
     total = rounds or context.settings.rounds
     held_out_prompts(context)
     store = project.store
@@ -379,7 +379,7 @@ def run_loop(
         context.console.rule(f"Round {number} of {total} (policy {state.policy_name})")
         while state.step != "done":
             step = state.step
-            context.console.print(f"[bold]{number}.{step}[/]")
+            context.console.print(f"{number}.{step}", style="bold", markup=False)
             new_policy_id = None
             started = time.perf_counter()
             if step == "generate":

@@ -17,7 +17,7 @@ from apprentice.files import write_jsonl_atomically
 from apprentice.rates import describe_rate
 
 reward_app: typer.Typer = typer.Typer(help="Reward models trained on the project's judgments.", no_args_is_help=True)
-console = Console()
+console = Console(markup=False)  # user text (paths, names) in brackets must print as written
 SPLIT_FILE = "split.json"
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from apprentice.cli_common import ProjectOption, reports_errors
 from apprentice.errors import ApprenticeError, InputError
@@ -22,7 +23,7 @@ from apprentice.errors import ApprenticeError, InputError
 policy_app: typer.Typer = typer.Typer(
     help="Optimize the policy against rewards (PPO, GRPO, RLOO) or preferences (DPO)."
 )
-console = Console()
+console = Console(markup=False)  # user text (paths, names) in brackets must print as written
 CONFIG_FILE = "config.json"
 
 
@@ -149,18 +150,25 @@ def train(
             config.output_dir.mkdir(parents=True, exist_ok=True)
             record = json.dumps(_config_record(algo, config), indent=2)
             (config.output_dir / CONFIG_FILE).write_text(record + "\n", encoding="utf-8")
-        outcome = train_policy(
-            algo,
-            config,
-            policy_name,
-            project=project,
-            reward_specs=reward or [],
-            prompts_file=prompts,
-            pairs_file=pairs,
-            new_name=name,
-            resume=resume,
-            show_progress=progress,
-        )
+        try:
+            outcome = train_policy(
+                algo,
+                config,
+                policy_name,
+                project=project,
+                reward_specs=reward or [],
+                prompts_file=prompts,
+                pairs_file=pairs,
+                new_name=name,
+                resume=resume,
+                show_progress=progress,
+            )
+        except KeyboardInterrupt:
+            if state.is_main_process:
+                console.print(
+                    how_to_resume(config.output_dir, config.checkpoint_every, output_given=output is not None)
+                )
+            raise typer.Exit(130) from None
         if state.is_main_process:
             shown = "  ".join(f"{key} {value:.4g}" for key, value in outcome.metrics.items() if "/" not in key)
             console.print(f"Trained policy in {outcome.policy_path}")
@@ -170,6 +178,22 @@ def train(
     finally:
         if project is not None:
             project.close()
+
+
+def how_to_resume(output_dir: Path, checkpoint_every: int, *, output_given: bool) -> str:
+    """What a stopped run can do next: carry on from its last checkpoint, or start over when it has none."""
+    from apprentice.rl.checkpoint import checkpoint_step, latest_checkpoint
+
+    checkpoint = latest_checkpoint(output_dir)
+    if checkpoint is None:
+        return (
+            f"Stopped before the first checkpoint (one every {checkpoint_every} steps), so there is nothing to resume; "
+            "run the same command again to start over."
+        )
+    again = "the same command with --resume" + ("" if output_given else f" --output {output_dir}")
+    return (
+        f"Stopped. To carry on from the checkpoint at step {checkpoint_step(checkpoint)} in {output_dir}, run {again}."
+    )
 
 
 def _open_project_if_any(project_dir: Path) -> Any:
@@ -190,4 +214,12 @@ def options(algo: Annotated[str, typer.Argument(help="ppo, grpo, rloo or dpo.")]
     if algo not in CONFIGS:
         raise ApprenticeError(f"unknown algorithm {algo!r}; choose one of {', '.join(CONFIGS)}")
     for field_name, field in CONFIGS[algo].model_fields.items():
-        console.print(f"[bold]{field_name}[/] = {field.default!r}  {field.description}", highlight=False)
+        shown = Text.assemble((field_name, "bold"), f" = {plain_value(field.default)}  {field.description}")
+        console.print(shown, highlight=False)
+
+
+def plain_value(value: Any) -> str:
+    """A default as one would write it after --set KEY=: paths and words bare, the rest as JSON."""
+    if isinstance(value, str | Path):
+        return str(value)
+    return json.dumps(value)
