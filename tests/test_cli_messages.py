@@ -153,3 +153,36 @@ def test_pace_off_a_terminal_prints_a_line_a_minute_however_short_the_steps() ->
         pace.update(step, "loss 0.5")
     steps = [int(line.split("step ")[1].split(" ")[0]) for line in output.getvalue().splitlines()]
     assert steps == [1, 7, 13, 19, 25, 30]
+
+
+def test_policy_training_estimates_its_time_after_the_first_step(tiny_model: Path, tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": prompt}],
+            "chosen": [{"role": "assistant", "content": "a b c"}],
+            "rejected": [{"role": "assistant", "content": "the sun"}],
+        }
+        for prompt in ("hello", "write a poem", "why is the moon sad")
+    ]
+    pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    arguments = ["policy", "train", "--algo", "dpo", "--policy", str(tiny_model), "--pairs", str(pairs)]
+    result = runner.invoke(
+        app, [*arguments, "--output", str(tmp_path / "run"), "--steps", "3", "--set", "batch_size=2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "DPO training: step 1 of 3 took" in one_line(result.output)
+    assert "the remaining 2 steps take about" in one_line(result.output)
+
+
+def test_ctrl_c_in_the_loop_says_how_to_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import apprentice.loop
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    init_project(tmp_path / "p").close()
+    monkeypatch.setattr(apprentice.loop, "run_loop", interrupted)
+    result = runner.invoke(app, ["loop", "-p", str(tmp_path / "p")])
+    assert result.exit_code == 130
+    assert f"Run `apprentice loop -p {tmp_path / 'p'}` again to resume" in one_line(result.output)
