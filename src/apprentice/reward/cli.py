@@ -247,10 +247,11 @@ def _print_evaluation(evaluation: dict[str, Any]) -> None:
         f"(length-only baseline {describe_rate(evaluation['length_baseline_accuracy'], pairs, digits=3)}); "
         f"calibration error {evaluation['expected_calibration_error']:.3f}",
         highlight=False,
+        soft_wrap=True,
     )
     for level, numbers in evaluation.get("accuracy_by_agreement", {}).items():
         accuracy = describe_rate(numbers["accuracy"], numbers["pairs"], digits=3)
-        console.print(f"  {level:20} accuracy {accuracy}", highlight=False)
+        console.print(f"  {level:20} accuracy {accuracy}", highlight=False, soft_wrap=True)
     if "mean_spread" in evaluation:
         console.print(
             f"  ensemble mean spread {evaluation['mean_spread']:.3f}; members {evaluation['member_accuracies']}"
