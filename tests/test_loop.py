@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from apprentice.cli import app
 from apprentice.loop import LoopStopped, run_loop
 from apprentice.project import init_project, open_project
+from apprentice.rates import describe_rate
 from apprentice.report import agreement_cell, labels_so_far, report_plots
 from apprentice.settings import Settings
 from apprentice.store.records import PromptRecord
@@ -116,12 +117,14 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert [row["labels_so_far"] for row in figures] == [s.outputs["collect"]["judgments_in_store"] for s in states]
     validation_pairs = [s.outputs["reward"]["validation_pairs"] for s in states]
     assert [row["reward_validation_pairs"] for row in figures] == validation_pairs and min(validation_pairs) > 0
-    assert f"{figures[0]['reward_accuracy']:.3f} ({validation_pairs[0]} pairs)" in page
+    # each rate with its count: a handful of validation pairs reads "too little data (n=...)"
+    assert describe_rate(figures[0]["reward_accuracy"], validation_pairs[0], digits=3) in page
     # Round 1's previous policy is the base; round 2's is round 1's, on the same held-out prompts.
     assert figures[0]["win_rate_vs_previous_gold"] == figures[0]["win_rate_vs_base_gold"] is not None
     assert figures[1]["win_rate_vs_previous_gold"]["n"] == figures[1]["win_rate_vs_base_gold"]["n"]
     assert "win rate vs previous" in page
     assert [row["agreement"] for row in figures] == [s.outputs["quality"]["agreement"] for s in states]
+    assert [row["agreement_units"] for row in figures] == [s.outputs["quality"]["agreement_units"] for s in states]
     assert all(row["agreement"] is None or 0.0 <= row["agreement"] <= 1.0 for row in figures)
     status = CliRunner().invoke(app, ["status", "-p", str(loop_project)])
     assert "round 2: done" in status.output
