@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -20,5 +21,10 @@ def test_demo_runs_a_round_and_writes_the_report(
     assert result.exit_code == 0, result.output
     assert (folder / "loop" / "report.html").is_file()
     assert "[loop] annotators = 0" in result.output and "apprentice studio" in result.output
+    shown = " ".join(result.output.split())
+    # the round's rates on a handful of items say so, with their counts, here and in the final table
+    assert "reward accuracy on held-out pairs too little data (n=" in shown
+    assert "agreement between two answers to the same comparison" in shown
+    assert not re.search(r"agreement \d+%", shown)
     result = CliRunner().invoke(app, ["demo", str(folder), "--model", str(tiny_model)])
     assert result.exit_code == 1 and "already" in result.output  # never overwrites a project

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from apprentice.cli import app
 from apprentice.loop import LoopStopped, run_loop
 from apprentice.project import init_project, open_project
+from apprentice.rates import describe_rate
 from apprentice.report import agreement_cell, labels_so_far, report_plots
 from apprentice.rl.training import _latest_reward_folder
 from apprentice.settings import PROJECT_FILE, Settings, load_settings, render_settings
@@ -124,12 +125,14 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert [row["labels_so_far"] for row in figures] == [s.outputs["collect"]["judgments_in_store"] for s in states]
     validation_pairs = [s.outputs["reward"]["validation_pairs"] for s in states]
     assert [row["reward_validation_pairs"] for row in figures] == validation_pairs and min(validation_pairs) > 0
-    assert f"{figures[0]['reward_accuracy']:.3f} ({validation_pairs[0]} pairs)" in page
+    # each rate with its count: a handful of validation pairs reads "too little data (n=...)"
+    assert describe_rate(figures[0]["reward_accuracy"], validation_pairs[0], digits=3) in page
     # Round 1's previous policy is the base; round 2's is round 1's, on the same held-out prompts.
     assert figures[0]["win_rate_vs_previous_gold"] == figures[0]["win_rate_vs_base_gold"] is not None
     assert figures[1]["win_rate_vs_previous_gold"]["n"] == figures[1]["win_rate_vs_base_gold"]["n"]
     assert "win rate vs previous" in page
     assert [row["agreement"] for row in figures] == [s.outputs["quality"]["agreement"] for s in states]
+    assert [row["agreement_units"] for row in figures] == [s.outputs["quality"]["agreement_units"] for s in states]
     assert all(row["agreement"] is None or 0.0 <= row["agreement"] <= 1.0 for row in figures)
     status = CliRunner().invoke(app, ["status", "-p", str(loop_project)])
     assert "round 2: done" in status.output
@@ -169,7 +172,7 @@ def test_the_report_plots_agreement_when_a_round_measured_it() -> None:
     assert agreement_cell(row) == "-"
     measured = [row, {**row, "round": 2, "agreement": 0.75, "alpha": 0.5}]
     assert report_plots(measured)[-1][0] == "Annotator agreement by round"
-    assert agreement_cell(measured[1]) == "0.75 (0.50)"
+    assert agreement_cell(measured[1]) == "0.75 (n not recorded)"  # a round recorded before the count was kept
 
 
 def test_a_round_with_a_machine_judge_routes_its_share_and_weighs_it(loop_project: Path, tiny_model: Path) -> None:

@@ -52,6 +52,7 @@ def test_train_eval_and_score_from_the_command_line(tiny_model: Path, tmp_path: 
     result = runner.invoke(app, arguments)
     assert result.exit_code == 0, result.output
     assert "length-only baseline" in result.output
+    assert "reward training: step 1 of" in result.output  # the pace, printed where no progress bar draws
     evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert evaluation["accuracy"] >= 0.9
 
@@ -65,7 +66,10 @@ def test_train_eval_and_score_from_the_command_line(tiny_model: Path, tmp_path: 
 
     result = runner.invoke(app, ["reward", "eval", str(tmp_path / "run"), "-p", str(project)])
     assert result.exit_code == 0, result.output
-    assert f"accuracy {evaluation['accuracy']:.3f}" in result.output
+    from apprentice.rates import describe_rate
+
+    shown = describe_rate(evaluation["accuracy"], evaluation["pairs"], digits=3)
+    assert f"accuracy {shown}" in " ".join(result.output.split())
 
     rows = [
         {"prompt": "the sun", "response": f"the cat {MARKER} the dog"},

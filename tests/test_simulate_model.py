@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -83,6 +84,13 @@ def test_the_simulation_report_puts_measured_agreement_beside_the_expected() -> 
     report = SimulationReport(
         temperature=1e-3, judgments=48, per_annotator={}, agreement=1.0, overlapping_pairs=2, expected_agreement=0.625
     )
-    assert report.describe_agreement() == "agreement 100% over 2 pairs of answers to the same comparison, expected 62%"
+    # two pairs of answers are too few to show a rate: no "100%" resting on them
+    assert report.describe_agreement() == (
+        "agreement between two answers to the same comparison too little data (n=2), expected 62%"
+    )
+    measured = replace(report, agreement=0.75, overlapping_pairs=40)
+    assert measured.describe_agreement() == (
+        "agreement between two answers to the same comparison 0.75 (95% CI 0.60-0.86, n=40), expected 62%"
+    )
     unmeasured = SimulationReport(temperature=0.3, judgments=5, per_annotator={}, agreement=None, overlapping_pairs=0)
     assert unmeasured.describe_agreement() == "no pair judged twice yet"

@@ -67,12 +67,14 @@ def test_a_calibrated_panel_agrees_like_people_and_fills_every_overlap(scored_pr
     assert all(len(names) == 4 for names in per_comparison.values())
     assert {project.store.annotator_account(name=f"sim-0{i}").kind for i in range(1, 5)} == {"simulated"}
     assert all(comparison.status == "complete" for comparison in project.store.comparisons())
+    from apprentice.rates import describe_rate
     from apprentice.simulate import measured_pair_agreement
 
     agreement, overlapping = measured_pair_agreement(judged, {f"sim-0{i}" for i in range(1, 5)})
     assert overlapping == 3000
     assert agreement == pytest.approx(HUMAN_AGREEMENT, abs=0.03), agreement
-    measured = f"agreement {agreement:.0%} over 3000 pairs of answers to the same comparison, expected 73%"
+    shown = describe_rate(agreement, 3000)
+    measured = f"agreement between two answers to the same comparison {shown}, expected 73%"
     assert f"{measured} (target 73%)" in " ".join(result.output.split())  # as one line, however rich wraps it
     project.close()
 

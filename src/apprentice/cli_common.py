@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from apprentice.errors import ApprenticeError
 
@@ -22,8 +24,18 @@ from apprentice.errors import ApprenticeError
 # wants the bars back sets the variable to 0. Training subprocesses inherit it.
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-console = Console()
-errors = Console(stderr=True)
+# Markup off: what the commands print is full of user text (file names, TOML sections, prompts) whose
+# brackets Rich would read as styles and drop, so `data[v2].jsonl` printed as `data.jsonl`. Styles are given
+# with `style=` or `rich.text.Text` instead.
+console = Console(markup=False)
+errors = Console(stderr=True, markup=False)
+
+# --help as plain click prints it: boolean options as `--flag / --no-flag` (Typer's panels add `<bool>`), help
+# wrapped, never cut off with an ellipsis, up to 120 columns when the output is not a terminal (80 before).
+HELP_LAYOUT: dict[str, Any] = {
+    "max_content_width": 120,
+    "terminal_width": shutil.get_terminal_size(fallback=(120, 24)).columns,
+}
 
 ProjectOption = Annotated[
     Path,
@@ -40,7 +52,7 @@ def reports_errors(command: Command) -> Command:
         try:
             return command(*args, **kwargs)
         except ApprenticeError as error:
-            errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            errors.print(Text.assemble(("error:", "bold red"), f" {error}"), highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

@@ -19,7 +19,7 @@ from apprentice.importing import read_import_file
 from apprentice.loop import run_loop
 from apprentice.models import cache_dir, resolve_model
 from apprentice.project import init_project
-from apprentice.report import round_figures, write_report
+from apprentice.report import accuracy_cell, rate_cell, round_figures, write_report
 from apprentice.settings import Settings
 
 
@@ -54,28 +54,31 @@ def run_demo(folder: Path, *, model_name: str = "default", rounds: int | None = 
     try:
         parsed = read_import_file(bundled_prompts_path())
         imported = project.store.import_prompts(parsed.prompts, parsed.pairs, source="bundled")
-        console.print(f"Project in [bold]{folder}[/] with {imported.prompts_added} bundled prompts")
+        console.print(f"Project in {folder} with {imported.prompts_added} bundled prompts", markup=False)
         run_loop(project, rounds=rounds, console=console)
         report = write_report(project)
         table = Table(title="Rounds (held-out prompts)")
-        for column in ("round", "labels", "reward acc.", "KL", "proxy", "gold", "base gold"):
+        columns = ("round", "labels", "reward accuracy", "KL", "proxy", "gold", "base gold", "gold win rate vs base")
+        for column in columns:
             table.add_column(column)
         for row in round_figures(project.store.rounds()):
             table.add_row(
                 str(row["round"]),
                 str(row["labels"]),
-                _fmt(row["reward_accuracy"]),
+                accuracy_cell(row),
                 _fmt(row["kl_from_base"]),
                 _fmt(row["proxy_reward"]),
                 _fmt(row["gold"]),
                 _fmt(row["base_gold"]),
+                rate_cell(row["win_rate_vs_base_gold"]),
             )
         console.print(table)
-        console.print(f"Report: [bold]{report}[/]")
+        console.print(f"Report: {report}", markup=False)
         console.print(
-            "To do the same with people: set \\[loop] annotators = 0 in "
+            "To do the same with people: set [loop] annotators = 0 in "
             f"{folder / 'apprentice.toml'}, run `apprentice studio -p {folder}`, give each person the link that "
-            f"`apprentice annotators add NAME -p {folder}` prints, and run `apprentice loop -p {folder}`."
+            f"`apprentice annotators add NAME -p {folder}` prints, and run `apprentice loop -p {folder}`.",
+            markup=False,
         )
         return report
     finally:

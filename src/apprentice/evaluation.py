@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from apprentice.files import write_jsonl_atomically
-from apprentice.quality.bias import wilson_interval
+from apprentice.rates import wilson_interval
 from apprentice.store.records import Message
 
 Scorer = Callable[[Sequence[list[Message]], Sequence[str]], list[float]]
@@ -129,7 +129,7 @@ def win_rate(challenger: Sequence[float], incumbent: Sequence[float]) -> WinRate
         raise ValueError(f"win rate needs paired scores, got {len(challenger)} and {len(incumbent)}")
     wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(challenger, incumbent, strict=True))
     count = len(challenger)
-    low, high = wilson_interval(round(wins), count) if count else (0.0, 1.0)
+    low, high = wilson_interval(wins, count) if count else (0.0, 1.0)
     return WinRate(wins=wins, comparisons=count, rate=wins / count if count else 0.5, low=low, high=high)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from rich.console import Console
 
 from apprentice.errors import ApprenticeError
+from apprentice.report import step_summary
 from apprentice.store.rounds import RoundState
 
 LOOP_FOLDER = "loop"
@@ -258,6 +259,7 @@ def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:
         "flagged": sorted(checks.flagged),
         "mean_weight": sum(correction.weights.values()) / max(len(correction.weights), 1),
         "agreement": _finite_or_none(raw_agreement(units)),
+        "agreement_units": sum(1 for unit in units if len(unit) >= 2),  # comparisons the agreement rests on
         "alpha": _finite_or_none(krippendorff_alpha(units)),
     }
 
@@ -508,7 +510,7 @@ def run_loop(
     stop_after: Callable[[int, str], bool] | None = None,
 ) -> list[RoundState]:
     """Run (or resume) the loop until `rounds` rounds are done; returns every round's final state."""
-    context = LoopContext(project, console or Console(), show_progress)
+    context = LoopContext(project, console or Console(markup=False), show_progress)
     total = rounds or context.settings.rounds
     held_out_prompts(context)
     store = project.store
@@ -523,7 +525,7 @@ def run_loop(
         context.console.rule(f"Round {number} of {total} (policy {state.policy_name})")
         while state.step != "done":
             step = state.step
-            context.console.print(f"[bold]{number}.{step}[/]")
+            context.console.print(f"{number}.{step}", style="bold", markup=False)
             new_policy_id = None
             started = time.perf_counter()
             if step == "generate":
@@ -539,6 +541,9 @@ def run_loop(
             else:
                 output = step_evaluate(context, state)
             output["seconds"] = round(time.perf_counter() - started, 2)
+            summary = step_summary(step, output)
+            if summary:
+                context.console.print(f"   {summary}", highlight=False)
             state = store.finish_step(number, step, output, new_policy_id=new_policy_id)
             if stop_after is not None and stop_after(number, step):
                 raise LoopStopped(f"stopped after round {number} step {step}")

@@ -17,6 +17,7 @@ from typing import Any
 
 from apprentice.evaluation import load_samples
 from apprentice.files import write_text_atomically
+from apprentice.rates import describe_rate, trustworthy
 from apprentice.store.rounds import RoundState
 
 
@@ -55,6 +56,7 @@ def round_figures(states: list[RoundState]) -> list[dict[str, Any]]:
                 "reward_validation_pairs": state.outputs.get("reward", {}).get("validation_pairs"),
                 "flagged": state.outputs.get("quality", {}).get("flagged", []),
                 "agreement": state.outputs.get("quality", {}).get("agreement"),
+                "agreement_units": state.outputs.get("quality", {}).get("agreement_units"),
                 "alpha": state.outputs.get("quality", {}).get("alpha"),
                 "kl_from_base": new["kl_from_base"],
                 "proxy_reward": new["reward_mean"],
@@ -177,10 +179,10 @@ def write_report(project: Any, path: Path | None = None) -> Path:
             for cell in (
                 _cell(row["round"]),
                 _cell(row["labels"]),
-                _accuracy_cell(row),
+                accuracy_cell(row),
                 *(_cell(row[key]) for key in ("kl_from_base", "proxy_reward", "gold", "length")),
-                _rate(row["win_rate_vs_base_gold"] or row["win_rate_vs_base_reward"]),
-                _rate(row["win_rate_vs_previous_gold"] or row["win_rate_vs_previous_reward"]),
+                rate_cell(row["win_rate_vs_base_gold"] or row["win_rate_vs_base_reward"]),
+                rate_cell(row["win_rate_vs_previous_gold"] or row["win_rate_vs_previous_reward"]),
                 agreement_cell(row),
                 ", ".join(row["flagged"]) or "-",
             )
@@ -200,9 +202,10 @@ def write_report(project: Any, path: Path | None = None) -> Path:
 table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #ccc;padding:4px 6px;vertical-align:top;
 font-size:14px}}figure{{display:inline-block;margin:1em}}</style></head><body>
 <h1>Apprentice: {html.escape(project.settings.project.name)}</h1>
-<p>{len(rows)} rounds. Scores are means over the held-out prompts; win rates are each round's policy against
-the base policy and against the previous round's (by the gold oracle when simulated, else by that round's reward
-model), with their 95% intervals; round 1's previous policy is the base.</p>
+<p>{len(rows)} {"round" if len(rows) == 1 else "rounds"}. Scores are means over the held-out prompts; win rates
+are each round's policy against the base policy and against the previous round's (by the gold oracle when
+simulated, else by that round's reward model), with their 95% intervals and the number of answers compared; a
+rate on fewer than 20 items reads "too little data". Round 1's previous policy is the base.</p>
 <table><tr><th>round</th><th>labels</th><th>reward accuracy</th><th>KL from base</th><th>proxy reward</th>
 <th>gold</th><th>length (tokens)</th><th>win rate vs base</th><th>win rate vs previous</th>
 <th>agreement (alpha)</th><th>flagged annotators</th></tr>{table}</table>
@@ -276,18 +279,40 @@ def _write_quality_report(project: Any, folder: Path) -> str:
     )
 
 
+def step_summary(step: str, output: dict[str, Any]) -> str | None:
+    """One line on what a loop step found, each rate with its count: the reward model's validation accuracy,
+    the new policy's win rates against the base."""
+    if step == "reward" and output.get("accuracy") is not None:
+        accuracy = describe_rate(output["accuracy"], output.get("validation_pairs"), digits=3)
+        return f"reward accuracy on held-out pairs {accuracy}"
+    if step == "evaluate":
+        shown = [
+            f"win rate vs base by {judge} {rate_cell(output[key])}"
+            for judge, key in (("gold", "win_rate_vs_base_gold"), ("reward", "win_rate_vs_base_reward"))
+            if output.get(key)
+        ]
+        return "; ".join(shown) or None
+    return None
+
+
 def agreement_cell(row: dict[str, Any]) -> str:
+    """Raw agreement on the round's comparisons judged twice or more (Krippendorff's alpha beside it), or
+    "too little data" on fewer than 20 of them."""
     if row.get("agreement") is None:
         return "-"
+    units = row.get("agreement_units")
+    # a round recorded before the count was kept shows the figure as it was, saying so
+    shown = f"{row['agreement']:.2f} (n not recorded)" if units is None else describe_rate(row["agreement"], units)
     alpha = row.get("alpha")
-    return f"{row['agreement']:.2f}" + ("" if alpha is None else f" ({alpha:.2f})")
+    return shown + ("" if alpha is None or not trustworthy(units) else f"; alpha {alpha:.2f}")
 
 
-def _accuracy_cell(row: dict[str, Any]) -> str:
+def accuracy_cell(row: dict[str, Any]) -> str:
     """The reward model's validation accuracy with the pairs it rests on: a few prompts' pairs (a fifth of
     the prompts, their pairs alike) make it a noisy figure in the first rounds."""
-    pairs = row.get("reward_validation_pairs")
-    return _cell(row["reward_accuracy"]) + (f" ({pairs} pairs)" if pairs else "")
+    if row["reward_accuracy"] is None:
+        return "-"
+    return describe_rate(row["reward_accuracy"], row.get("reward_validation_pairs"), digits=3)
 
 
 def _cell(value: Any) -> str:
@@ -296,7 +321,8 @@ def _cell(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _rate(rate: dict[str, Any] | None) -> str:
+def rate_cell(rate: dict[str, Any] | None) -> str:
+    """A win rate as stored by the loop's evaluation (rate, low, high, n)."""
     if not rate:
         return "-"
-    return f"{rate['rate']:.2f} [{rate['low']:.2f}, {rate['high']:.2f}]"
+    return describe_rate(rate["rate"], rate.get("n"), low=rate.get("low"), high=rate.get("high"))

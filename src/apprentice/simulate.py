@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
+from apprentice.rates import describe_rate
+
 HUMAN_AGREEMENT = 0.73  # InstructGPT: labelers agreed 72.6 +/- 1.5% of the time
 
 
@@ -381,10 +383,8 @@ class SimulationReport:
         expected = "" if self.expected_agreement is None else f", expected {self.expected_agreement:.0%}"
         if self.agreement is None:
             return f"no pair judged twice yet{expected}"
-        return (
-            f"agreement {self.agreement:.0%} over {self.overlapping_pairs} pairs of answers to the same comparison"
-            f"{expected}"
-        )
+        measured = describe_rate(self.agreement, self.overlapping_pairs)
+        return f"agreement between two answers to the same comparison {measured}{expected}"
 
 
 def measured_pair_agreement(judged: Sequence[Any], annotators: set[str]) -> tuple[float | None, int]:

@@ -22,18 +22,8 @@ from scipy.stats import t as student_t
 
 from apprentice.quality.pairs import PairTable
 from apprentice.quality.reliability import logistic_fit
+from apprentice.rates import wilson_interval
 from apprentice.store.quality_queries import QualityJudgment
-
-
-def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (NaN, NaN without trials)."""
-    if trials == 0:
-        return float("nan"), float("nan")
-    z = float(norm.ppf(0.5 + confidence / 2))
-    share = successes / trials
-    centre = (share + z**2 / (2 * trials)) / (1 + z**2 / trials)
-    half = z * np.sqrt(share * (1 - share) / trials + z**2 / (4 * trials**2)) / (1 + z**2 / trials)
-    return float(centre - half), float(centre + half)
 
 
 @dataclass(frozen=True)

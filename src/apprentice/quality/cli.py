@@ -9,6 +9,7 @@ import typer
 
 from apprentice.cli_common import ProjectOption, console, reports_errors
 from apprentice.project import Project
+from apprentice.rates import describe_rate
 
 app: typer.Typer = typer.Typer(
     help="Feedback quality: agreement, annotator reliability, bias, corrections.", no_args_is_help=True
@@ -37,10 +38,12 @@ def report(
         judges_path = _judges_report(project, out or project.root / "reports")
     finally:
         project.close()
-    alpha = analysis["agreement"]["pairs"]["alpha_nominal"]["value"]
+    alpha = analysis["agreement"]["pairs"]["alpha_nominal"]
+    shown_alpha = describe_rate(alpha["value"], alpha["units"], low=alpha["low"], high=alpha["high"], digits=3)
     console.print(
-        f"{analysis['judgments']} judgments; Krippendorff's alpha (pairs) "
-        f"{'n/a' if alpha is None else f'{alpha:.3f}'}; {len(analysis['flags'])} flags"
+        f"{analysis['judgments']} judgments; Krippendorff's alpha (pairs) {shown_alpha}; "
+        f"{len(analysis['flags'])} flags",
+        highlight=False,
     )
     console.print(f"Report: {html_path}\nFigures: {json_path}")
     if judges_path is not None:

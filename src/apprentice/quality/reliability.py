@@ -470,6 +470,7 @@ def margins_without(
 # -- per-annotator tests --------------------------------------------------------------------------
 
 _MAX_SKILL = 10.0
+SKILL_PRIOR_STD = 1.0  # as `position_bradley_terry`'s: 0 and 3 both lie within two standard deviations
 _MAX_SIDE_PREFERENCE = 0.499  # at 0.5 one choice of the other side on a pair thought unsure would be impossible
 
 
@@ -527,9 +528,15 @@ def fit_side_preference(
     skill: float | None = None,
     side_preference: float | None = None,
 ) -> SidePreferenceFit:
-    """One annotator's skill and side preference by maximum likelihood, either of them held fixed if given.
+    """One annotator's skill and side preference, either of them held fixed if given: maximum likelihood
+    with a weak Gaussian prior on the skill, centred on the typical 1 (`SKILL_PRIOR_STD`).
 
     `margin` is s_left - s_right of each judgment as the other annotators see it (`margins_without`).
+    Where the margins say little about the skill (a small panel: an annotator who shares no pair with the
+    others, or agrees with everyone or no one) the likelihood is flat or runs to a bound, and the skill it
+    gives is arbitrary, down to 1e-15; the prior keeps it near 1 there and moves it little where the
+    judgments do tell. The log-likelihood returned leaves the prior out, so likelihood ratios stay ratios
+    of likelihoods.
     """
     start = np.array([1.0 if skill is None else skill, 0.0 if side_preference is None else side_preference])
     side_bounds = (-_MAX_SIDE_PREFERENCE, _MAX_SIDE_PREFERENCE)
@@ -541,15 +548,17 @@ def fit_side_preference(
     if skill is not None and side_preference is not None:
         value, _ = side_preference_negative_log_likelihood(start, margin, chose_left)
         return SidePreferenceFit(skill, side_preference, -value)
-    fit = minimize(
-        side_preference_negative_log_likelihood,
-        start,
-        args=(margin, chose_left),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-    )
-    return SidePreferenceFit(float(fit.x[0]), float(fit.x[1]), -float(fit.fun))
+    skill_precision = 0.0 if skill is not None else 1 / SKILL_PRIOR_STD**2
+
+    def objective(parameters: np.ndarray) -> tuple[float, np.ndarray]:
+        value, gradient = side_preference_negative_log_likelihood(parameters, margin, chose_left)
+        distance = parameters[0] - 1.0
+        gradient = gradient + np.array([skill_precision * distance, 0.0])
+        return value + 0.5 * skill_precision * float(distance**2), gradient
+
+    fit = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    value, _ = side_preference_negative_log_likelihood(fit.x, margin, chose_left)
+    return SidePreferenceFit(float(fit.x[0]), float(fit.x[1]), -value)
 
 
 def side_evidence(honest_left: np.ndarray, chose_left: np.ndarray) -> np.ndarray:

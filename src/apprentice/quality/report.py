@@ -12,6 +12,7 @@ import html
 import io
 import json
 import math
+import textwrap
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ from apprentice.quality.bias import coverage, length_bias_of_table, position_bia
 from apprentice.quality.flags import FlagSettings, check_annotators
 from apprentice.quality.pairs import pair_table, pair_units, ranking_units, rating_units
 from apprentice.quality.reliability import dawid_skene_pairs
+from apprentice.rates import trustworthy
 from apprentice.store.quality_queries import QualityJudgment
 
 
@@ -158,6 +160,9 @@ def analyse(
             "panel_gate": {
                 "p_value": checks.panel_p_value,
                 "held_back": [vars(flag) for flag in checks.held_back],
+                "annotators": len(checks.judgments_per_annotator),
+                "annotators_tested": len(checks.tests),
+                "min_judgments": (settings or FlagSettings()).min_judgments,
             },
         }
     )
@@ -173,6 +178,21 @@ def _png(figure: Any) -> str:
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def error_lengths(values: Sequence[float], lows: Sequence[float], highs: Sequence[float]) -> list[list[float]]:
+    """Lengths of error bars below and above each value, never negative (matplotlib refuses those): a bootstrap
+    interval need not contain its estimate, and a value may sit exactly on its interval's end."""
+    return [
+        [max(0.0, value - low) for value, low in zip(values, lows, strict=True)],
+        [max(0.0, high - value) for value, high in zip(values, highs, strict=True)],
+    ]
+
+
+def wrapped_labels(labels: Sequence[str], width: int = 14) -> list[str]:
+    """Category names broken into lines of about `width` characters, so that neighbouring tick labels do
+    not run into each other."""
+    return ["\n".join(textwrap.wrap(label, width, break_long_words=True)) or label for label in labels]
 
 
 def figures(analysis: Mapping[str, Any]) -> dict[str, str]:
@@ -200,7 +220,7 @@ def figures(analysis: Mapping[str, Any]) -> dict[str, str]:
         axes.errorbar(
             [names[i] for i in valid],
             [values[i] for i in valid],
-            yerr=[[values[i] - lows[i] for i in valid], [highs[i] - values[i] for i in valid]],
+            yerr=error_lengths([values[i] for i in valid], [lows[i] for i in valid], [highs[i] for i in valid]),
             marker="o",
             capsize=4,
         )
@@ -234,15 +254,12 @@ def figures(analysis: Mapping[str, Any]) -> dict[str, str]:
     if position:
         rows = [position["overall"], *position["by_annotator"]]
         figure, axes = plt.subplots(figsize=(6, max(2.5, 0.22 * len(rows))))
-        labels = [row["label"] for row in rows]
+        labels = [f"{row['label']} (n={row['trials']})" for row in rows]
         shares = [row["share"] for row in rows]
         axes.barh(
             labels,
             shares,
-            xerr=[
-                [s - r["low"] for s, r in zip(shares, rows, strict=True)],
-                [r["high"] - s for s, r in zip(shares, rows, strict=True)],
-            ],
+            xerr=error_lengths(shares, [row["low"] for row in rows], [row["high"] for row in rows]),
             color=["tab:gray", *["tab:blue"] * (len(rows) - 1)],
             capsize=2,
         )
@@ -276,9 +293,9 @@ def figures(analysis: Mapping[str, Any]) -> dict[str, str]:
     if cover["judged_by_category"] or cover["annotator_share"]:
         figure, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
         categories = sorted(set(cover["judged_by_category"]) | set(cover["prompts_by_category"]))
-        left.bar(categories, [cover["judged_by_category"].get(c, 0) for c in categories])
+        left.bar(range(len(categories)), [cover["judged_by_category"].get(c, 0) for c in categories])
         left.set(title="Judged comparisons by category")
-        left.tick_params(axis="x", labelrotation=45, labelsize=7)
+        left.set_xticks(range(len(categories)), wrapped_labels(categories), rotation=45, ha="right", fontsize=7)
         shares = sorted(cover["annotator_share"].values(), reverse=True)
         right.bar(range(len(shares)), shares)
         right.axhline(0.5, color="tab:red", linestyle=":")
@@ -291,11 +308,13 @@ def render_html(analysis: Mapping[str, Any], drawn: Mapping[str, str], title: st
     pairs = analysis["agreement"]["pairs"]
 
     def estimate(name: str, data: Mapping[str, Any]) -> str:
-        value, low, high = data["value"], data["low"], data["high"]
+        value, low, high, units = data["value"], data["low"], data["high"], data.get("units", 0)
         if value is None:
-            return f"<tr><td>{name}</td><td colspan=2>not enough overlap</td></tr>"
+            return f"<tr><td>{name}</td><td colspan=3>not enough overlap (n={units})</td></tr>"
+        if not trustworthy(units):
+            return f"<tr><td>{name}</td><td colspan=3>too little data (n={units})</td></tr>"
         interval = f"{low:.3f} to {high:.3f}" if low is not None else "n/a"
-        return f"<tr><td>{name}</td><td>{value:.3f}</td><td>{interval}</td></tr>"
+        return f"<tr><td>{name}</td><td>{value:.3f}</td><td>{interval}</td><td>{units}</td></tr>"
 
     rows = "".join(
         estimate(label, pairs[key])
@@ -311,7 +330,7 @@ def render_html(analysis: Mapping[str, Any], drawn: Mapping[str, str], title: st
             f"<td>{html.escape(flag['message'])}</td></tr>"
             for flag in analysis["flags"]
         )
-        or "<tr><td colspan=3>No annotator flagged.</td></tr>"
+        or f"<tr><td colspan=3>No annotator flagged{html.escape(_untested_reason(analysis))}.</td></tr>"
     )
     images = "".join(
         f"<h2>{html.escape(name.replace('_', ' ').capitalize())}</h2>"
@@ -334,7 +353,8 @@ img{{max-width:100%}}</style></head><body>
 <p>{analysis["judgments"]} judgments; {analysis["pair_judgments"]["decisive_with_order"]} decisive pair
 judgments with a known display order.</p>
 <h2>Agreement (pairs, 95% bootstrap intervals over comparisons)</h2>
-<table><tr><th>statistic</th><th>value</th><th>interval</th></tr>{rows}</table>
+<table><tr><th>statistic</th><th>value</th><th>interval</th><th>comparisons judged twice or more</th></tr>{rows}
+</table>
 <h2>Flags</h2>
 <table><tr><th>annotator</th><th>flag</th><th>why</th></tr>{flags}</table>
 {"".join(f"<p>{note}</p>" for note in notes)}
@@ -342,6 +362,18 @@ judgments with a known display order.</p>
 <p>The same figures are in the JSON file next to this page.</p>
 </body></html>
 """
+
+
+def _untested_reason(analysis: Mapping[str, Any]) -> str:
+    """Why nobody could be flagged for position bias or near-random judging, where nobody could be tested."""
+    gate = analysis["panel_gate"]
+    if gate.get("annotators_tested", 1) or not analysis["judgments"]:
+        return ""
+    return (
+        f": the panel is too small to flag anyone for position bias or near-random judging, which needs at "
+        f"least 3 annotators on decisive pairs and {gate['min_judgments']} such judgments from an annotator "
+        f"({gate['annotators']} {'annotator' if gate['annotators'] == 1 else 'annotators'} here)"
+    )
 
 
 def write_report(analysis: Mapping[str, Any], folder: Path, *, title: str = "Feedback quality") -> tuple[Path, Path]:

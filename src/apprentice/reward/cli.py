@@ -28,9 +28,10 @@ from apprentice.run_folders import (
 
 if TYPE_CHECKING:
     from apprentice.store import OpenRun
+from apprentice.rates import describe_rate
 
 reward_app: typer.Typer = typer.Typer(help="Reward models trained on the project's judgments.", no_args_is_help=True)
-console = Console()
+console = Console(markup=False)  # user text (paths, names) in brackets must print as written
 SPLIT_FILE = "split.json"
 
 
@@ -278,13 +279,17 @@ def _print_evaluation(evaluation: dict[str, Any]) -> None:
     if not evaluation:
         console.print("No validation pairs (too few prompts); nothing evaluated.")
         return
+    pairs = evaluation["pairs"]
     console.print(
-        f"Held-out pairs: {evaluation['pairs']}; accuracy {evaluation['accuracy']:.3f} "
-        f"(length-only baseline {evaluation['length_baseline_accuracy']:.3f}); "
-        f"calibration error {evaluation['expected_calibration_error']:.3f}"
+        f"Held-out pairs: {pairs}; accuracy {describe_rate(evaluation['accuracy'], pairs, digits=3)} "
+        f"(length-only baseline {describe_rate(evaluation['length_baseline_accuracy'], pairs, digits=3)}); "
+        f"calibration error {evaluation['expected_calibration_error']:.3f}",
+        highlight=False,
+        soft_wrap=True,
     )
     for level, numbers in evaluation.get("accuracy_by_agreement", {}).items():
-        console.print(f"  {level:20} {numbers['pairs']:6d} pairs  accuracy {numbers['accuracy']:.3f}")
+        accuracy = describe_rate(numbers["accuracy"], numbers["pairs"], digits=3)
+        console.print(f"  {level:20} accuracy {accuracy}", highlight=False, soft_wrap=True)
     if "mean_spread" in evaluation:
         console.print(
             f"  ensemble mean spread {evaluation['mean_spread']:.3f}; members {evaluation['member_accuracies']}"

@@ -28,6 +28,7 @@ import torch
 
 from apprentice.errors import ApprenticeError
 from apprentice.files import shareable
+from apprentice.pace import Pace
 from apprentice.reward.data import PreferenceData, RankingGroup, RewardPair
 from apprentice.reward.evaluate import evaluate_reward_model
 from apprentice.reward.losses import bradley_terry_loss, plackett_luce_loss, reward_centering_loss
@@ -326,6 +327,14 @@ def train_reward_model(
         TextColumn("{task.fields[status]}"),
         disable=not (show_progress and accelerator.is_main_process),
     )
+    pace = Pace(
+        "reward training",
+        total_steps,
+        start=step,
+        enabled=show_progress and accelerator.is_main_process,
+        console=progress.console,
+    )
+    status = ""
     started = time.perf_counter()
     examples_seen = 0.0
     window: list[dict[str, float]] = []
@@ -359,10 +368,12 @@ def train_reward_model(
                         row["accuracy"] = sum(accuracies) / len(accuracies)
                     log.write(row)
                     window = []
-                    progress.update(task, status=f"loss {row['loss']:.3f}")
+                    status = f"loss {row['loss']:.3f}"
+                    progress.update(task, status=status)
                 if step % config.checkpoint_every == 0 or (index + 1) == steps_per_epoch:
                     _save_checkpoint(accelerator, run_dir, {"step": step, "total_steps": total_steps})
                 progress.update(task, completed=step)
+                pace.update(step, status)
                 if on_step is not None:
                     on_step(step)
     train_seconds = time.perf_counter() - started

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from apprentice.cli_common import ProjectOption, reports_errors
 from apprentice.errors import ApprenticeError, InputError
@@ -33,7 +34,7 @@ from apprentice.run_folders import (
 policy_app: typer.Typer = typer.Typer(
     help="Optimize the policy against rewards (PPO, GRPO, RLOO) or preferences (DPO)."
 )
-console = Console()
+console = Console(markup=False)  # user text (paths, names) in brackets must print as written
 CONFIG_FILE = "config.json"
 
 
@@ -186,19 +187,26 @@ def train(
             if state.is_main_process:
                 record = json.dumps(_config_record(algo, config), indent=2) + "\n"
                 write_text_atomically(config.output_dir / CONFIG_FILE, record)
-            outcome = train_policy(
-                algo,
-                config,
-                policy_name,
-                project=project,
-                reward_specs=reward or [],
-                prompts_file=prompts,
-                pairs_file=pairs,
-                new_name=name,
-                resume=resume,
-                show_progress=progress,
-                keep_checkpoints=keep_checkpoints,
-            )
+            try:
+                outcome = train_policy(
+                    algo,
+                    config,
+                    policy_name,
+                    project=project,
+                    reward_specs=reward or [],
+                    prompts_file=prompts,
+                    pairs_file=pairs,
+                    new_name=name,
+                    resume=resume,
+                    show_progress=progress,
+                    keep_checkpoints=keep_checkpoints,
+                )
+            except KeyboardInterrupt:
+                if state.is_main_process:
+                    console.print(
+                        how_to_resume(config.output_dir, config.checkpoint_every, output_given=output is not None)
+                    )
+                raise typer.Exit(130) from None
         if state.is_main_process:
             shown = "  ".join(f"{key} {value:.4g}" for key, value in outcome.metrics.items() if "/" not in key)
             console.print(f"Trained policy in {outcome.policy_path}")
@@ -238,6 +246,22 @@ def _check_name_is_free(project: Any, name: str, output_dir: Path) -> None:
         )
 
 
+def how_to_resume(output_dir: Path, checkpoint_every: int, *, output_given: bool) -> str:
+    """What a stopped run can do next: carry on from its last checkpoint, or start over when it has none."""
+    from apprentice.rl.checkpoint import checkpoint_step, latest_checkpoint
+
+    checkpoint = latest_checkpoint(output_dir)
+    if checkpoint is None:
+        return (
+            f"Stopped before the first checkpoint (one every {checkpoint_every} steps), so there is nothing to resume; "
+            "run the same command again to start over."
+        )
+    again = "the same command with --resume" + ("" if output_given else f" --output {output_dir}")
+    return (
+        f"Stopped. To carry on from the checkpoint at step {checkpoint_step(checkpoint)} in {output_dir}, run {again}."
+    )
+
+
 def _open_project_if_any(project_dir: Path) -> Any:
     from apprentice.project import open_project
     from apprentice.settings import PROJECT_FILE
@@ -256,4 +280,12 @@ def options(algo: Annotated[str, typer.Argument(help="ppo, grpo, rloo or dpo.")]
     if algo not in CONFIGS:
         raise ApprenticeError(f"unknown algorithm {algo!r}; choose one of {', '.join(CONFIGS)}")
     for field_name, field in CONFIGS[algo].model_fields.items():
-        console.print(f"[bold]{field_name}[/] = {field.default!r}  {field.description}", highlight=False)
+        shown = Text.assemble((field_name, "bold"), f" = {plain_value(field.default)}  {field.description}")
+        console.print(shown, highlight=False)
+
+
+def plain_value(value: Any) -> str:
+    """A default as one would write it after --set KEY=: paths and words bare, the rest as JSON."""
+    if isinstance(value, str | Path):
+        return str(value)
+    return json.dumps(value)

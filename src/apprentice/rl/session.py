@@ -28,6 +28,7 @@ from transformers import get_scheduler
 
 from apprentice.errors import ApprenticeError
 from apprentice.files import shareable
+from apprentice.pace import Pace
 from apprentice.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from apprentice.rl.config import POLICY_FOLDER, OfflineConfig, OnlineConfig
 from apprentice.rl.core import over_kl_budget
@@ -193,6 +194,14 @@ class TrainingRun:
         self._task = self._progress.add_task(
             type(config).__name__.removesuffix("Config"), total=total_steps, completed=self.start_step, status=""
         )
+        self._pace = Pace(
+            f"{type(config).__name__.removesuffix('Config')} training",
+            total_steps,
+            start=self.start_step,
+            enabled=show_progress and self.accelerator.is_main_process,
+            console=self._progress.console,
+            hint="fewer steps, or the time_limit_minutes option, shorten it",
+        )
 
     # -- models ---------------------------------------------------------------------------------
 
@@ -344,6 +353,7 @@ class TrainingRun:
             self.log.samples(self.step, *samples)
         status = "  ".join(f"{key} {averaged[key]:.3g}" for key in ("reward", "kl", "loss") if key in averaged)
         self._progress.update(self._task, completed=self.step, status=status)
+        self._pace.update(self.step, status)
         if self.step % self.config.checkpoint_every == 0 or self.step == self.total_steps:
             self.save_checkpoint()
         return averaged

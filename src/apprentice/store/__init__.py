@@ -22,7 +22,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -270,6 +270,8 @@ class Store(JudgmentHistory, GoldAnswers, QualityQueries, RoundQueries, JudgeQue
                 records.setdefault(content_hash(record.messages), record)
             prompt_ids = self._ids_by_key(session, Prompt.content_hash, Prompt.id, list(records))
             summary.prompts_existing = len(prompt_ids)
+            to_hold_out = [prompt_ids[key] for key, record in records.items() if record.held_out and key in prompt_ids]
+            summary.moved_to_held_out, summary.kept_for_training = self._hold_out_unused(session, to_hold_out)
             new_prompts = {
                 key: Prompt(
                     content_hash=key,
@@ -293,6 +295,22 @@ class Store(JudgmentHistory, GoldAnswers, QualityQueries, RoundQueries, JudgeQue
         if summary.pairs_added:
             self.refresh_statistics(tables=("comparisons", "comparison_members", "responses", "judgments"))
         return summary
+
+    @staticmethod
+    def _hold_out_unused(session: Session, prompt_ids: Sequence[int]) -> tuple[int, int]:
+        """Hold out those of these training prompts that no response was made for; a prompt with responses may
+        have been judged and trained on, and would leak into the evaluation. Returns (moved, kept)."""
+        moved = kept = 0
+        for start in range(0, len(prompt_ids), 500):
+            chunk = list(prompt_ids[start : start + 500])
+            training = set(session.scalars(select(Prompt.id).where(Prompt.id.in_(chunk), Prompt.held_out.is_(False))))
+            used = set(session.scalars(select(Response.prompt_id).where(Response.prompt_id.in_(training)).distinct()))
+            unused = sorted(training - used)
+            if unused:
+                session.execute(update(Prompt).where(Prompt.id.in_(unused)).values(held_out=True))
+            moved += len(unused)
+            kept += len(used)
+        return moved, kept
 
     @staticmethod
     def _ids_by_key(session: Session, key_column: Any, id_column: Any, keys: Sequence[Any]) -> dict[Any, int]:

@@ -61,3 +61,5 @@ class ImportSummary:
     pairs_added: int = 0
     pairs_existing: int = 0
     notes: list[str] = field(default_factory=list)
+    moved_to_held_out: int = 0  # training prompts already stored, not yet used, that the import held out
+    kept_for_training: int = 0  # training prompts the import would hold out, kept: responses were made for them

@@ -1,0 +1,54 @@
+"""Rates as a person should read them: the share, its 95% interval and the count it rests on.
+
+Every rate Apprentice prints (reward accuracy, agreement, win rates, bias shares) goes through
+`describe_rate`, so that none appears without its count, and a rate on fewer than `MIN_ITEMS` items reads
+"too little data (n=N)" instead of a confident "100%".
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy.stats import norm
+
+MIN_ITEMS = 20  # below this a share's 95% interval is wider than about +-0.2: not a figure to act on
+
+
+def wilson_interval(successes: float, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (NaN, NaN without trials).
+
+    Clamped so that low <= share <= high holds exactly: in floating point the formula lands about 1e-16 on
+    the wrong side of 0/n and n/n, and plots drawing the interval as error bars refuse negative lengths.
+    """
+    if trials == 0:
+        return float("nan"), float("nan")
+    z = float(norm.ppf(0.5 + confidence / 2))
+    share = successes / trials
+    centre = (share + z**2 / (2 * trials)) / (1 + z**2 / trials)
+    half = z * math.sqrt(max(share * (1 - share), 0.0) / trials + z**2 / (4 * trials**2)) / (1 + z**2 / trials)
+    return max(0.0, min(centre - half, share)), min(1.0, max(centre + half, share))
+
+
+def trustworthy(count: int | None) -> bool:
+    return count is not None and count >= MIN_ITEMS
+
+
+def describe_rate(
+    rate: float | None,
+    count: int | None,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    digits: int = 2,
+) -> str:
+    """'0.62 (95% CI 0.48-0.74, n=40)', or 'too little data (n=3)' under MIN_ITEMS items.
+
+    Without `low` and `high` the interval is Wilson's for the rate as a share of `count` items (ties counted
+    half round to the nearest whole item); pass them for intervals computed otherwise (a bootstrap).
+    """
+    shown_count = 0 if count is None else count
+    if rate is None or not math.isfinite(rate) or not trustworthy(count):
+        return f"too little data (n={shown_count})"
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        low, high = wilson_interval(round(rate * shown_count), shown_count)
+    return f"{rate:.{digits}f} (95% CI {low:.{digits}f}-{high:.{digits}f}, n={shown_count})"
