@@ -38,7 +38,7 @@ def demo_settings(model_name: str) -> Settings:
     loop.rounds = 2
     loop.prompts_per_round = 24
     loop.labels_per_round = 48
-    loop.eval_prompts = 16
+    loop.eval_prompts = 48  # enough held-out prompts for a win rate whose interval can clear 0.5
     loop.annotators = 8
     loop.oracle = "composite"
     loop.flip_rate = 0.25
@@ -58,7 +58,17 @@ def run_demo(folder: Path, *, model_name: str = "default", rounds: int | None = 
         run_loop(project, rounds=rounds, console=console)
         report = write_report(project)
         table = Table(title="Rounds (held-out prompts)")
-        columns = ("round", "labels", "reward accuracy", "KL", "proxy", "gold", "base gold", "gold win rate vs base")
+        columns = (
+            "round",
+            "labels",
+            "reward accuracy (validation labels)",
+            "reward accuracy vs gold (held-out answers)",
+            "KL",
+            "proxy",
+            "gold",
+            "base gold",
+            "gold win rate vs base",
+        )
         for column in columns:
             table.add_column(column)
         for row in round_figures(project.store.rounds()):
@@ -66,6 +76,7 @@ def run_demo(folder: Path, *, model_name: str = "default", rounds: int | None = 
                 str(row["round"]),
                 str(row["labels"]),
                 accuracy_cell(row),
+                rate_cell(row["reward_gold_accuracy"]),
                 _fmt(row["kl_from_base"]),
                 _fmt(row["proxy_reward"]),
                 _fmt(row["gold"]),

@@ -54,6 +54,7 @@ def round_figures(states: list[RoundState]) -> list[dict[str, Any]]:
                 "labels_so_far": state.outputs.get("collect", {}).get("judgments_in_store"),
                 "reward_accuracy": state.outputs.get("reward", {}).get("accuracy"),
                 "reward_validation_pairs": state.outputs.get("reward", {}).get("validation_pairs"),
+                "reward_gold_accuracy": evaluation.get("reward_gold_accuracy"),
                 "flagged": state.outputs.get("quality", {}).get("flagged", []),
                 "agreement": state.outputs.get("quality", {}).get("agreement"),
                 "agreement_units": state.outputs.get("quality", {}).get("agreement_units"),
@@ -180,6 +181,7 @@ def write_report(project: Any, path: Path | None = None) -> Path:
                 _cell(row["round"]),
                 _cell(row["labels"]),
                 accuracy_cell(row),
+                rate_cell(row.get("reward_gold_accuracy")),
                 *(_cell(row[key]) for key in ("kl_from_base", "proxy_reward", "gold", "length")),
                 rate_cell(row["win_rate_vs_base_gold"] or row["win_rate_vs_base_reward"]),
                 rate_cell(row["win_rate_vs_previous_gold"] or row["win_rate_vs_previous_reward"]),
@@ -206,7 +208,8 @@ font-size:14px}}figure{{display:inline-block;margin:1em}}</style></head><body>
 are each round's policy against the base policy and against the previous round's (by the gold oracle when
 simulated, else by that round's reward model), with their 95% intervals and the number of answers compared; a
 rate on fewer than 20 items reads "too little data". Round 1's previous policy is the base.</p>
-<table><tr><th>round</th><th>labels</th><th>reward accuracy</th><th>KL from base</th><th>proxy reward</th>
+<table><tr><th>round</th><th>labels</th><th>reward accuracy (validation labels)</th>
+<th>reward accuracy vs gold (held-out answers)</th><th>KL from base</th><th>proxy reward</th>
 <th>gold</th><th>length (tokens)</th><th>win rate vs base</th><th>win rate vs previous</th>
 <th>agreement (alpha)</th><th>flagged annotators</th></tr>{table}</table>
 {_write_quality_report(project, path.parent)}{judges}{images}{samples}</body></html>"""
