@@ -257,11 +257,7 @@ def judges_section(states: list[RoundState], folder: Path) -> str:
 
 
 def _share_text(share: float | None, count: int) -> str:
-    if share is None or count == 0:
-        return "no shared items"
-    if count < 20:
-        return f"too little data (n={count})"
-    return f"{share:.2f} (n={count})"
+    return "no shared items" if not count else describe_rate(share, count)
 
 
 def _write_quality_report(project: Any, folder: Path) -> str:

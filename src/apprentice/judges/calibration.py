@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from apprentice.quality.agreement import cohen_kappa
-from apprentice.quality.bias import wilson_interval
 from apprentice.quality.pairs import pair_winner
+from apprentice.rates import wilson_interval
 from apprentice.store.quality_queries import QualityJudgment
 
 MIN_SHARED = 20

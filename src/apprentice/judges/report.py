@@ -11,18 +11,15 @@ from pathlib import Path
 from apprentice.files import write_text_atomically
 from apprentice.judges.calibration import JudgeCalibration, Rate
 from apprentice.quality.pairs import pair_winner
+from apprentice.rates import describe_rate, trustworthy
 from apprentice.store import JudgedComparison
-
-TOO_FEW = 20
 
 
 def rate_text(rate: Rate | None) -> str:
-    """ "0.82 (0.75-0.88, n=120)"; a share on fewer than 20 items says so."""
+    """A calibration share as every rate is shown: with its interval and count, or "too little data"."""
     if rate is None or rate.trials == 0:
-        return "no data (n=0)"
-    if rate.trials < TOO_FEW:
-        return f"too little data: {rate.successes}/{rate.trials}"
-    return f"{rate.successes / rate.trials:.2f} ({rate.low:.2f}-{rate.high:.2f}, n={rate.trials})"
+        return describe_rate(None, 0)
+    return describe_rate(rate.successes / rate.trials, rate.trials, low=rate.low, high=rate.high)
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,7 @@ def error_examples(judged: Sequence[JudgedComparison], judge: str, *, limit: int
 def _row(calibration: JudgeCalibration) -> list[str]:
     kappa = (
         "n/a"
-        if calibration.agreement.trials < TOO_FEW
+        if not trustworthy(calibration.agreement.trials)
         else f"{calibration.kappa:.2f} ({calibration.kappa_low:.2f}-{calibration.kappa_high:.2f})"
     )
     return [
