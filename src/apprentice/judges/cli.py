@@ -93,6 +93,7 @@ def run(
 ) -> None:
     """Let the judges answer the open pairs the studio gives them, asking in both orders."""
     from apprentice.judges.jobs import run_judges
+    from apprentice.rates import describe_rate
     from apprentice.project import open_project
 
     project = open_project(project_dir)
@@ -106,7 +107,7 @@ def run(
         console.print(
             f"{stats.name}: asked {stats.asked} pairs, labelled {stats.labelled}, abstained on {stats.abstained} "
             f"(orders disagreed), skipped {stats.not_pairs} that are not pairs"
-            + ("" if consistency is None else f"; position consistency {consistency:.2f} (n={stats.asked})"),
+            + ("" if consistency is None else f"; position consistency {describe_rate(consistency, stats.asked)}"),
             highlight=False,
             markup=False,
         )
