@@ -93,8 +93,8 @@ def run(
 ) -> None:
     """Let the judges answer the open pairs the studio gives them, asking in both orders."""
     from apprentice.judges.jobs import run_judges
-    from apprentice.rates import describe_rate
     from apprentice.project import open_project
+    from apprentice.rates import describe_rate
 
     project = open_project(project_dir)
     try:
