@@ -35,7 +35,7 @@ def _export(kind: ExportKind, project_dir: Path, out: Path | None, dataset: Path
     for reason, count in export.left_out.items():
         console.print(f"  left out: {count} {escape(reason)}", highlight=False)
     if (why := export.why_empty()) is not None:
-        errors.print(f"[bold yellow]warning:[/] nothing exported: {escape(why)}", highlight=False, soft_wrap=True)
+        errors.print(f"warning: nothing exported: {why}", highlight=False, soft_wrap=True)
 
 
 def _describe(export: LabelExport) -> str:

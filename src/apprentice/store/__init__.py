@@ -551,46 +551,6 @@ class Store(JudgmentHistory, GoldAnswers, QualityQueries, RoundQueries, JudgeQue
         with self._transaction() as session:
             return self._annotator_row(session, name, kind=kind, role=role)
 
-    def record_judgment(
-        self,
-        *,
-        comparison_id: int,
-        annotator_id: int,
-        answer: dict[str, Any],
-        idempotency_key: str,
-        source: str,
-        order_shown: list[int] | None = None,
-        rationale: str | None = None,
-        duration_ms: int | None = None,
-        weight: float = 1.0,
-    ) -> tuple[Judgment, bool]:
-        """Store a judgment once: a retry with the same idempotency key returns the stored one.
-
-        Returns the judgment and whether it was created now.
-        """
-        with self._transaction() as session:
-            existing = session.scalar(select(Judgment).where(Judgment.idempotency_key == idempotency_key))
-            if existing is not None:
-                return existing, False
-            judgment = Judgment(
-                comparison_id=comparison_id,
-                annotator_id=annotator_id,
-                answer=answer,
-                idempotency_key=idempotency_key,
-                source=source,
-                order_shown=order_shown,
-                rationale=rationale,
-                duration_ms=duration_ms,
-                weight=weight,
-            )
-            session.add(judgment)
-            session.flush()
-            count = session.scalar(select(func.count(Judgment.id)).where(Judgment.comparison_id == comparison_id))
-            comparison = session.get(Comparison, comparison_id)
-            if comparison is not None and count is not None and count >= comparison.overlap:
-                comparison.status = "complete"
-            return judgment, True
-
     def judged_comparisons(self, *, kinds: Sequence[str] | None = None) -> list[JudgedComparison]:
         """Every judgment with its prompt, responses (canonical order) and annotator, oldest first: what training
         and the preference export use.

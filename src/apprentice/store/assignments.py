@@ -64,6 +64,7 @@ from apprentice.store.studio_records import (
     AssignmentNotFound,
     Content,
     LeaseRequest,
+    RecordedJudgment,
     RoundProgress,
     StudioJudgmentRow,
     SubmitOutcome,
@@ -662,6 +663,54 @@ class AssignmentQueries(CrowdQueries, StudioViews):
             if then_lease is not None:
                 stored = replace(stored, next_task=self.next_task(annotator_id, **then_lease.keywords()))
             return stored
+
+    def record_judgment(
+        self,
+        *,
+        comparison_id: int,
+        annotator_id: int,
+        answer: dict[str, Any],
+        idempotency_key: str,
+        source: str,
+        order_shown: list[int] | None = None,
+        rationale: str | None = None,
+        duration_ms: int | None = None,
+    ) -> tuple[RecordedJudgment, bool]:
+        """A judgment given outside the studio's queue (a script, a test): leased and answered in one transaction
+        by the studio's own `_submit`, so idempotency, gold items, overlap and adjudication behave exactly as
+        for an answer in the studio. `answer` is canonical (positions of the comparison, not of the screen);
+        `order_shown` is recorded as the order it was shown in. Returns the judgment and whether it is new.
+        """
+        key = f"{annotator_id}:{idempotency_key}"
+        now = utc_now()
+        with self._write_connection() as connection:
+            stored = self._prepared(_STORED).first(connection, {"key": key})
+            if stored is not None:
+                return RecordedJudgment(int(stored.id)), False
+            shown = order_shown or list(range(len(self._comparison_content(connection, comparison_id).texts)))
+            assignment_id = self._prepared(_INSERT_ASSIGNMENT, column_keys=_ASSIGNMENT_COLUMNS).scalar(
+                connection,
+                {
+                    "comparison_id": comparison_id,
+                    "annotator_id": annotator_id,
+                    "order_shown": shown,
+                    "status": "leased",
+                    "leased_at": now,
+                    "lease_expires_at": now + timedelta(minutes=1),
+                },
+            )
+            outcome = self._submit(
+                connection,
+                annotator_id,
+                assignment_id,
+                key,
+                now,
+                canonical_answer=lambda kind, order: answer,
+                source=source,
+                rationale=rationale,
+                duration_ms=duration_ms,
+            )
+        return RecordedJudgment(outcome.judgment_id), True
 
     def _stored(self, connection: Connection, key: str, assignment_id: int) -> SubmitOutcome | None:
         row = self._prepared(_STORED).first(connection, {"key": key})

@@ -76,6 +76,13 @@ class SubmitOutcome:
 
 
 @dataclass(frozen=True)
+class RecordedJudgment:
+    """A judgment `record_judgment` stored (or found stored under its idempotency key)."""
+
+    id: int
+
+
+@dataclass(frozen=True)
 class LeaseRequest:
     """How to lease: for how long, how often to draw a gold item or an attention check, and the randomness.
 
