@@ -14,7 +14,7 @@ from apprentice.loop import LoopStopped, run_loop
 from apprentice.project import init_project, open_project
 from apprentice.rates import describe_rate
 from apprentice.report import agreement_cell, labels_so_far, report_plots
-from apprentice.rl.training import _latest_reward_folder
+from apprentice.rl.training import latest_reward_folder
 from apprentice.settings import PROJECT_FILE, Settings, load_settings, render_settings
 from apprentice.store.records import PromptRecord
 from apprentice.studio.security import CHEAP_HASHES_ENV
@@ -109,7 +109,7 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert project.store.policy_at(trained[0].model_path).id == trained[0].id
     assert [run.config["learning_rate"] for run in project.store.runs("policy")] == [3e-5, 3e-5]
     # `policy train --reward latest` finds the loop's newest reward model.
-    assert _latest_reward_folder(project) == str((loop_project / "loop" / "round-2" / "reward").resolve())
+    assert latest_reward_folder(project) == str((loop_project / "loop" / "round-2" / "reward").resolve())
     assert (loop_project / "loop" / "round-2" / "evaluation.json").is_file()
     project.close()
     result = CliRunner().invoke(app, ["report", "-p", str(loop_project)])

@@ -161,3 +161,8 @@ def test_a_stopped_evaluation_leaves_no_folder_and_a_failed_run(
     opened = open_project(tmp_path / "project")
     assert [run.status for run in opened.store.runs("eval")] == ["failed"]
     opened.close()
+    # A number the store recorded is not handed out again, though its folder is gone.
+    assert invoke("eval", tiny_model, "-p", tmp_path / "project", "--oracle", "none").exit_code != 0
+    opened = open_project(tmp_path / "project")
+    assert [Path(run.output_path or "").name for run in opened.store.runs("eval")] == ["eval-1", "eval-2"]
+    opened.close()

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from apprentice.cli import app
 from apprentice.errors import ApprenticeError
 from apprentice.project import init_project, open_project
-from apprentice.rl.training import _latest_reward_folder
+from apprentice.rl.training import latest_reward_folder
 
 runner = CliRunner()
 
@@ -90,23 +90,23 @@ def test_reward_latest_is_the_newest_finished_reward_run_with_a_folder(tmp_path:
     project = init_project(tmp_path / "project")
     try:
         with pytest.raises(ApprenticeError, match="no finished reward model yet"):
-            _latest_reward_folder(project)
+            latest_reward_folder(project)
         default = project.store.start_run("reward", {})
         (project.root / "runs" / f"reward-{default.id}").mkdir(parents=True)
         project.store.finish_run(default.id, metrics={})  # an older run, in the default folder, path not recorded
-        assert _latest_reward_folder(project) == str(project.root / "runs" / f"reward-{default.id}")
+        assert latest_reward_folder(project) == str(project.root / "runs" / f"reward-{default.id}")
         elsewhere = project.store.start_run("reward", {})
         (tmp_path / "mine").mkdir()
         project.store.finish_run(elsewhere.id, metrics={}, output_path=str(tmp_path / "mine"))  # --run-dir
-        assert _latest_reward_folder(project) == str(tmp_path / "mine")
+        assert latest_reward_folder(project) == str(tmp_path / "mine")
         failed = project.store.start_run("reward", {})
         (tmp_path / "broken").mkdir()
         project.store.finish_run(failed.id, metrics={}, status="failed", output_path=str(tmp_path / "broken"))
-        assert _latest_reward_folder(project) == str(tmp_path / "mine")
+        assert latest_reward_folder(project) == str(tmp_path / "mine")
         # A loop round's reward run from before runs recorded their folders.
         looped = project.store.start_run("reward", {"loop_round": 3})
         (project.root / "loop" / "round-3" / "reward").mkdir(parents=True)
         project.store.finish_run(looped.id, metrics={})
-        assert _latest_reward_folder(project) == str(project.root / "loop" / "round-3" / "reward")
+        assert latest_reward_folder(project) == str(project.root / "loop" / "round-3" / "reward")
     finally:
         project.close()

@@ -25,6 +25,7 @@ from apprentice.errors import ApprenticeError
 from apprentice.evaluation import Scorer
 from apprentice.files import write_text_atomically
 from apprentice.project import Project
+from apprentice.run_folders import RUNS_FOLDER, claim_numbered_folder
 from apprentice.store import Store
 from apprentice.store.tables import Policy
 
@@ -77,32 +78,23 @@ def policy_location(store: Store, name: str) -> str:
 def reward_scorer(project: Project, specs: Sequence[str] | None) -> tuple[Scorer | None, list[str]]:
     """The reward to score answers with and what it is: `specs` as `--reward` takes them ('latest' named by
     its folder), or by default the project's newest reward run (none when it has no reward run yet)."""
-    from apprentice.rl.training import _latest_reward_folder, reward_source
+    from apprentice.rl.training import latest_reward_folder, reward_source
 
     if not specs:
         try:
-            specs = [_latest_reward_folder(project)]
+            specs = [latest_reward_folder(project)]
         except ApprenticeError:
             return None, []
     named = []
     for spec in specs:
         weight, star, rest = spec.rpartition("*")
-        named.append(f"{weight}{star}{_latest_reward_folder(project) if rest == 'latest' else rest}")
-    source = reward_source(project, [_model_in_run_folder(spec) for spec in named], batch_size=32)
+        named.append(f"{weight}{star}{latest_reward_folder(project) if rest == 'latest' else rest}")
+    source = reward_source(project, named, batch_size=32)  # a run folder is read through its model/
 
     def score(prompts: Sequence[list[Any]], completions: Sequence[str]) -> list[float]:
         return [float(value) for value in source(prompts, completions).tolist()]
 
     return score, named
-
-
-def _model_in_run_folder(spec: str) -> str:
-    """A run folder of `apprentice reward train` holds its model in `model/`; any other spec as it is."""
-    from apprentice.reward.model import REWARD_MODEL_FILE
-
-    weight, star, rest = spec.rpartition("*")
-    inside = Path(rest).expanduser() / "model"
-    return f"{weight}{star}{inside}" if (inside / REWARD_MODEL_FILE).is_file() else spec
 
 
 def gold_oracle(project: Project, oracle: str | None) -> str | None:
@@ -196,19 +188,9 @@ def evaluate_policies(
 
 
 def _claim_eval_folder(project: Project) -> Path:
-    """`runs/eval-N` for the next N: a new folder, never one an earlier evaluation wrote."""
-    parent = project.root / "runs"
-    parent.mkdir(parents=True, exist_ok=True)
-    taken = [p.name.removeprefix("eval-") for p in parent.iterdir() if p.name.startswith("eval-")]
-    number = max((int(n) for n in taken if n.isdigit()), default=0) + 1
-    while True:
-        folder = parent / f"eval-{number}"
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            number += 1
-            continue
-        return folder
+    """`runs/eval-N` for the next N: a new folder, never one an earlier evaluation wrote or recorded."""
+    recorded = [run.output_path for run in project.store.runs("eval") if run.output_path]
+    return claim_numbered_folder(project.root / RUNS_FOLDER, "eval", recorded)
 
 
 def load_evaluations(store: Store) -> list[tuple[int, dict[str, Any]]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from apprentice.store import JudgedComparison
 from apprentice.store.records import Message
+from apprentice.verdicts import preferred_positions
 
 
 @dataclass(frozen=True)
@@ -45,27 +46,10 @@ class PreferencePair:
         }
 
 
-def _winner_loser_positions(judged: JudgedComparison) -> list[tuple[int, int]]:
-    if judged.kind == "pair":
-        winner = judged.answer.get("winner")
-        if winner not in (0, 1) or judged.answer.get("tie") or judged.answer.get("both_bad"):
-            return []
-        return [(winner, 1 - winner)]
-    if judged.kind == "ranking":
-        ranks = judged.answer.get("ranks") or []
-        return [
-            (better, worse)
-            for better in range(len(ranks))
-            for worse in range(len(ranks))
-            if ranks[better] < ranks[worse]
-        ]
-    return []
-
-
 def preference_pairs(judgments: Iterable[JudgedComparison]) -> list[PreferencePair]:
     pairs = []
     for judged in judgments:
-        for winner, loser in _winner_loser_positions(judged):
+        for winner, loser in preferred_positions(judged.kind, judged.answer):
             pairs.append(
                 PreferencePair(
                     prompt=judged.prompt_messages,

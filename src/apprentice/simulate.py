@@ -9,6 +9,12 @@ towards the longer response, careless clicking at random, and a speed.
 
 This module holds the decision model and its calibration (pure, tested); the client that judges
 through the studio's HTTP API uses them.
+
+Why there are two simulated panels: these annotators judge a real project's comparisons, through the
+studio like people, on a gold oracle's scores (for `apprentice simulate`, the loop and the demo).
+`quality/synthetic.py` makes judgments in memory, without a store or responses, with a known truth and a
+sure-or-guess model that keeps knowing the better response apart from a side preference, so the
+quality checks' detection rates can be measured.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from apprentice.rates import describe_rate
+from apprentice.verdicts import outcome, raw_agreement_share
 
 HUMAN_AGREEMENT = 0.73  # InstructGPT: labelers agreed 72.6 +/- 1.5% of the time
 
@@ -392,14 +399,8 @@ def measured_pair_agreement(judged: Sequence[Any], annotators: set[str]) -> tupl
     answers: dict[int, list[Any]] = {}
     for row in judged:
         if row.kind == "pair" and row.annotator in annotators:
-            answers.setdefault(row.comparison_id, []).append(row.answer.get("winner"))
-    agreeing = total = 0
-    for winners in answers.values():
-        for index, first in enumerate(winners):
-            for second in winners[index + 1 :]:
-                total += 1
-                agreeing += first == second
-    return (agreeing / total if total else None), total
+            answers.setdefault(row.comparison_id, []).append(outcome("pair", row.answer))
+    return raw_agreement_share(answers.values())
 
 
 def simulate_project(

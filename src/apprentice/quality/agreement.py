@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from apprentice.verdicts import raw_agreement_share
+
 Unit = Mapping[str, Any]  # annotator -> value given to this unit
 Level = Literal["nominal", "ordinal", "interval"]
 
@@ -128,13 +130,8 @@ def alpha_with_distance(units: Sequence[Unit], distance: Callable[[Any, Any], fl
 
 def raw_agreement(units: Sequence[Unit]) -> float:
     """Share of pairs of annotators on the same unit who gave the same value (NaN without pairs)."""
-    agreeing = 0
-    pairs = 0
-    for unit in units:
-        for a, b in itertools.combinations(list(unit.values()), 2):
-            pairs += 1
-            agreeing += int(a == b)
-    return agreeing / pairs if pairs else float("nan")
+    share, _ = raw_agreement_share(unit.values() for unit in units)
+    return float("nan") if share is None else share
 
 
 def cohen_kappa(labels_a: Sequence[Hashable], labels_b: Sequence[Hashable]) -> float:

@@ -14,14 +14,7 @@ from typing import Any
 import numpy as np
 
 from apprentice.store.quality_queries import QualityJudgment
-
-
-def pair_winner(answer: dict[str, Any]) -> int | None:
-    """Canonical winner (0 or 1) of a pair answer; None for a tie or "both bad"."""
-    winner = answer.get("winner")
-    if winner not in (0, 1) or answer.get("tie") or answer.get("both_bad"):
-        return None
-    return int(winner)
+from apprentice.verdicts import pair_winner
 
 
 def gold_winner(gold: dict[str, Any] | None) -> int | None:

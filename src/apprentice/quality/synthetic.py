@@ -13,6 +13,11 @@ With the defaults (half the pairs near ties, clear margins of 2.5) honest annota
 about 55% of pairs and agree with each other about 66% of the time, as people do on model outputs
 (AlpacaFarm: 66%). How often annotators are unsure bounds how well a side preference can be seen:
 an annotator's guesses are the only judgments that show it.
+
+Why this is not `apprentice.simulate`: that panel judges a real project's responses through the studio on
+a gold oracle's scores (Bradley-Terry with flips, calibrated to people's agreement). This one needs no store,
+model or server, and knows who is bad and which response is really better, so a check's precision and
+recall can be counted; the tests and `benchmarks/quality_*.py` use it.
 """
 
 from __future__ import annotations

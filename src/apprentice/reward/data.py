@@ -27,6 +27,7 @@ from typing import Literal
 from apprentice.errors import ApprenticeError
 from apprentice.store import JudgedComparison
 from apprentice.store.records import Message, PreferencePairRecord, content_hash
+from apprentice.verdicts import ordered_positions
 
 TieHandling = Literal["drop", "half"]
 RankingHandling = Literal["pairs", "plackett-luce"]
@@ -85,30 +86,6 @@ def prompt_key(prompt: Sequence[Message]) -> str:
     return content_hash(list(prompt))
 
 
-def _ordered_positions(judged: JudgedComparison) -> list[tuple[int, int, bool]]:
-    """(better, worse, is_tie) position triples a pair or ranking judgment states; ties once, in position order."""
-    if judged.kind == "pair":
-        if judged.answer.get("both_bad"):
-            return []
-        if judged.answer.get("tie"):
-            return [(0, 1, True)]
-        winner = judged.answer.get("winner")
-        return [(winner, 1 - winner, False)] if winner in (0, 1) else []
-    if judged.kind == "ranking":
-        ranks = judged.answer.get("ranks") or []
-        triples = []
-        for first in range(len(ranks)):
-            for second in range(first + 1, len(ranks)):
-                if ranks[first] == ranks[second]:
-                    triples.append((first, second, True))
-                elif ranks[first] < ranks[second]:
-                    triples.append((first, second, False))
-                else:
-                    triples.append((second, first, False))
-        return triples
-    return []
-
-
 def _why_nothing(judged: JudgedComparison) -> str:
     if judged.kind == "pair" and judged.answer.get("both_bad"):
         return "both bad"
@@ -138,7 +115,7 @@ def derive_preferences(
     votes: dict[tuple[int, str, str], float] = defaultdict(float)
     judged_pairs: dict[tuple[int, frozenset[str]], int] = defaultdict(int)
     for judged in judged_list:
-        for better, worse, is_tie in _ordered_positions(judged):
+        for better, worse, is_tie in ordered_positions(judged.kind, judged.answer):
             first, second = judged.responses[better], judged.responses[worse]
             judged_pairs[(judged.comparison_id, frozenset((first, second)))] += 1
             if not is_tie:
@@ -175,7 +152,7 @@ def derive_preferences(
             )
             continue
         produced = 0
-        for better, worse, is_tie in _ordered_positions(judged):
+        for better, worse, is_tie in ordered_positions(judged.kind, judged.answer):
             if is_tie and options.ties == "drop":
                 continue
             chosen, rejected = judged.responses[better], judged.responses[worse]

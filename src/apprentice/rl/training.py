@@ -75,7 +75,8 @@ def _recorded_reward_folder(project: Any, run: Run) -> Path:
     return project.root / "runs" / f"reward-{run.id}"
 
 
-def _latest_reward_folder(project: Any) -> str:
+def latest_reward_folder(project: Any) -> str:
+    """The folder of the project's newest finished reward run that is still on disk (what `latest` names)."""
     if project is None:
         raise ApprenticeError("--reward latest needs a project; give a reward-model folder instead")
     done = [run for run in project.store.runs("reward") if run.status == "done"]
@@ -91,7 +92,7 @@ def reward_source(project: Any, specs: list[str], batch_size: int) -> RewardSour
     for spec in specs:
         weight, star, rest = spec.rpartition("*")
         if rest == "latest":
-            rest = _latest_reward_folder(project)
+            rest = latest_reward_folder(project)
         resolved.append(f"{weight}{star}{rest}")
     return parse_reward(resolved, batch_size=batch_size)
 

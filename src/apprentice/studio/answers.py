@@ -11,11 +11,11 @@ Display answers:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from apprentice.errors import ApprenticeError
+from apprentice.verdicts import outcome, raw_agreement_share
 
 PAIR_CHOICES = ("A", "B", "tie", "both_bad")
 RATING_SCALE = (1, 7)
@@ -68,21 +68,6 @@ def canonical_answer(kind: str, display: Mapping[str, Any], order_shown: list[in
     raise AnswerError(f"unknown task kind {kind!r}")
 
 
-def outcome(kind: str, answer: Mapping[str, Any]) -> Any:
-    """What two answers must share to agree: the pair's verdict, the ranking's best set, the rating's score."""
-    if kind == "pair":
-        if answer.get("tie"):
-            return "tie"
-        if answer.get("both_bad"):
-            return "both_bad"
-        return answer.get("winner")
-    if kind == "ranking":
-        ranks = answer.get("ranks") or []
-        best = min(ranks) if ranks else None
-        return tuple(position for position, rank in enumerate(ranks) if rank == best)
-    return answer.get("score")
-
-
 def matches_gold(kind: str, answer: Mapping[str, Any], gold: Mapping[str, Any]) -> bool:
     """A gold item is answered right when the verdict matches; a rating may be one step off."""
     if kind == "rating":
@@ -92,17 +77,8 @@ def matches_gold(kind: str, answer: Mapping[str, Any], gold: Mapping[str, Any]) 
 
 
 def percent_agreement(outcomes_by_item: Iterable[list[Any]]) -> tuple[float | None, int]:
-    """Share of agreeing pairs among all pairs of judgments on the same item, and the number of pairs.
-
-    Items with one judgment add no pairs. None when there is no pair at all.
-    """
-    agreeing = 0
-    pairs = 0
-    for outcomes in outcomes_by_item:
-        for first, second in itertools.combinations(outcomes, 2):
-            pairs += 1
-            agreeing += first == second
-    return (agreeing / pairs if pairs else None), pairs
+    """Share of agreeing pairs among all pairs of judgments on the same item, and the number of pairs."""
+    return raw_agreement_share(outcomes_by_item)
 
 
 def median(values: list[float]) -> float | None:
