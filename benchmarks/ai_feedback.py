@@ -49,16 +49,16 @@ The judges against the gold (every within-prompt pair with a gold order):
 | longer | 558 of 568 | 0.595 (0.554-0.635) | - |
 | smol (SmolLM2-135M-Instruct) | 0 of 190 asked | none: abstained on every pair | 0.000 (0.000-0.020, n=190) |
 
-Gold accuracy on held-out pairs, mean over seeds (95% t-interval, bounds cut to 2 decimals), the judge's weight from
+Gold accuracy on held-out pairs, mean over seeds (95% t-interval, rounded outward), the judge's weight from
 `calibrate_judge`, mean (min-max) over seeds; `longer@1` is the same judge used blind, every label at
 weight 1 (not the loop's rule; shown for what calibration withholds):
 
 | people's labels | people only | + good | good weight | + longer (weight 0) | + longer@1 | + smol |
 | --- | --- | --- | --- | --- | --- | --- |
-| 25 | 0.525 (0.48-0.56) | 0.578 (0.52-0.62) | 0.11 (0.00-0.41) | 0.529 (0.48-0.57) | 0.592 (0.55-0.63) | 0.525 |
-| 50 | 0.565 (0.52-0.60) | 0.587 (0.52-0.64) | 0.20 (0.00-0.57) | 0.539 (0.49-0.58) | 0.603 (0.56-0.63) | 0.565 |
-| 100 | 0.604 (0.56-0.64) | 0.631 (0.59-0.67) | 0.49 (0.00-1.00) | 0.600 (0.55-0.64) | 0.620 (0.58-0.65) | 0.604 |
-| 200 | 0.620 (0.58-0.65) | 0.648 (0.60-0.69) | 0.84 (0.60-1.00) | 0.610 (0.57-0.64) | 0.620 (0.58-0.65) | 0.620 |
+| 25 | 0.525 (0.48-0.57) | 0.578 (0.52-0.63) | 0.11 (0.00-0.41) | 0.529 (0.48-0.57) | 0.592 (0.55-0.64) | 0.525 |
+| 50 | 0.565 (0.52-0.61) | 0.587 (0.52-0.65) | 0.20 (0.00-0.57) | 0.539 (0.49-0.58) | 0.603 (0.56-0.64) | 0.565 |
+| 100 | 0.604 (0.56-0.65) | 0.631 (0.59-0.67) | 0.49 (0.00-1.00) | 0.600 (0.55-0.65) | 0.620 (0.58-0.66) | 0.604 |
+| 200 | 0.620 (0.58-0.66) | 0.648 (0.60-0.69) | 0.84 (0.60-1.00) | 0.610 (0.56-0.65) | 0.620 (0.58-0.66) | 0.620 |
 
 With the judge minus people only, paired by seed (95% t-interval): good +0.053 (0.008-0.098),
 +0.023 (-0.023-0.069), +0.027 (-0.019-0.073), +0.028 (0.004-0.053) at 25, 50, 100, 200 labels; longer
