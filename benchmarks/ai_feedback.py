@@ -23,10 +23,13 @@ than chance, or a length bias), which is the loop's rule; people's labels weigh 
 labels stay in the training set, as in the loop (they change only the bootstrap draws and the feature
 scaling).
 
-"Labels needed" is read on the mean curves: the people's budget at which the with-judge curve reaches
-the people-only accuracy at budget B (linear interpolation in log budget between measured budgets;
-"<=25" when it is already above at the smallest budget, ">B" when it never reaches it up to B), and the
-share of people's labels saved, 1 - needed / B.
+"Labels needed" is read on the mean curves: the people's budget at which a curve first reaches the
+people-only accuracy at budget B (linear interpolation in log budget between measured budgets; "<=25"
+when it is already above at the smallest budget, ">200" when it never reaches it), for people alone
+(at most B; less where their own curve is not monotone) and with the judge; the share saved is
+1 - with the judge / alone. The real judge is asked only about pairs not yet in its cache: with
+`--cached-verdicts-only` the pairs it was never asked count as not given to it, like a `judge_share`
+under 1.
 
 --folder (default benchmarks/results/ai-feedback) must hold `candidates-96.json` and `features-96.pt` as
 `reward_features.py --prompts 96` writes them (copy them there), or they are made there, which takes
