@@ -135,6 +135,11 @@ def derive_preferences(
             prompts_by_key[key] = judged.prompt_messages
             ratings[key][judged.responses[0]].append((float(score), weight, judged.judgment_id))
             continue
+        if weight == 0:
+            # Weighted to nothing (a flagged annotator or machine judge): left out, not kept at weight 0, so
+            # that it cannot move the features' scaling or the ensemble's bootstrap draws either.
+            data.dropped["weighted to nothing by quality control"] += 1
+            continue
         if judged.kind == "ranking" and options.rankings == "plackett-luce":
             ranks = list(judged.answer.get("ranks") or [])
             if len(ranks) != len(judged.responses) or len(set(ranks)) < 2:
