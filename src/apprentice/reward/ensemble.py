@@ -41,10 +41,10 @@ import torch
 import torch.nn.functional as F
 
 from apprentice.errors import ApprenticeError
+from apprentice.feature_kinds import FEATURE_KINDS, FeatureKind
 from apprentice.files import shareable
 from apprentice.reward.data import PreferenceData, RewardPair, bootstrap_sample
 from apprentice.reward.evaluate import evaluate_scores, evaluation_pairs, score_distribution
-from apprentice.reward.feature_kinds import FEATURE_KINDS, FeatureKind
 from apprentice.reward.losses import bradley_terry_loss
 from apprentice.reward.model import Normalization, RewardModel, head_module, initialize_head
 from apprentice.reward.train import RewardTrainingConfig, train_reward_model
