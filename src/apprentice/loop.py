@@ -23,24 +23,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from apprentice.errors import ApprenticeError
 from apprentice.store.rounds import RoundState
 
+if TYPE_CHECKING:
+    from apprentice.project import Project
+    from apprentice.settings import LoopSection
+    from apprentice.store.tables import Policy, Prompt
+
 LOOP_FOLDER = "loop"
 
 
 @dataclass
 class LoopContext:
-    project: Any
+    project: Project
     console: Console
     show_progress: bool = True
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> LoopSection:
         return self.project.settings.loop
 
     def round_dir(self, number: int) -> Path:
@@ -56,14 +61,14 @@ class LoopStopped(Exception):
 # -- set-up ---------------------------------------------------------------------------------------
 
 
-def base_policy(context: LoopContext) -> Any:
+def base_policy(context: LoopContext) -> Policy:
     from apprentice.models import resolve_model
 
     name = context.project.settings.model.policy
     return context.project.store.ensure_policy(name, kind="base", model_path=resolve_model(name))
 
 
-def held_out_prompts(context: LoopContext) -> list[Any]:
+def held_out_prompts(context: LoopContext) -> list[Prompt]:
     """The evaluation prompts; on the first run a seeded sample of the project's prompts is set aside."""
     store = context.project.store
     held = store.prompts(held_out=True)
@@ -462,7 +467,7 @@ def step_evaluate(context: LoopContext, state: RoundState) -> dict[str, Any]:
 
 
 def run_loop(
-    project: Any,
+    project: Project,
     *,
     rounds: int | None = None,
     console: Console | None = None,
@@ -477,9 +482,10 @@ def run_loop(
     current = base_policy(context)
     for number in range(1, total + 1):
         existing = {state.number: state for state in store.rounds()}
-        if number in existing and existing[number].step == "done":
-            if existing[number].new_policy_id is not None:
-                current = store.policy_by_id(existing[number].new_policy_id)
+        finished = existing.get(number)
+        if finished is not None and finished.step == "done":
+            if finished.new_policy_id is not None:
+                current = store.policy_by_id(finished.new_policy_id)
             continue
         state = store.start_round(number, current.id)
         context.console.rule(f"Round {number} of {total} (policy {state.policy_name})")

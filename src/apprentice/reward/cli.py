@@ -27,6 +27,7 @@ from apprentice.run_folders import (
 )
 
 if TYPE_CHECKING:
+    from apprentice.project import Project
     from apprentice.store import OpenRun
 
 reward_app: typer.Typer = typer.Typer(help="Reward models trained on the project's judgments.", no_args_is_help=True)
@@ -213,7 +214,7 @@ def score(
     console.print(f"Scored {len(rows)} responses into {out}")
 
 
-def _run_folder(project: Any, run_dir: Path | None, *, overwrite: bool) -> tuple[Path, bool]:
+def _run_folder(project: Project, run_dir: Path | None, *, overwrite: bool) -> tuple[Path, bool]:
     """The run's folder and whether this command made it: the next runs/reward-N, or `run_dir`, which is resumed
     when it holds checkpoints and otherwise must be new or empty (or replaced with --overwrite)."""
     if run_dir is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -29,6 +29,9 @@ from apprentice.run_folders import (
     prepare_output_folder,
     refuse_occupied_folder,
 )
+
+if TYPE_CHECKING:
+    from apprentice.project import Project
 
 policy_app: typer.Typer = typer.Typer(
     help="Optimize the policy against rewards (PPO, GRPO, RLOO) or preferences (DPO)."
@@ -210,7 +213,7 @@ def train(
             project.close()
 
 
-def _default_run_folder(project: Any, algo: str, *, resume: bool) -> tuple[Path, bool]:
+def _default_run_folder(project: Project | None, algo: str, *, resume: bool) -> tuple[Path, bool]:
     """The next numbered folder of this algorithm (created, so fresh), or with `resume` the newest one."""
     if project is None:
         raise ApprenticeError("give --output (the run folder) when not training inside a project")
@@ -229,7 +232,7 @@ def _prepared_output(folder: Path, *, overwrite: bool) -> bool:
     return from_main_process(lambda: prepare_output_folder(folder, marker=CONFIG_FILE, overwrite=overwrite))
 
 
-def _check_name_is_free(project: Any, name: str, output_dir: Path) -> None:
+def _check_name_is_free(project: Project, name: str, output_dir: Path) -> None:
     """Refuse a name another policy has (a resumed run keeps its own)."""
     taken = project.store.policy_named(name)
     if taken is not None and taken.model_path != str((output_dir / POLICY_FOLDER).resolve()):
@@ -238,7 +241,7 @@ def _check_name_is_free(project: Any, name: str, output_dir: Path) -> None:
         )
 
 
-def _open_project_if_any(project_dir: Path) -> Any:
+def _open_project_if_any(project_dir: Path) -> Project | None:
     from apprentice.project import open_project
     from apprentice.settings import PROJECT_FILE
 
