@@ -253,10 +253,12 @@ def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:
         return {"judgments": 0, "flagged": []}
     checks = check_annotators(judgments)
     correction = correct(judgments, checks)
-    store.set_judgment_weights(correction.weights)
+    with store.recording_run("quality", {"source": "loop", "loop_round": state.number}) as run:
+        store.set_judgment_weights(correction.weights, run_id=run.id)
+        judges = weigh_judges(context, run.id) if store.judges() else None
+        run.metrics = {"judgments": len(correction.weights)}
     # Agreement on this round's comparisons, for the report: do the annotators agree as often as people do?
     units = pair_units([judgment for judgment in judgments if judgment.round == state.number])
-    judges = weigh_judges(context) if store.judges() else None
     return {
         "judges": judges,
         "judgments": len(judgments),
@@ -267,13 +269,13 @@ def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:
     }
 
 
-def weigh_judges(context: LoopContext) -> dict[str, dict[str, Any]]:
+def weigh_judges(context: LoopContext, quality_run_id: int) -> dict[str, dict[str, Any]]:
     """Calibrate every machine judge against people so far, weight its labels, and write its report."""
     from apprentice.judges.jobs import calibrate_judges, weight_judges
     from apprentice.judges.report import error_examples, write_judges_report
 
     calibrations = calibrate_judges(context.project)
-    weight_judges(context.project, calibrations)
+    weight_judges(context.project, calibrations, run_id=quality_run_id)
     judged = context.project.store.judged_comparisons(kinds=["pair"])
     write_judges_report(
         calibrations,
@@ -312,6 +314,7 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
         "heads": context.settings.reward_heads,
         "features": context.settings.reward_features,
         "l2": context.settings.reward_l2,
+        "quality_run": store.current_weights_run(),
     }
     with store.recording_run("reward", config, output_path=str(folder.resolve())) as run:
         _, evaluation = train_shared_backbone_ensemble(

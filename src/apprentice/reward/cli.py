@@ -112,6 +112,8 @@ def train(
             "validation_share": validation_share,
             "members": members,
             "shared_heads": shared_heads,
+            # The quality run whose weights these judgments carry (`Store.weights_of_run`); None: all weigh 1.
+            "quality_run": project.store.current_weights_run(),
         }
         is_main = PartialState().is_main_process
         folder, fresh = _run_folder(project, run_dir, overwrite=overwrite)
