@@ -266,3 +266,34 @@ def test_a_reward_run_keeps_the_weights_it_trained_on_after_the_next_quality_run
         assert 0.25 not in trained_on.values()
     finally:
         opened.close()
+
+
+def test_reward_options_lists_every_option_with_its_meaning() -> None:
+    result = runner.invoke(app, ["reward", "options"])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "label_smoothing = 0.0" in output and "toward 0.5" in output
+    assert "shared_heads = 0" in output and "ties = 'drop'" in output
+
+
+def test_reward_options_come_from_the_file_then_the_flags_then_set(tmp_path: Path) -> None:
+    from apprentice.reward.cli import reward_options_from
+
+    options_file = tmp_path / "reward.toml"
+    options_file.write_text('epochs = 3\nlabel_smoothing = 0.1\nties = "half"\n')
+    config = reward_options_from(options_file, {"epochs": 2, "seed": None}, ["label_smoothing=0.2", "rankings=pairs"])
+    assert (config.epochs, config.label_smoothing, config.ties, config.seed) == (2, 0.2, "half", 0)
+
+
+def test_a_bad_reward_option_is_named_with_where_it_came_from(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    assert runner.invoke(app, ["init", str(project)]).exit_code == 0
+    result = runner.invoke(app, ["reward", "train", "-p", str(project), "--set", "label_smoothing=0.7"])
+    assert result.exit_code == 1
+    assert "reward option label_smoothing (from --set)" in " ".join(result.output.split())
+    (tmp_path / "bad.json").write_text('{"train_mode": "half"}')
+    result = runner.invoke(app, ["reward", "train", "-p", str(project), "--config", str(tmp_path / "bad.json")])
+    assert result.exit_code == 1
+    assert "train_mode (from" in result.output and "bad.json" in result.output
+    result = runner.invoke(app, ["reward", "train", "-p", str(project), "--set", "no_such_option=1"])
+    assert result.exit_code == 1 and "no_such_option" in result.output

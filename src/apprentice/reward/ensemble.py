@@ -33,7 +33,7 @@ import json
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,7 @@ def train_member_ensemble(
         member_dir = run_dir / f"member-{index}"
         train_reward_model(
             data,
-            replace(config, seed=seed),
+            config.model_copy(update={"seed": seed}),
             member_dir,
             validation=validation,
             normalize_on=_responses(train),

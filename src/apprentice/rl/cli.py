@@ -9,15 +9,14 @@ Only the main process prints and writes to the store.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from apprentice.cli_common import ProjectOption, reports_errors
-from apprentice.errors import ApprenticeError, InputError
+from apprentice.cli_common import ProjectOption, parse_set_options, read_options_file, reports_errors
+from apprentice.errors import ApprenticeError
 from apprentice.files import write_text_atomically
 from apprentice.launcher import from_main_process
 from apprentice.rl.config import POLICY_FOLDER
@@ -38,33 +37,6 @@ policy_app: typer.Typer = typer.Typer(
 )
 console = Console()
 CONFIG_FILE = "config.json"
-
-
-def _parse_sets(assignments: list[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for assignment in assignments:
-        key, equals, raw = assignment.partition("=")
-        if not equals or not key:
-            raise ApprenticeError(f"--set {assignment!r}: write it as KEY=VALUE, e.g. --set kl_coef=0.05")
-        try:
-            values[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key.strip()] = raw  # a bare string, e.g. --set lr_schedule=cosine
-    return values
-
-
-def _read_config_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError("no such file", path=path)
-    try:
-        if path.suffix == ".toml":
-            return tomllib.loads(path.read_text(encoding="utf-8"))
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
-        raise InputError(f"not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {error}", path=path) from None
-    if not isinstance(loaded, dict):
-        raise InputError("expected an object of option names and values", path=path)
-    return loaded
 
 
 def _config_record(algorithm: str, config: Any) -> dict[str, Any]:
@@ -164,11 +136,11 @@ def train(
     state = distributed_state()
     project = _open_project_if_any(project_dir)
     try:
-        values = _read_config_file(config_file) if config_file else {}
+        values = read_options_file(config_file) if config_file else {}
         values |= {
             k: v for k, v in {"steps": steps, "learning_rate": learning_rate, "seed": seed}.items() if v is not None
         }
-        values |= _parse_sets(set_values or [])
+        values |= parse_set_options(set_values or [], example="kl_coef=0.05")
         if output is not None:
             values["output_dir"] = output
         config = build_config(algo, values)
