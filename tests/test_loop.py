@@ -108,6 +108,10 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert base.kind == "base" and base.id == first.policy_id
     assert project.store.policy_at(trained[0].model_path).id == trained[0].id
     assert [run.config["learning_rate"] for run in project.store.runs("policy")] == [3e-5, 3e-5]
+    # Each round's reward run names the quality run whose weights it trained on, and those stay on record.
+    for run in project.store.runs("reward"):
+        assert run.config["quality_run"] in {quality.id for quality in project.store.runs("quality")}
+        assert project.store.weights_of_run(run.config["quality_run"])
     # `policy train --reward latest` finds the loop's newest reward model.
     assert latest_reward_folder(project) == str((loop_project / "loop" / "round-2" / "reward").resolve())
     assert (loop_project / "loop" / "round-2" / "evaluation.json").is_file()

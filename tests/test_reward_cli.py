@@ -233,3 +233,71 @@ def test_the_loop_setting_offers_every_feature_kind() -> None:
 
     assert get_args(LoopSection.model_fields["reward_features"].annotation) == FEATURE_KINDS
     assert LoopSection().reward_features in FEATURE_KINDS
+
+
+def test_a_reward_run_keeps_the_weights_it_trained_on_after_the_next_quality_run(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from apprentice.project import open_project
+
+    project = tmp_path / "project"
+    assert runner.invoke(app, ["init", str(project)]).exit_code == 0
+    write_pairs(tmp_path / "pairs.jsonl", 40)
+    assert runner.invoke(app, ["prompts", "import", str(tmp_path / "pairs.jsonl"), "-p", str(project)]).exit_code == 0
+    result = runner.invoke(app, ["quality", "weights", "-p", str(project)])
+    assert result.exit_code == 0, result.output
+
+    arguments = ["reward", "train", "-p", str(project), "--model", str(tiny_model), "--epochs", "1"]
+    result = runner.invoke(app, [*arguments, "--max-length", "32", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+
+    opened = open_project(project)
+    try:
+        (first_quality,) = opened.store.runs("quality")
+        (reward_run,) = opened.store.runs("reward")
+        assert reward_run.config["quality_run"] == first_quality.id
+        trained_on = opened.store.weights_of_run(first_quality.id)
+        judgment_ids = [judged.judgment_id for judged in opened.store.judged_comparisons()]
+        assert sorted(trained_on) == sorted(judgment_ids)
+
+        # The quality step run again with other weights: the finished reward run's record stays as it was.
+        with opened.store.recording_run("quality", {"source": "test"}) as second:
+            opened.store.set_judgment_weights({judgment_id: 0.25 for judgment_id in judgment_ids}, run_id=second.id)
+        assert opened.store.current_weights_run() == second.id
+        assert {judged.weight for judged in opened.store.judged_comparisons()} == {0.25}
+        assert opened.store.weights_of_run(first_quality.id) == trained_on
+        assert set(opened.store.weights_of_run(second.id).values()) == {0.25}
+        assert 0.25 not in trained_on.values()
+    finally:
+        opened.close()
+
+
+def test_reward_options_lists_every_option_with_its_meaning() -> None:
+    result = runner.invoke(app, ["reward", "options"])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "label_smoothing = 0.0" in output and "toward 0.5" in output
+    assert "shared_heads = 0" in output and "ties = 'drop'" in output
+
+
+def test_reward_options_come_from_the_file_then_the_flags_then_set(tmp_path: Path) -> None:
+    from apprentice.reward.cli import reward_options_from
+
+    options_file = tmp_path / "reward.toml"
+    options_file.write_text('epochs = 3\nlabel_smoothing = 0.1\nties = "half"\n')
+    config = reward_options_from(options_file, {"epochs": 2, "seed": None}, ["label_smoothing=0.2", "rankings=pairs"])
+    assert (config.epochs, config.label_smoothing, config.ties, config.seed) == (2, 0.2, "half", 0)
+
+
+def test_a_bad_reward_option_is_named_with_where_it_came_from(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    assert runner.invoke(app, ["init", str(project)]).exit_code == 0
+    result = runner.invoke(app, ["reward", "train", "-p", str(project), "--set", "label_smoothing=0.7"])
+    assert result.exit_code == 1
+    assert "reward option label_smoothing (from --set)" in " ".join(result.output.split())
+    (tmp_path / "bad.json").write_text('{"train_mode": "half"}')
+    result = runner.invoke(app, ["reward", "train", "-p", str(project), "--config", str(tmp_path / "bad.json")])
+    assert result.exit_code == 1
+    assert "train_mode (from" in result.output and "bad.json" in result.output
+    result = runner.invoke(app, ["reward", "train", "-p", str(project), "--set", "no_such_option=1"])
+    assert result.exit_code == 1 and "no_such_option" in result.output

@@ -203,3 +203,13 @@ def test_a_folder_without_a_project_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["status", "--project", str(tmp_path)])
     assert result.exit_code == 1
     assert "apprentice init" in result.stderr
+
+
+def test_settings_import_nothing_from_the_reward_package() -> None:
+    """The settings sit below every package that reads them; importing them must not load `reward/`."""
+    import subprocess
+    import sys
+
+    code = "import sys, apprentice.settings; print(sorted(m for m in sys.modules if m.startswith('apprentice.reward')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -233,3 +233,26 @@ def test_a_recorded_run_is_done_with_its_metrics_or_failed_on_any_exception(stor
     assert (done.status, done.metrics, done.output_path) == ("done", {"accuracy": 0.75}, "runs/reward-1")
     assert (failed.status, failed.metrics, failed.output_path) == ("failed", {"step": 3}, "runs/policy-dpo-1")
     assert done.finished_at is not None and failed.finished_at is not None
+
+
+def test_each_quality_run_keeps_the_weights_it_left_and_the_newest_are_current(store: Store) -> None:
+    pairs = [
+        PreferencePairRecord(prompt=PromptRecord(user(f"Q{i}?")), chosen="good answer", rejected="bad answer")
+        for i in range(3)
+    ]
+    store.import_prompts([], pairs, source="hh")
+    ids = [judged.judgment_id for judged in store.judged_comparisons()]
+    assert store.current_weights_run() is None
+    with store.recording_run("quality", {}) as first:
+        store.set_judgment_weights({ids[0]: 0.5, ids[1]: 0.0}, run_id=first.id)
+    with store.recording_run("quality", {}) as second:
+        store.set_judgment_weights({ids[0]: 0.75}, run_id=second.id)
+    # A run keeps every judgment's weight as it stood then, those it did not change included.
+    assert store.weights_of_run(first.id) == {ids[0]: 0.5, ids[1]: 0.0, ids[2]: 1.0}
+    assert store.weights_of_run(second.id) == {ids[0]: 0.75, ids[1]: 0.0, ids[2]: 1.0}
+    assert store.current_weights_run() == second.id
+    assert {judged.judgment_id: judged.weight for judged in store.judged_comparisons()} == store.weights_of_run(
+        second.id
+    )
+    store.set_judgment_weights({ids[2]: 0.25})  # without a run: current weights only
+    assert store.weights_of_run(second.id)[ids[2]] == 1.0

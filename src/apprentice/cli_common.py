@@ -7,8 +7,10 @@ without importing the top-level CLI that registers those sub-commands.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -17,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from apprentice.errors import ApprenticeError
+from apprentice.errors import ApprenticeError, InputError
 
 # transformers draws a bar for every model it loads or saves (a fraction of a second each, dozens a loop
 # round), which buries the stages our own progress shows. Set before transformers is imported; a user who
@@ -56,3 +58,32 @@ def reports_errors(command: Command) -> Command:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def parse_set_options(assignments: list[str], *, example: str) -> dict[str, Any]:
+    """`--set KEY=VALUE` options as a dict; a value is read as JSON, else kept as a bare string."""
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        key, equals, raw = assignment.partition("=")
+        if not equals or not key:
+            raise ApprenticeError(f"--set {assignment!r}: write it as KEY=VALUE, e.g. --set {example}")
+        try:
+            values[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key.strip()] = raw  # a bare string, e.g. --set lr_schedule=cosine
+    return values
+
+
+def read_options_file(path: Path) -> dict[str, Any]:
+    """A `--config` file (JSON, or TOML by its suffix) of option names and values."""
+    if not path.is_file():
+        raise InputError("no such file", path=path)
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text(encoding="utf-8"))
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise InputError(f"not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {error}", path=path) from None
+    if not isinstance(loaded, dict):
+        raise InputError("expected an object of option names and values", path=path)
+    return loaded

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -20,6 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from apprentice.rl.rollout import encode_prompts, left_pad, pad_token_id, stop_token_ids
 from apprentice.settings import GenerationSection
 from apprentice.store.records import GeneratedResponse, Message
+
+if TYPE_CHECKING:
+    from apprentice.project import Project
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ class GenerationSummary:
 
 
 def generate_for_project(
-    project: Any,
+    project: Project,
     *,
     model_name: str | None = None,
     settings: GenerationSection | None = None,

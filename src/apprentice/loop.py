@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -31,17 +31,22 @@ from apprentice.errors import ApprenticeError
 from apprentice.report import step_summary
 from apprentice.store.rounds import RoundState
 
+if TYPE_CHECKING:
+    from apprentice.project import Project
+    from apprentice.settings import LoopSection
+    from apprentice.store.tables import Policy, Prompt
+
 LOOP_FOLDER = "loop"
 
 
 @dataclass
 class LoopContext:
-    project: Any
+    project: Project
     console: Console
     show_progress: bool = True
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> LoopSection:
         return self.project.settings.loop
 
     def round_dir(self, number: int) -> Path:
@@ -57,14 +62,14 @@ class LoopStopped(Exception):
 # -- set-up ---------------------------------------------------------------------------------------
 
 
-def base_policy(context: LoopContext) -> Any:
+def base_policy(context: LoopContext) -> Policy:
     from apprentice.models import resolve_model
 
     name = context.project.settings.model.policy
     return context.project.store.ensure_policy(name, kind="base", model_path=resolve_model(name))
 
 
-def held_out_prompts(context: LoopContext) -> list[Any]:
+def held_out_prompts(context: LoopContext) -> list[Prompt]:
     """The evaluation prompts; on the first run a seeded sample of the project's prompts is set aside."""
     store = context.project.store
     held = store.prompts(held_out=True)
@@ -249,10 +254,12 @@ def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:
         return {"judgments": 0, "flagged": []}
     checks = check_annotators(judgments)
     correction = correct(judgments, checks)
-    store.set_judgment_weights(correction.weights)
+    with store.recording_run("quality", {"source": "loop", "loop_round": state.number}) as run:
+        store.set_judgment_weights(correction.weights, run_id=run.id)
+        judges = weigh_judges(context, run.id) if store.judges() else None
+        run.metrics = {"judgments": len(correction.weights)}
     # Agreement on this round's comparisons, for the report: do the annotators agree as often as people do?
     units = pair_units([judgment for judgment in judgments if judgment.round == state.number])
-    judges = weigh_judges(context) if store.judges() else None
     return {
         "judges": judges,
         "judgments": len(judgments),
@@ -264,13 +271,13 @@ def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:
     }
 
 
-def weigh_judges(context: LoopContext) -> dict[str, dict[str, Any]]:
+def weigh_judges(context: LoopContext, quality_run_id: int) -> dict[str, dict[str, Any]]:
     """Calibrate every machine judge against people so far, weight its labels, and write its report."""
     from apprentice.judges.jobs import calibrate_judges, weight_judges
     from apprentice.judges.report import error_examples, write_judges_report
 
     calibrations = calibrate_judges(context.project)
-    weight_judges(context.project, calibrations)
+    weight_judges(context.project, calibrations, run_id=quality_run_id)
     judged = context.project.store.judged_comparisons(kinds=["pair"])
     write_judges_report(
         calibrations,
@@ -309,6 +316,7 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
         "heads": context.settings.reward_heads,
         "features": context.settings.reward_features,
         "l2": context.settings.reward_l2,
+        "quality_run": store.current_weights_run(),
     }
     with store.recording_run("reward", config, output_path=str(folder.resolve())) as run:
         _, evaluation = train_shared_backbone_ensemble(
@@ -502,7 +510,7 @@ def step_evaluate(context: LoopContext, state: RoundState) -> dict[str, Any]:
 
 
 def run_loop(
-    project: Any,
+    project: Project,
     *,
     rounds: int | None = None,
     console: Console | None = None,
@@ -517,9 +525,10 @@ def run_loop(
     current = base_policy(context)
     for number in range(1, total + 1):
         existing = {state.number: state for state in store.rounds()}
-        if number in existing and existing[number].step == "done":
-            if existing[number].new_policy_id is not None:
-                current = store.policy_by_id(existing[number].new_policy_id)
+        finished = existing.get(number)
+        if finished is not None and finished.step == "done":
+            if finished.new_policy_id is not None:
+                current = store.policy_by_id(finished.new_policy_id)
             continue
         state = store.start_round(number, current.id)
         context.console.rule(f"Round {number} of {total} (policy {state.policy_name})")

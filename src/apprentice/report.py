@@ -13,12 +13,15 @@ import html
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apprentice.evaluation import load_samples
 from apprentice.files import write_text_atomically
 from apprentice.rates import describe_rate, trustworthy
 from apprentice.store.rounds import RoundState
+
+if TYPE_CHECKING:
+    from apprentice.project import Project
 
 
 def _figure_png(figure: Any) -> str:
@@ -161,7 +164,7 @@ def _samples_table(folder: Path, last_round: int) -> str:
     )
 
 
-def write_report(project: Any, path: Path | None = None) -> Path:
+def write_report(project: Project, path: Path | None = None) -> Path:
     """Write `loop/report.html` (and `loop/report.json`) for the project's finished rounds."""
     from apprentice.errors import ApprenticeError
     from apprentice.loop import LOOP_FOLDER
@@ -260,7 +263,7 @@ def _share_text(share: float | None, count: int) -> str:
     return "no shared items" if not count else describe_rate(share, count)
 
 
-def _write_quality_report(project: Any, folder: Path) -> str:
+def _write_quality_report(project: Project, folder: Path) -> str:
     """The feedback-quality report of every judgment so far, in `quality/` in the loop report's folder; a link
     to it (relative, so the folder can be moved or copied whole)."""
     from apprentice.quality.report import analyse

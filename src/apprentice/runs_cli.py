@@ -145,6 +145,8 @@ def _run_figures(run: Run) -> str:
         return _accuracy(metrics.get("accuracy"), metrics.get("pairs"))
     if run.kind == "policy":
         return _policy_figures(run)
+    if run.kind == "quality":
+        return f"weights on {metrics.get('judgments', '?')} judgments"
     return "-"
 
 

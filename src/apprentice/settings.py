@@ -16,7 +16,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from apprentice.errors import ApprenticeError, InputError
-from apprentice.reward.feature_kinds import FeatureKind
+from apprentice.feature_kinds import FeatureKind
 
 PROJECT_FILE = "apprentice.toml"
 DEFAULT_DATABASE = "apprentice.db"

@@ -26,7 +26,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from apprentice.errors import ApprenticeError
+
+if TYPE_CHECKING:
+    from apprentice.project import Project
+    from apprentice.store import Store
 
 from apprentice.rates import describe_rate
 from apprentice.verdicts import outcome, raw_agreement_share
@@ -314,7 +320,7 @@ def run_panel(
         return [future.result() for future in futures]
 
 
-def register_panel(store: Any, profiles: Sequence[AnnotatorProfile]) -> dict[str, str]:
+def register_panel(store: Store, profiles: Sequence[AnnotatorProfile]) -> dict[str, str]:
     """Make (or reuse) a `simulated` annotator per profile and issue each a fresh API token."""
     from apprentice.studio.security import issue_api_token
 
@@ -322,11 +328,13 @@ def register_panel(store: Any, profiles: Sequence[AnnotatorProfile]) -> dict[str
     for profile in profiles:
         annotator = store.ensure_annotator(profile.name, kind="simulated")
         account = store.annotator_account(annotator_id=annotator.id)
+        if account is None:  # ensure_annotator has just written it; only a concurrent delete gets here
+            raise ApprenticeError(f"the simulated annotator {profile.name!r} vanished from the store")
         tokens[profile.name] = issue_api_token(store, account)
     return tokens
 
 
-def open_pair_texts(store: Any) -> list[tuple[str, list[str]]]:
+def open_pair_texts(store: Store) -> list[tuple[str, list[str]]]:
     """(prompt text, response texts in canonical order) of every open comparison."""
     prompts = {prompt.id: prompt.text for prompt in store.prompts()}
     texts: dict[int, str] = {}
@@ -404,7 +412,7 @@ def measured_pair_agreement(judged: Sequence[Any], annotators: set[str]) -> tupl
 
 
 def simulate_project(
-    project: Any,
+    project: Project,
     *,
     annotators: int = 8,
     oracle: str = "composite",

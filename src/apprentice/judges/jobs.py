@@ -118,11 +118,19 @@ def calibrate_judges(project: Project) -> list[JudgeCalibration]:
     return calibrations
 
 
-def weight_judges(project: Project, calibrations: Sequence[JudgeCalibration]) -> int:
-    """Write each judge's weight onto its judgments, which reward training reads; returns how many."""
+def weight_judges(project: Project, calibrations: Sequence[JudgeCalibration], *, run_id: int | None = None) -> int:
+    """Write each judge's weight onto its judgments, which reward training reads; returns how many.
+
+    The weights are kept under the quality run `run_id`, or under a quality run of their own."""
     machine = project.store.quality_judgments(kinds=["pair"], annotator_kinds=[AI_KIND])
     by_judge: dict[str, list[QualityJudgment]] = {}
     for judgment in machine:
         by_judge.setdefault(judgment.annotator, []).append(judgment)
     weights = judge_weights(calibrations, by_judge)
-    return project.store.set_judgment_weights(weights) if weights else 0
+    if not weights:
+        return 0
+    if run_id is not None:
+        return project.store.set_judgment_weights(weights, run_id=run_id)
+    with project.store.recording_run("quality", {"source": "judges"}) as run:
+        run.metrics = {"judgments": project.store.set_judgment_weights(weights, run_id=run.id)}
+    return int(run.metrics["judgments"])

@@ -89,7 +89,9 @@ def weights(
     length_controlled: Annotated[bool, typer.Option(help="Weight length out of the preferences.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Show the weights' summary without storing them.")] = False,
 ) -> None:
-    """Compute a training weight per judgment from reliability, position bias and flags, and store it."""
+    """Compute a training weight per judgment from reliability, position bias and flags, and store it.
+
+    Each run is recorded (kind `quality`) with the weights it set, so a reward run trained on them can name them."""
     from apprentice.project import open_project
     from apprentice.quality.correction import CorrectionSettings, correct
     from apprentice.quality.flags import check_annotators
@@ -102,7 +104,14 @@ def weights(
             judgments, checks, CorrectionSettings(exclude_flagged=exclude_flagged, length_controlled=length_controlled)
         )
         if not dry_run:
-            project.store.set_judgment_weights(correction.weights)
+            config = {
+                "source": "annotators",
+                "exclude_flagged": exclude_flagged,
+                "length_controlled": length_controlled,
+            }
+            with project.store.recording_run("quality", config) as run:
+                project.store.set_judgment_weights(correction.weights, run_id=run.id)
+                run.metrics = {"judgments": len(correction.weights), "excluded": sorted(correction.excluded_annotators)}
     finally:
         project.close()
     zero = sum(1 for weight in correction.weights.values() if weight == 0)

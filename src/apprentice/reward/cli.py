@@ -5,14 +5,13 @@ from __future__ import annotations
 import gzip
 import json
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from apprentice.cli_common import ProjectOption, reports_errors
+from apprentice.cli_common import ProjectOption, parse_set_options, read_options_file, reports_errors
 from apprentice.errors import ApprenticeError, InputError
 from apprentice.files import write_jsonl_atomically, write_text_atomically
 from apprentice.launcher import from_main_process
@@ -27,6 +26,9 @@ from apprentice.run_folders import (
 )
 
 if TYPE_CHECKING:
+    from apprentice.project import Project
+    from apprentice.reward.config import RewardConfig
+    from apprentice.reward.data import PreferenceData
     from apprentice.store import OpenRun
 from apprentice.rates import describe_rate
 
@@ -39,24 +41,29 @@ SPLIT_FILE = "split.json"
 @reports_errors
 def train(
     project_dir: ProjectOption = Path("."),
-    model: Annotated[str, typer.Option(help="Backbone: 'minilm', 'default', a folder or a cached hub id.")] = "minilm",
-    mode: Annotated[str, typer.Option(help="full, lora or head (only the head is trained).")] = "full",
-    epochs: Annotated[int, typer.Option(help="Passes over the training pairs.")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 8,
-    learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-5,
-    max_length: Annotated[int, typer.Option(help="Tokens per prompt + response.")] = 512,
-    lora_rank: Annotated[int, typer.Option(help="LoRA rank (--mode lora).")] = 16,
-    label_smoothing: Annotated[float, typer.Option(help="Label smoothing for noisy labels, in [0, 0.5).")] = 0.0,
-    margin_scale: Annotated[float, typer.Option(help="Times the rating difference, as the BT margin.")] = 1.0,
-    center: Annotated[float, typer.Option(help="Coefficient of the reward-centering term.")] = 0.0,
-    ties: Annotated[str, typer.Option(help="'drop' ties or keep them as 'half' wins.")] = "drop",
-    rankings: Annotated[str, typer.Option(help="'pairs' (all implied pairs) or 'plackett-luce'.")] = "pairs",
-    validation_share: Annotated[float, typer.Option(help="Share of prompts held out for validation.")] = 0.2,
-    members: Annotated[int, typer.Option(help="Ensemble members (each a full model); 1 means no ensemble.")] = 1,
+    model: Annotated[
+        str | None, typer.Option(help="Backbone: 'minilm' (the default), 'default', a folder or a cached hub id.")
+    ] = None,
+    mode: Annotated[str | None, typer.Option(help="full (the default), lora or head (only the head).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the training pairs (default 1).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Pairs per step (default 8).")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate (default 5e-5).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Tokens per prompt + response (default 512).")] = None,
+    ties: Annotated[str | None, typer.Option(help="'drop' ties (the default) or keep them as 'half' wins.")] = None,
+    members: Annotated[
+        int | None, typer.Option(help="Ensemble members (each a full model); 1 (the default) means no ensemble.")
+    ] = None,
     shared_heads: Annotated[
-        int, typer.Option(help="Instead: a frozen backbone with this many linear heads (cheap ensemble).")
-    ] = 0,
-    seed: Annotated[int, typer.Option(help="Random seed (split, head, order).")] = 0,
+        int | None, typer.Option(help="Instead: a frozen backbone with this many linear heads (cheap ensemble).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (split, head, order); default 0.")] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="JSON or TOML file of options (see `apprentice reward options`).")
+    ] = None,
+    set_values: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any option as KEY=VALUE (JSON value), e.g. --set label_smoothing=0.1."),
+    ] = None,
     run_dir: Annotated[
         Path | None,
         typer.Option(help="Run folder (default: the next PROJECT/runs/reward-N); one with checkpoints is resumed."),
@@ -69,89 +76,134 @@ def train(
         ),
     ] = False,
 ) -> None:
-    """Train a reward model (or an ensemble) on the project's judgments and evaluate it on held-out prompts."""
+    """Train a reward model (or an ensemble) on the project's judgments and evaluate it on held-out prompts.
+
+    Options come from their defaults, then --config FILE, then the flags, then --set KEY=VALUE."""
     from apprentice.launcher import relaunch_cpu_workers
 
     if (status := relaunch_cpu_workers()) is not None:
         raise typer.Exit(status)
-    from accelerate import PartialState
-
     from apprentice.project import open_project
-    from apprentice.reward.data import DerivationOptions, derive_preferences, split_by_prompt
-    from apprentice.reward.ensemble import train_member_ensemble, train_shared_backbone_ensemble
-    from apprentice.reward.train import RewardTrainingConfig, train_reward_model
 
-    if ties not in ("drop", "half"):
-        raise ApprenticeError(f"--ties must be 'drop' or 'half', got {ties!r}")
-    if rankings not in ("pairs", "plackett-luce"):
-        raise ApprenticeError(f"--rankings must be 'pairs' or 'plackett-luce', got {rankings!r}")
-    if mode not in ("full", "lora", "head"):
-        raise ApprenticeError(f"--mode must be full, lora or head, got {mode!r}")
-    config = RewardTrainingConfig(
-        model=model,
-        train_mode=mode,  # type: ignore[arg-type]
-        lora_rank=lora_rank,
-        max_length=max_length,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        label_smoothing=label_smoothing,
-        margin_scale=margin_scale,
-        center_coefficient=center,
-        seed=seed,
-    )
-    config.validate()
+    flags = {
+        "model": model,
+        "train_mode": mode,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "max_length": max_length,
+        "ties": ties,
+        "members": members,
+        "shared_heads": shared_heads,
+        "seed": seed,
+    }
+    config = reward_options_from(config_file, flags, set_values or [])
     project = open_project(project_dir)
     try:
-        options = DerivationOptions(ties=ties, rankings=rankings)  # type: ignore[arg-type]
-        data = derive_preferences(project.store.judged_comparisons(), options)
-        train_data, validation = split_by_prompt(data, validation_share=validation_share, seed=seed)
-        settings: dict[str, Any] = asdict(config) | {
-            "ties": ties,
-            "rankings": rankings,
-            "validation_share": validation_share,
-            "members": members,
-            "shared_heads": shared_heads,
-        }
-        is_main = PartialState().is_main_process
-        folder, fresh = _run_folder(project, run_dir, overwrite=overwrite)
-        recording: AbstractContextManager[OpenRun | None] = (
-            project.store.recording_run("reward", settings, output_path=str(folder.resolve()))
-            if is_main
-            else nullcontext()
+        evaluation, folder = _train_in_project(
+            project, config, run_dir, overwrite=overwrite, keep_checkpoints=keep_checkpoints
         )
-        with discarded_on_failure(folder, fresh=fresh and is_main), recording as run:
-            split = {"validation_prompts": sorted(validation.prompts), "seed": seed, "share": validation_share}
-            if is_main:
-                write_text_atomically(folder / SPLIT_FILE, json.dumps(split) + "\n")
-            console.print(
-                f"{len(train_data)} training and {len(validation)} validation examples ({len(train_data.prompts)} / "
-                f"{len(validation.prompts)} prompts); dropped: {dict(data.dropped) or 'none'}"
-            )
-            if shared_heads:
-                _, evaluation = train_shared_backbone_ensemble(
-                    train_data,
-                    folder,
-                    model=model,
-                    heads=shared_heads,
-                    max_length=max_length,
-                    validation=validation,
-                    seed=seed,
-                )
-            elif members > 1:
-                evaluation = train_member_ensemble(train_data, config, folder, members=members, validation=validation)
-            else:
-                evaluation = train_reward_model(train_data, config, folder, validation=validation).evaluation
-            if evaluation and is_main:
-                write_text_atomically(folder / "eval.json", json.dumps(evaluation, indent=2) + "\n")
-            if run is not None:
-                run.metrics = _headline(evaluation)
-        if is_main and not keep_checkpoints:
-            discard_checkpoints(folder)
-        console.print(f"Reward model in {folder}")
-        _print_evaluation(evaluation)
     finally:
         project.close()
+    console.print(f"Reward model in {folder}")
+    _print_evaluation(evaluation)
+
+
+@reward_app.command("options")
+@reports_errors
+def options() -> None:
+    """Every option of a reward run (for --set KEY=VALUE or --config), with its default and meaning."""
+    from apprentice.reward.config import RewardConfig
+
+    for field_name, field in RewardConfig.model_fields.items():
+        console.print(f"[bold]{field_name}[/] = {field.default!r}  {field.description}", highlight=False)
+
+
+FLAG_NAMES = {"train_mode": "--mode"}  # a flag named otherwise than its option
+
+
+def reward_options_from(config_file: Path | None, flags: dict[str, Any], assignments: list[str]) -> RewardConfig:
+    """The run's options: defaults, then the file, then the flags given, then --set; a bad value is named with
+    where it came from."""
+    from apprentice.reward.config import build_reward_config
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if config_file is not None:
+        from_file = read_options_file(config_file)
+        values |= from_file
+        sources |= dict.fromkeys(from_file, str(config_file))
+    given = {key: value for key, value in flags.items() if value is not None}
+    values |= given
+    sources |= {key: FLAG_NAMES.get(key, "--" + key.replace("_", "-")) for key in given}
+    set_by_option = parse_set_options(assignments, example="label_smoothing=0.1")
+    values |= set_by_option
+    sources |= dict.fromkeys(set_by_option, "--set")
+    return build_reward_config(values, sources=sources)
+
+
+def _train_in_project(
+    project: Project, config: RewardConfig, run_dir: Path | None, *, overwrite: bool, keep_checkpoints: bool
+) -> tuple[dict[str, Any], Path]:
+    """Split the project's judgments by prompt, train in the run folder (recorded as a run of kind `reward`,
+    with the quality run whose weights it used), and return the evaluation and the folder."""
+    from accelerate import PartialState
+
+    from apprentice.reward.data import DerivationOptions, derive_preferences, split_by_prompt
+
+    data = derive_preferences(
+        project.store.judged_comparisons(), DerivationOptions(ties=config.ties, rankings=config.rankings)
+    )
+    train_data, validation = split_by_prompt(data, validation_share=config.validation_share, seed=config.seed)
+    # The quality run whose weights these judgments carry (`Store.weights_of_run`); None: all weigh 1.
+    recorded = config.model_dump(mode="json") | {"quality_run": project.store.current_weights_run()}
+    is_main = PartialState().is_main_process
+    folder, fresh = _run_folder(project, run_dir, overwrite=overwrite)
+    recording: AbstractContextManager[OpenRun | None] = (
+        project.store.recording_run("reward", recorded, output_path=str(folder.resolve())) if is_main else nullcontext()
+    )
+    with discarded_on_failure(folder, fresh=fresh and is_main), recording as run:
+        split = {
+            "validation_prompts": sorted(validation.prompts),
+            "seed": config.seed,
+            "share": config.validation_share,
+        }
+        if is_main:
+            write_text_atomically(folder / SPLIT_FILE, json.dumps(split) + "\n")
+        console.print(
+            f"{len(train_data)} training and {len(validation)} validation examples ({len(train_data.prompts)} / "
+            f"{len(validation.prompts)} prompts); dropped: {dict(data.dropped) or 'none'}"
+        )
+        evaluation = _train_model_or_ensemble(train_data, validation, config, folder)
+        if evaluation and is_main:
+            write_text_atomically(folder / "eval.json", json.dumps(evaluation, indent=2) + "\n")
+        if run is not None:
+            run.metrics = _headline(evaluation)
+    if is_main and not keep_checkpoints:
+        discard_checkpoints(folder)
+    return evaluation, folder
+
+
+def _train_model_or_ensemble(
+    train_data: PreferenceData, validation: PreferenceData, config: RewardConfig, folder: Path
+) -> dict[str, Any]:
+    from apprentice.reward.ensemble import train_member_ensemble, train_shared_backbone_ensemble
+    from apprentice.reward.train import train_reward_model
+
+    if config.shared_heads:
+        _, evaluation = train_shared_backbone_ensemble(
+            train_data,
+            folder,
+            model=config.model,
+            heads=config.shared_heads,
+            max_length=config.max_length,
+            validation=validation,
+            seed=config.seed,
+        )
+        return evaluation
+    if config.members > 1:
+        return train_member_ensemble(train_data, config, folder, members=config.members, validation=validation)
+    return train_reward_model(train_data, config, folder, validation=validation).evaluation
 
 
 @reward_app.command("eval")
@@ -214,7 +266,7 @@ def score(
     console.print(f"Scored {len(rows)} responses into {out}")
 
 
-def _run_folder(project: Any, run_dir: Path | None, *, overwrite: bool) -> tuple[Path, bool]:
+def _run_folder(project: Project, run_dir: Path | None, *, overwrite: bool) -> tuple[Path, bool]:
     """The run's folder and whether this command made it: the next runs/reward-N, or `run_dir`, which is resumed
     when it holds checkpoints and otherwise must be new or empty (or replaced with --overwrite)."""
     if run_dir is None:

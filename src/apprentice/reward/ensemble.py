@@ -33,7 +33,7 @@ import json
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,10 @@ import torch
 import torch.nn.functional as F
 
 from apprentice.errors import ApprenticeError
+from apprentice.feature_kinds import FEATURE_KINDS, FeatureKind
 from apprentice.files import shareable
 from apprentice.reward.data import PreferenceData, RewardPair, bootstrap_sample
 from apprentice.reward.evaluate import evaluate_scores, evaluation_pairs, score_distribution
-from apprentice.reward.feature_kinds import FEATURE_KINDS, FeatureKind
 from apprentice.reward.losses import bradley_terry_loss
 from apprentice.reward.model import Normalization, RewardModel, head_module, initialize_head
 from apprentice.reward.train import RewardTrainingConfig, train_reward_model
@@ -105,7 +105,7 @@ def train_member_ensemble(
         member_dir = run_dir / f"member-{index}"
         train_reward_model(
             data,
-            replace(config, seed=seed),
+            config.model_copy(update={"seed": seed}),
             member_dir,
             validation=validation,
             normalize_on=_responses(train),

@@ -72,11 +72,15 @@ def save_checkpoint(
     scheduler: Any,
     training_state: dict[str, Any],
     keep: int,
+    digits: int = 0,
 ) -> Path:
-    """Write `checkpoints/step-{step}` atomically; every process calls this (each saves its RNG)."""
+    """Write `checkpoints/step-{step}` atomically; every process calls this (each saves its RNG).
+
+    `digits` zero-pads the step in the name (reward runs name theirs `step-0000100`)."""
     root = checkpoint_root(output_dir)
-    staging = root / f".staging-step-{step}"
-    final = root / f"step-{step}"
+    name = f"step-{step:0{digits}d}"
+    staging = root / f".staging-{name}"
+    final = root / name
     if accelerator.is_main_process:
         root.mkdir(parents=True, exist_ok=True)
         for leftover in root.glob(".staging-*"):

@@ -9,16 +9,15 @@ Only the main process prints and writes to the store.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from apprentice.cli_common import ProjectOption, reports_errors
-from apprentice.errors import ApprenticeError, InputError
+from apprentice.cli_common import ProjectOption, parse_set_options, read_options_file, reports_errors
+from apprentice.errors import ApprenticeError
 from apprentice.files import write_text_atomically
 from apprentice.launcher import from_main_process
 from apprentice.rl.config import POLICY_FOLDER
@@ -31,38 +30,14 @@ from apprentice.run_folders import (
     refuse_occupied_folder,
 )
 
+if TYPE_CHECKING:
+    from apprentice.project import Project
+
 policy_app: typer.Typer = typer.Typer(
     help="Optimize the policy against rewards (PPO, GRPO, RLOO) or preferences (DPO)."
 )
 console = Console(markup=False)  # user text (paths, names) in brackets must print as written
 CONFIG_FILE = "config.json"
-
-
-def _parse_sets(assignments: list[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for assignment in assignments:
-        key, equals, raw = assignment.partition("=")
-        if not equals or not key:
-            raise ApprenticeError(f"--set {assignment!r}: write it as KEY=VALUE, e.g. --set kl_coef=0.05")
-        try:
-            values[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            values[key.strip()] = raw  # a bare string, e.g. --set lr_schedule=cosine
-    return values
-
-
-def _read_config_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError("no such file", path=path)
-    try:
-        if path.suffix == ".toml":
-            return tomllib.loads(path.read_text(encoding="utf-8"))
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
-        raise InputError(f"not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {error}", path=path) from None
-    if not isinstance(loaded, dict):
-        raise InputError("expected an object of option names and values", path=path)
-    return loaded
 
 
 def _config_record(algorithm: str, config: Any) -> dict[str, Any]:
@@ -162,11 +137,11 @@ def train(
     state = distributed_state()
     project = _open_project_if_any(project_dir)
     try:
-        values = _read_config_file(config_file) if config_file else {}
+        values = read_options_file(config_file) if config_file else {}
         values |= {
             k: v for k, v in {"steps": steps, "learning_rate": learning_rate, "seed": seed}.items() if v is not None
         }
-        values |= _parse_sets(set_values or [])
+        values |= parse_set_options(set_values or [], example="kl_coef=0.05")
         if output is not None:
             values["output_dir"] = output
         config = build_config(algo, values)
@@ -218,7 +193,7 @@ def train(
             project.close()
 
 
-def _default_run_folder(project: Any, algo: str, *, resume: bool) -> tuple[Path, bool]:
+def _default_run_folder(project: Project | None, algo: str, *, resume: bool) -> tuple[Path, bool]:
     """The next numbered folder of this algorithm (created, so fresh), or with `resume` the newest one."""
     if project is None:
         raise ApprenticeError("give --output (the run folder) when not training inside a project")
@@ -237,7 +212,7 @@ def _prepared_output(folder: Path, *, overwrite: bool) -> bool:
     return from_main_process(lambda: prepare_output_folder(folder, marker=CONFIG_FILE, overwrite=overwrite))
 
 
-def _check_name_is_free(project: Any, name: str, output_dir: Path) -> None:
+def _check_name_is_free(project: Project, name: str, output_dir: Path) -> None:
     """Refuse a name another policy has (a resumed run keeps its own)."""
     taken = project.store.policy_named(name)
     if taken is not None and taken.model_path != str((output_dir / POLICY_FOLDER).resolve()):
@@ -262,7 +237,7 @@ def how_to_resume(output_dir: Path, checkpoint_every: int, *, output_given: bool
     )
 
 
-def _open_project_if_any(project_dir: Path) -> Any:
+def _open_project_if_any(project_dir: Path) -> Project | None:
     from apprentice.project import open_project
     from apprentice.settings import PROJECT_FILE
 

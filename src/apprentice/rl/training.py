@@ -16,6 +16,7 @@ from apprentice.run_folders import discard_checkpoints
 from apprentice.store.records import Message
 
 if TYPE_CHECKING:
+    from apprentice.project import Project
     from apprentice.rl.dpo import PreferenceLike
     from apprentice.rl.sft import DemonstrationLike
     from apprentice.store import OpenRun, Run
@@ -37,7 +38,7 @@ class TrainingData:
     demonstrations: Sequence[DemonstrationLike] = ()
 
 
-def training_prompts(project: Any, prompts_file: Path | None) -> list[list[Message]]:
+def training_prompts(project: Project | None, prompts_file: Path | None) -> list[list[Message]]:
     if prompts_file is not None:
         from apprentice.importing import read_import_file
 
@@ -51,7 +52,7 @@ def training_prompts(project: Any, prompts_file: Path | None) -> list[list[Messa
     return prompts
 
 
-def preference_data(project: Any, pairs_file: Path | None) -> list[Any]:
+def preference_data(project: Project | None, pairs_file: Path | None) -> list[Any]:
     if pairs_file is not None:
         from apprentice.importing import read_import_file
         from apprentice.rl.dpo import TextPair
@@ -66,7 +67,7 @@ def preference_data(project: Any, pairs_file: Path | None) -> list[Any]:
     return preference_pairs(project.store.judged_comparisons())
 
 
-def _recorded_reward_folder(project: Any, run: Run) -> Path:
+def _recorded_reward_folder(project: Project, run: Run) -> Path:
     """Where a reward run wrote; runs from before every run recorded its folder wrote to a fixed place."""
     if run.output_path:
         return Path(run.output_path)
@@ -75,7 +76,7 @@ def _recorded_reward_folder(project: Any, run: Run) -> Path:
     return project.root / "runs" / f"reward-{run.id}"
 
 
-def latest_reward_folder(project: Any) -> str:
+def latest_reward_folder(project: Project | None) -> str:
     """The folder of the project's newest finished reward run that is still on disk (what `latest` names)."""
     if project is None:
         raise ApprenticeError("--reward latest needs a project; give a reward-model folder instead")
@@ -87,7 +88,7 @@ def latest_reward_folder(project: Any) -> str:
     raise ApprenticeError("the project has no finished reward model yet; run `apprentice reward train` first")
 
 
-def reward_source(project: Any, specs: list[str], batch_size: int) -> RewardSource:
+def reward_source(project: Project | None, specs: list[str], batch_size: int) -> RewardSource:
     resolved = []
     for spec in specs:
         weight, star, rest = spec.rpartition("*")
@@ -102,7 +103,7 @@ def train_policy(
     config: AnyConfig | SFTConfig,
     policy_name: str,
     *,
-    project: Any = None,
+    project: Project | None = None,
     reward_specs: list[str] | None = None,
     prompts_file: Path | None = None,
     pairs_file: Path | None = None,
@@ -151,12 +152,17 @@ def train_policy(
 
 
 def _store_policy(
-    project: Any, run: OpenRun | None, algorithm: str, policy_name: str, new_name: str | None, result: TrainResult
+    project: Project | None,
+    run: OpenRun | None,
+    algorithm: str,
+    policy_name: str,
+    new_name: str | None,
+    result: TrainResult,
 ) -> tuple[str | None, int | None]:
     """The trained policy as a row in the store (named, with its parent), and the run's metrics."""
     from apprentice.models import resolve_model
 
-    if run is None:
+    if run is None or project is None:
         return None, None
     # From a policy the store holds (the loop's next round starts from the last one) that one is the
     # parent; only a model the store has not seen becomes a new base policy.
@@ -173,7 +179,7 @@ def _run(
     algorithm: str,
     config: AnyConfig | SFTConfig,
     policy_name: str,
-    project: Any,
+    project: Project | None,
     reward_specs: list[str],
     prompts_file: Path | None,
     pairs_file: Path | None,

@@ -10,11 +10,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, literal, select
 
 from apprentice.store.base import StoreBase
 from apprentice.store.judges import AI_KIND
-from apprentice.store.tables import Annotator, Comparison, ComparisonMember, Judgment, Prompt, Response
+from apprentice.store.tables import (
+    Annotator,
+    Comparison,
+    ComparisonMember,
+    Judgment,
+    JudgmentWeight,
+    Prompt,
+    Response,
+    Run,
+)
 
 
 @dataclass(frozen=True)
@@ -170,10 +179,13 @@ class QualityQueries(StoreBase):
                 members.setdefault(comparison_id, []).append(response_id)
             return members
 
-    def set_judgment_weights(self, weights: Mapping[int, float]) -> int:
+    def set_judgment_weights(self, weights: Mapping[int, float], *, run_id: int | None = None) -> int:
         """Store a training weight per judgment (from the quality correction) in one transaction.
 
-        Returns the number of judgments updated; an id that is not a judgment is an error and nothing is written.
+        The weights become the current ones (`judgments.weight`); with `run_id` (a run of kind `quality`)
+        every judgment's current weight is also kept under that run, which later runs leave as it is.
+        Returns the number of judgments updated; an id that is not a judgment is an error and nothing is
+        written.
         """
         from apprentice.errors import ApprenticeError
 
@@ -185,4 +197,29 @@ class QualityQueries(StoreBase):
                 raise ApprenticeError(f"no judgment with id {missing[0]} (weights not written)")
             for judgment in session.scalars(select(Judgment).where(Judgment.id.in_(ids))):
                 judgment.weight = float(weights[judgment.id])
+            if run_id is not None:
+                session.flush()
+                # Every judgment's weight as it now stands, not only those changed: a reward run that names
+                # this run then finds all the weights it trained with, whichever run set each one.
+                session.execute(delete(JudgmentWeight).where(JudgmentWeight.run_id == run_id))
+                session.execute(
+                    insert(JudgmentWeight).from_select(
+                        ["run_id", "judgment_id", "weight"],
+                        select(literal(run_id), Judgment.id, Judgment.weight),
+                    )
+                )
             return len(ids)
+
+    def weights_of_run(self, run_id: int) -> dict[int, float]:
+        """The weight per judgment id that the quality run `run_id` set (empty for a run that set none)."""
+        with self._transaction() as session:
+            rows = session.execute(
+                select(JudgmentWeight.judgment_id, JudgmentWeight.weight).where(JudgmentWeight.run_id == run_id)
+            ).all()
+            return {judgment_id: weight for judgment_id, weight in rows}
+
+    def current_weights_run(self) -> int | None:
+        """The id of the newest finished quality run: the one whose weights `judgments.weight` holds, None
+        while no quality run has set any (every judgment then weighs 1)."""
+        with self._transaction() as session:
+            return session.scalar(select(func.max(Run.id)).where(Run.kind == "quality", Run.status == "done"))

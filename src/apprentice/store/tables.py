@@ -270,13 +270,24 @@ class Run(Base):
     __tablename__ = "runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # generate | reward | policy | eval
+    kind: Mapped[str] = mapped_column(String(16))  # generate | reward | policy | eval | quality
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | done | failed
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     output_path: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JudgmentWeight(Base):
+    """The training weight a quality run gave one judgment. `judgments.weight` holds the newest run's; these
+    rows keep every run's, so a finished reward run's weights stay readable after the next quality run."""
+
+    __tablename__ = "judgment_weights"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    judgment_id: Mapped[int] = mapped_column(ForeignKey("judgments.id", ondelete="CASCADE"), primary_key=True)
+    weight: Mapped[float] = mapped_column(Float)
 
 
 class LoopRound(Base):
