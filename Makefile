@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-# The headline benchmarks, short versions, one table of ratios (about 6 minutes on a 2-core CPU).
+# The headline benchmarks, short versions, one table of ratios (estimated 3-4 minutes on a 2-core CPU).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 

@@ -2,7 +2,7 @@
 
 Each benchmark runs in its own process (peak memory is per process) and prints its figures as JSON on its
 last line; this script reads them and prints one table. Short versions: the ratios are what to read, and
-they are noisier than the full runs' in benchmarks/README.md. About 6 minutes on a quiet 2-core CPU.
+XX
 
     .venv/bin/python benchmarks/bench.py
 """
