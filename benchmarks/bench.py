@@ -2,7 +2,8 @@
 
 Each benchmark runs in its own process (peak memory is per process) and prints its figures as JSON on its
 last line; this script reads them and prints one table. Short versions: the ratios are what to read, and
-XX
+they are noisier than the full runs' in benchmarks/README.md. Estimated at 3-4 minutes on a quiet 2-core
+CPU from the full runs' step times (not yet timed end to end: the machine it was written on was loaded).
 
     .venv/bin/python benchmarks/bench.py
 """
