@@ -36,8 +36,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
+# The headline benchmarks, short versions, one table of ratios (estimated 3-4 minutes on a 2-core CPU).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/generation.py
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) demo test-output

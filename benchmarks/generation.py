@@ -1,11 +1,17 @@
-"""Tokens per second of Apprentice's candidate generation against a plain `model.generate` loop.
+"""Tokens per second of Apprentice's candidate generation against Hugging Face `generate`, batched the same way.
 
-Both sides use the same model, prompts, chat template and sampling settings (K candidates per prompt
-via num_return_sequences, temperature, top-p, max new tokens) and count new tokens the same way (up
-to and including EOS). They run alternately in this one process, several rounds, so that the
-machine's noise falls on both; the ratio is what to read.
+Both sides get the same model, prompts, chat template, batches (prompts sorted by length, left-padded,
+`--batch-size` prompts x K candidates per forward), sampling settings (temperature, top-p, max new tokens,
+no top-k), seeds and stop tokens, and count new tokens the same way (up to and including the stop token).
+The baseline is `model.generate(..., num_return_sequences=K)` on each batch; ours is
+`generation.generate_candidates`, which runs `decoding.decode` (finished rows leave the batch). They run
+alternately in this one process, several rounds, so that the machine's noise falls on both; the ratio is
+what to read. `--dtype bfloat16` runs both sides on bfloat16 weights.
 
     .venv/bin/python benchmarks/generation.py --prompts 24 --rounds 2
+    .venv/bin/python benchmarks/generation.py --prompts 24 --rounds 2 --dtype bfloat16
+
+Figures are in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 import torch
 
@@ -20,35 +27,60 @@ from apprentice.demo import bundled_prompts_path
 from apprentice.generation import PromptToAnswer, _completion_length, generate_candidates
 from apprentice.importing import read_import_file
 from apprentice.models import load_policy
-from apprentice.rl.rollout import stop_token_ids
+from apprentice.rl.rollout import encode_prompts, left_pad, pad_token_id, stop_token_ids
 from apprentice.settings import GenerationSection
 
 
-def plain_loop(
-    model: object, tokenizer: object, prompts: list[PromptToAnswer], settings: GenerationSection
+def hf_generate_batched(
+    model: Any, tokenizer: Any, prompts: list[PromptToAnswer], settings: GenerationSection
 ) -> tuple[int, float]:
-    """What a user writes without Apprentice: one prompt at a time, K samples each."""
+    """The same batches as generate_candidates, each one `model.generate` call: what a careful user writes."""
+    encoded = encode_prompts(tokenizer, [prompt.messages for prompt in prompts], max_prompt_tokens=1 << 30)
+    order = sorted(range(len(prompts)), key=lambda index: (-len(encoded[index]), prompts[index].prompt_id))
+    pad_id = pad_token_id(tokenizer)
     stop_ids = set(stop_token_ids(model, tokenizer))
     new_tokens = 0
     started = time.perf_counter()
     with torch.inference_mode():
-        for prompt in prompts:
-            inputs = tokenizer.apply_chat_template(  # type: ignore[attr-defined]
-                prompt.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-            )
-            torch.manual_seed(settings.seed + prompt.prompt_id)
-            output = model.generate(  # type: ignore[attr-defined]
-                **inputs,
+        for start in range(0, len(order), settings.batch_size):
+            indices = order[start : start + settings.batch_size]
+            input_ids, attention_mask = left_pad([encoded[index] for index in indices], pad_id)
+            torch.manual_seed(settings.seed * 1_000_003 + prompts[indices[0]].prompt_id)
+            output = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
                 do_sample=True,
                 temperature=settings.temperature,
                 top_p=settings.top_p,
+                top_k=None,
                 max_new_tokens=settings.max_new_tokens,
                 num_return_sequences=settings.candidates,
-                pad_token_id=tokenizer.pad_token_id,  # type: ignore[attr-defined]
+                pad_token_id=pad_id,
+                eos_token_id=sorted(stop_ids),
             )
-            for row in output[:, inputs["input_ids"].shape[1] :].tolist():
+            for row in output[:, input_ids.shape[1] :].tolist():
                 new_tokens += _completion_length(row, stop_ids)[0]
     return new_tokens, time.perf_counter() - started
+
+
+def compare(
+    model: Any, tokenizer: Any, prompts: list[PromptToAnswer], settings: GenerationSection, rounds: int
+) -> dict[str, float]:
+    """Mean tokens/s of each side over `rounds` alternating rounds, and the ratio ours / generate."""
+    ours: list[float] = []
+    baseline: list[float] = []
+    for round_index in range(rounds):
+        result = generate_candidates(model, tokenizer, prompts, settings, show_progress=False)
+        ours.append(result.tokens_per_second)
+        tokens, seconds = hf_generate_batched(model, tokenizer, prompts, settings)
+        baseline.append(tokens / seconds)
+        print(f"round {round_index + 1}: apprentice {ours[-1]:.1f} tok/s, generate {baseline[-1]:.1f} tok/s")
+    mean_ours, mean_baseline = sum(ours) / len(ours), sum(baseline) / len(baseline)
+    return {
+        "apprentice_tokens_per_second": round(mean_ours, 2),
+        "generate_tokens_per_second": round(mean_baseline, 2),
+        "speedup": round(mean_ours / mean_baseline, 2),
+    }
 
 
 def main() -> None:
@@ -57,36 +89,29 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=24)
     parser.add_argument("--candidates", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="prompts per batch (x candidates rows)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     args = parser.parse_args()
 
     model, tokenizer = load_policy(args.model)
+    model.to(getattr(torch, args.dtype))
     records = read_import_file(bundled_prompts_path()).prompts[: args.prompts]
     prompts = [PromptToAnswer(index + 1, record.messages) for index, record in enumerate(records)]
     settings = GenerationSection(
         candidates=args.candidates, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=0
     )
-    ours: list[float] = []
-    plain: list[float] = []
-    for round_index in range(args.rounds):
-        result = generate_candidates(model, tokenizer, prompts, settings, show_progress=False)
-        ours.append(result.tokens_per_second)
-        tokens, seconds = plain_loop(model, tokenizer, prompts, settings)
-        plain.append(tokens / seconds)
-        print(f"round {round_index + 1}: apprentice {ours[-1]:.1f} tok/s, plain loop {plain[-1]:.1f} tok/s")
-    summary = {
+    summary: dict[str, Any] = {
         "model": args.model,
+        "dtype": args.dtype,
         "prompts": len(prompts),
         "candidates": args.candidates,
         "max_new_tokens": args.max_new_tokens,
         "batch_size": args.batch_size,
         "torch_threads": torch.get_num_threads(),
-        "apprentice_tokens_per_second": round(sum(ours) / len(ours), 2),
-        "plain_loop_tokens_per_second": round(sum(plain) / len(plain), 2),
     }
-    summary["speedup"] = round(summary["apprentice_tokens_per_second"] / summary["plain_loop_tokens_per_second"], 2)
-    print(json.dumps(summary, indent=2))
+    summary |= compare(model, tokenizer, prompts, settings, args.rounds)
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,25 @@ measured on a loaded machine; what changed since is partly established (2026-12-
 cause is not found yet. At 4b70dbd the ratio to TRL was 0.72 on 2026-12-02, also above 0.6: most of the gap
 to the 0.48 issue 5 closed on is the machines, not the code.
 
+Where the update's time goes (torch.profiler over one update of this benchmark's batch, 8 completions of
+32 tokens after 42-token prompts, micro_batch_size 8, on the shared 2-core CPU under a load average of 4 to
+14, so read shares, not seconds): with the unfused AdamW, of 45.6 s of CPU time, matrix products (aten::mm,
+forward and backward) 35%, `Optimizer.step` (AdamW as a Python loop of about ten elementwise ops over each
+of the 272 parameter tensors: mul_, lerp_, sqrt, addcdiv_, addcmul_, add_...) 23%, the rest elementwise
+ops of the forward and backward (RMSNorm, SiLU, rotary), gradient clipping and the log-softmax. Phase
+timings of the same update at load 11-14 (seconds of one update, two runs): forward 31.6 and 38.1, backward
+70.0 and 52.8, clipping 5.9 and 6.6, AdamW 28.3 and 28.3. The optimizer is now one fused kernel per tensor
+(`torch.optim.AdamW(fused=True)`, session.fused_adam_supported): one AdamW step over the default model's
+135M parameters took 101-111 s as the loop and 18.6-26.5 s fused, alternating in one process at a load
+average of 26 (4.7x; at the 23% share above, about a fifth off the update). The step's ratio to TRL has not
+been re-measured on a quiet machine since; from the shares it should land near 0.9, not the 0.5 sought.
+tests/test_rl_update.py checks the loss,
+the clipped gradients and the parameters after the step against the unfused maths. The micro-batched update
+does the same arithmetic as the whole-batch one it replaced (no old-policy pass with one epoch, one forward
+and backward of the 8 completions, padded to the longest completion of the batch); the cause of the earlier
+10% between 83dcf50 and 9315656 is still not identified (two runs a side on a noisy machine; not profiled side
+by side).
+
 Memory of Apprentice's update against its micro-batch size (`micro_batch_size`, completions per
 forward/backward; the update is the same), one process per setting since peak RSS is per process:
 

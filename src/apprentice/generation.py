@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from apprentice.decoding import Sampling, decode
 from apprentice.rl.rollout import encode_prompts, left_pad, pad_token_id, stop_token_ids
 from apprentice.settings import GenerationSection
 from apprentice.store.records import GeneratedResponse, Message
@@ -76,6 +77,7 @@ def generate_candidates(
     pad_id = pad_token_id(tokenizer)
     stop_ids = set(stop_token_ids(model, tokenizer))
     sample = settings.temperature > 0
+    sampling = Sampling(settings.max_new_tokens, temperature=settings.temperature, top_p=settings.top_p)
     per_prompt: dict[int, list[GeneratedResponse]] = {}
     new_tokens = 0
     started = time.perf_counter()
@@ -95,19 +97,16 @@ def generate_candidates(
             input_ids = input_ids.to(model.device)
             attention_mask = attention_mask.to(model.device)
             torch.manual_seed(settings.seed * 1_000_003 + prompts[indices[0]].prompt_id)
-            options: dict[str, Any] = {"do_sample": sample, "max_new_tokens": settings.max_new_tokens}
-            if sample:
-                options |= {"temperature": settings.temperature, "top_p": settings.top_p}
-                options["num_return_sequences"] = settings.candidates
-            output = model.generate(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                pad_token_id=pad_id,
-                eos_token_id=sorted(stop_ids),
-                **options,
-            )
-            completions = output[:, input_ids.shape[1] :].tolist()
             copies = settings.candidates if sample else 1
+            output = decode(
+                model,
+                input_ids.repeat_interleave(copies, dim=0),
+                attention_mask.repeat_interleave(copies, dim=0),
+                sampling,
+                stop_ids=sorted(stop_ids),
+                pad_id=pad_id,
+            )
+            completions = output.tolist()
             for row, tokens in enumerate(completions):
                 prompt = prompts[indices[row // copies]]
                 length, finished = _completion_length(tokens, stop_ids)

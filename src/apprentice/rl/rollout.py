@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import GenerationConfig
 
+from apprentice.decoding import Sampling, decode
 from apprentice.rl.core import entropy_from_logits, token_logprobs
 from apprentice.store.records import Message
 
@@ -126,7 +126,7 @@ def sample_rollout(
     top_k: int = 0,
     max_prompt_tokens: int = 256,
 ) -> Rollout:
-    """Sample G completions per prompt from the (unwrapped) policy in one batched `generate` call."""
+    """Sample G completions per prompt from the (unwrapped) policy in one batch (decoding.decode)."""
     device = next(model.parameters()).device
     pad_id = pad_token_id(tokenizer)
     stop_ids = stop_token_ids(model, tokenizer)
@@ -136,20 +136,11 @@ def sample_rollout(
     prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
     # Explicit settings, not the model's generation_config: its top_p / top_k / repetition penalty
     # would change the distribution we sample from away from the one whose log-probs we train on.
-    generation = GenerationConfig(
-        do_sample=True,
-        temperature=temperature,
-        top_k=top_k if top_k > 0 else None,
-        top_p=1.0,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=pad_id,
-        eos_token_id=stop_ids,
-    )
+    sampling = Sampling(max_new_tokens, temperature=temperature, top_k=top_k, top_p=1.0)
     was_training = model.training
     model.eval()
-    output = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=generation)
+    completion_ids = decode(model, prompt_ids, prompt_mask, sampling, stop_ids=stop_ids, pad_id=pad_id)
     model.train(was_training)
-    completion_ids = output[:, prompt_ids.shape[1] :]
     completion_mask, finished = completion_mask_after_eos(completion_ids, stop_ids)
     # generate pads finished rows with pad_id already; make sure nothing after EOS survives.
     completion_ids = torch.where(completion_mask.bool(), completion_ids, torch.full_like(completion_ids, pad_id))

@@ -96,6 +96,16 @@ def parameter_groups(model: torch.nn.Module, config: RunConfig) -> list[dict[str
     return [{"params": rest}, {"params": head, "lr": config.learning_rate * scale}]
 
 
+def fused_adam_supported(parameters: Sequence[torch.nn.Parameter], device: torch.device) -> bool:
+    """Whether AdamW may run as one fused kernel over all parameters (CPU and CUDA, floating point).
+
+    The default on the CPU is a Python loop of about ten elementwise ops per parameter tensor, each a pass
+    over memory: for a 135M model that loop took longer than the forward and backward passes of a
+    GRPO update. The fused kernel does the same arithmetic in one pass per tensor.
+    """
+    return device.type in ("cpu", "cuda") and all(parameter.is_floating_point() for parameter in parameters)
+
+
 def use_cpu() -> bool:
     """Train on the CPU when there is no GPU: then two processes under `accelerate launch --multi_gpu` use gloo."""
     return not torch.cuda.is_available()
@@ -143,6 +153,7 @@ class TrainingRun:
             lr=config.learning_rate,
             weight_decay=config.weight_decay,
             eps=config.adam_eps,
+            fused=fused_adam_supported(trainable, self.accelerator.device),
         )
         self.scheduler = get_scheduler(
             config.lr_schedule,
