@@ -27,8 +27,8 @@ from apprentice.demo import bundled_prompts_path
 from apprentice.generation import PromptToAnswer, _completion_length, generate_candidates
 from apprentice.importing import read_import_file
 from apprentice.models import load_policy
-from apprentice.rl.rollout import encode_prompts, left_pad, pad_token_id, stop_token_ids
 from apprentice.settings import GenerationSection
+from apprentice.tokens import encode_prompts, left_pad, pad_token_id, stop_token_ids
 
 
 def hf_generate_batched(

@@ -33,7 +33,7 @@ from apprentice.demo import bundled_prompts_path
 from apprentice.generation import _completion_length
 from apprentice.importing import read_import_file
 from apprentice.models import resolve_model
-from apprentice.rl.rollout import encode_prompts, left_pad, pad_token_id, stop_token_ids
+from apprentice.tokens import encode_prompts, left_pad, pad_token_id, stop_token_ids
 
 BATCHES = (1, 8, 64)
 NEW_TOKENS = 64

@@ -36,12 +36,13 @@ from scipy.special import expit
 
 from apprentice.importing import read_import_file
 from apprentice.quality.correction import correct
-from apprentice.quality.flags import check_annotators, precision_recall
+from apprentice.quality.flags import check_annotators
 from apprentice.quality.pairs import pair_winner
 from apprentice.quality.synthetic import SyntheticPanel, make_panel_annotators, simulate_panel
 from apprentice.reward.data import RewardPair
 from apprentice.reward.ensemble import extract_features, fit_head
 from apprentice.reward.model import RewardModel
+from flag_scores import precision_recall
 from shared_data import HH_RLHF_HARMLESS
 
 DATA = HH_RLHF_HARMLESS

@@ -53,8 +53,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from apprentice.quality.flags import check_annotators, precision_recall
+from apprentice.quality.flags import check_annotators
 from apprentice.quality.synthetic import make_panel_annotators, simulate_panel
+from flag_scores import precision_recall
 
 
 @dataclass

@@ -13,7 +13,7 @@ Goal on a 2-core machine: >= 500 judgments/s with p99 < 100 ms on SQLite at 50 a
 never pause, so the mean latency is 50 / throughput (Little's law): p99 < 100 ms needs well over 500/s.
 Hashes of API tokens use argon2's cheapest profile here: sign-in cost is not what this measures (tokens are
 verified once per server process and then remembered). The simulated annotators speak plain HTTP/1.1 on
-keep-alive connections (apprentice.studio.testing), cheap enough to leave the server most of the machine.
+keep-alive connections (benchmarks/studio_harness.py), cheap enough to leave the server most of the machine.
 On a shared machine read the CPU per judgment beside the load average: wall-clock figures follow the load.
 
 Quiet machine, SQLite at 50 annotators (nothing else running; 2026-11-27, after the changes below):
@@ -74,7 +74,8 @@ from sqlalchemy.engine import make_url
 os.environ.setdefault("APPRENTICE_TEST_CHEAP_HASHES", "1")
 
 from apprentice.project import init_project, open_project
-from apprentice.studio.testing import LoadResult, StudioServer, make_tokens, run_load, seed_pairs
+from apprentice.studio.process import StudioServer
+from studio_harness import LoadResult, make_tokens, run_load, seed_pairs
 
 POSTGRES = os.environ.get("APPRENTICE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from apprentice.store import Store
 from apprentice.store.records import ComparisonPlan, GeneratedResponse, PromptRecord
-from apprentice.studio.testing import StudioServer, free_port
+from apprentice.studio.process import StudioServer, free_port
 
 __all__ = ["StudioServer", "api_token", "free_port", "seed_comparisons", "sign_in", "studio_client"]
 

@@ -55,7 +55,7 @@ def test_ctrl_c_in_policy_training_says_how_to_resume(tmp_path: Path, monkeypatc
     assert result.exit_code == 130
     assert "nothing to resume; run the same command again" in one_line(result.output)
     (tmp_path / "run" / "checkpoints" / "step-4").mkdir(parents=True)
-    result = runner.invoke(app, arguments)
+    result = runner.invoke(app, [*arguments, "--resume"])  # a folder holding a run is carried on, never reused
     assert result.exit_code == 130
     assert f"the checkpoint at step 4 in {tmp_path / 'run'}, run the same command with --resume." in one_line(
         result.output
@@ -108,7 +108,7 @@ def test_help_shows_flags_as_pairs_and_is_not_cut_off() -> None:
     assert result.exit_code == 0
     assert "<bool>" not in result.output and "…" not in result.output
     assert "--resume / --no-resume" in result.output
-    assert "Run folder (default: PROJECT/runs/policy-ALGO)." in result.output
+    assert "Run folder (default: the next PROJECT/runs/policy-ALGO-N)." in result.output
 
 
 def test_policy_options_prints_plain_values() -> None:

@@ -8,7 +8,7 @@ import torch
 
 from apprentice.decoding import Sampling, decode
 from apprentice.models import load_policy
-from apprentice.rl.rollout import encode_prompts, left_pad, pad_token_id
+from apprentice.tokens import encode_prompts, left_pad, pad_token_id
 
 PROMPTS = [
     [{"role": "user", "content": "write a poem about the sun"}],

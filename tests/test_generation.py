@@ -11,8 +11,8 @@ from apprentice.cli import app
 from apprentice.generation import PromptToAnswer, _completion_length, generate_candidates
 from apprentice.models import load_policy
 from apprentice.project import open_project
-from apprentice.rl.rollout import left_pad
 from apprentice.settings import GenerationSection
+from apprentice.tokens import left_pad
 
 PROMPTS = [
     PromptToAnswer(1, [{"role": "user", "content": "write a poem about the sun"}]),

@@ -13,12 +13,13 @@ from typer.testing import CliRunner
 
 from apprentice.quality.bias import coverage, length_bias, rating_harshness, share_test, wilson_interval
 from apprentice.quality.correction import CorrectionSettings, correct, length_importance, position_importance
-from apprentice.quality.flags import FlagSettings, check_annotators, gated_test, precision_recall, self_consistency
+from apprentice.quality.flags import FlagSettings, check_annotators, gated_test, self_consistency
 from apprentice.quality.pairs import pair_table
 from apprentice.quality.reliability import logistic_fit, simes_p_value
 from apprentice.quality.report import analyse, write_report
 from apprentice.quality.synthetic import make_panel_annotators, simulate_panel
 from apprentice.store.quality_queries import QualityJudgment
+from flag_scores import precision_recall
 
 
 def test_synthetic_panel_is_calibrated() -> None:

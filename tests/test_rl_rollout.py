@@ -15,9 +15,9 @@ from apprentice.rl.rollout import (
     Rollout,
     completion_mask_after_eos,
     forward_completions,
-    left_pad,
     sample_rollout,
 )
+from apprentice.tokens import left_pad
 from rl_toy import PROMPTS
 
 

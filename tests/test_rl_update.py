@@ -15,8 +15,9 @@ import torch
 from apprentice.rl.config import GRPOConfig
 from apprentice.rl.core import aggregate_token_loss, clipped_policy_loss, group_advantages, kl_estimate
 from apprentice.rl.online import ScoredRollout, clipped_surrogate_update
-from apprentice.rl.rollout import position_ids, reference_logprobs, sample_rollout
+from apprentice.rl.rollout import reference_logprobs, sample_rollout
 from apprentice.rl.session import TrainingRun
+from apprentice.tokens import position_ids
 
 PROMPTS = [
     [{"role": "user", "content": "write a poem about the sun"}],

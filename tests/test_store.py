@@ -152,7 +152,7 @@ def test_background_checkpoints_move_the_wal_into_the_database_off_the_committin
     import time
     from pathlib import Path
 
-    from apprentice.studio.testing import seed_pairs
+    from studio_harness import seed_pairs
 
     database = Path(tmp_path) / "store.db"
     store = Store.open(f"sqlite:///{database}")

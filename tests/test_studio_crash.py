@@ -10,8 +10,8 @@ from pathlib import Path
 
 from apprentice.project import init_project, open_project
 from apprentice.studio.security import parse_api_token
-from apprentice.studio.testing import LoadResult, make_tokens, run_load, seed_pairs
 from studio_fixtures import StudioServer
+from studio_harness import LoadResult, make_tokens, run_load, seed_pairs
 
 
 def test_sigkill_under_load_keeps_every_acknowledged_judgment_once(tmp_path: Path, store_url: str) -> None:

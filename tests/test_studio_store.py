@@ -263,7 +263,7 @@ def test_leasing_reads_the_queue_in_order_instead_of_sorting_every_open_comparis
     """PostgreSQL plans the lease on statistics: bulk writes refresh them (without, it sorts the whole queue)."""
     from apprentice.store.assignments import _CANDIDATES
     from apprentice.store.tables import utc_now
-    from apprentice.studio.testing import seed_pairs
+    from studio_harness import seed_pairs
 
     seed_pairs(store, 300)
     statement = _CANDIDATES[("task", "skip")].compile(dialect=store.engine.dialect)

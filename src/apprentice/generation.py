@@ -18,9 +18,9 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from apprentice.decoding import Sampling, decode
-from apprentice.rl.rollout import encode_prompts, left_pad, pad_token_id, stop_token_ids
 from apprentice.settings import GenerationSection
 from apprentice.store.records import GeneratedResponse, Message
+from apprentice.tokens import encode_prompts, left_pad, pad_token_id, stop_token_ids
 
 if TYPE_CHECKING:
     from apprentice.project import Project

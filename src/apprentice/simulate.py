@@ -449,7 +449,7 @@ def simulate_project(
     if base_url is not None:
         stats = run_panel(profiles, tokens, scorer, base_url, seed=seed, max_judgments_each=each)
     else:
-        from apprentice.studio.testing import StudioServer
+        from apprentice.studio.process import StudioServer
 
         with StudioServer(project.root, cheap_hashes=False) as server:
             stats = run_panel(profiles, tokens, scorer, server.base_url, seed=seed, max_judgments_each=each)

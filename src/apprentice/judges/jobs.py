@@ -79,7 +79,7 @@ def run_judges(
 
     if base_url is not None:
         return work(base_url)
-    from apprentice.studio.testing import StudioServer
+    from apprentice.studio.process import StudioServer
 
     with StudioServer(project.root) as server:
         return work(server.base_url)

@@ -45,7 +45,7 @@ class LocalJudge:
     @torch.no_grad()
     def letter_logits(self, chats: Sequence[list[Message]]) -> torch.Tensor:
         """(len(chats), 2): the logits of "A" and "B" right after each chat's assistant opening."""
-        from apprentice.rl.rollout import encode_prompts, left_pad, pad_token_id, position_ids
+        from apprentice.tokens import encode_prompts, left_pad, pad_token_id, position_ids
 
         rows = []
         for start in range(0, len(chats), self.batch_size):

@@ -406,11 +406,3 @@ def check_annotators(judgments: Sequence[QualityJudgment], settings: FlagSetting
         checks.flags = by_annotator_then_kind(rules)
         checks.held_back = by_annotator_then_kind(statistical)
     return checks
-
-
-def precision_recall(flagged: set[str], bad: set[str]) -> tuple[float, float]:
-    """Precision and recall of a flag set against the annotators known to be bad (1.0 when there is nothing to find)."""
-    true_positives = len(flagged & bad)
-    precision = true_positives / len(flagged) if flagged else 1.0
-    recall = true_positives / len(bad) if bad else 1.0
-    return precision, recall

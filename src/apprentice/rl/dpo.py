@@ -18,9 +18,10 @@ import torch
 from apprentice.errors import ApprenticeError
 from apprentice.rl.config import DPOConfig
 from apprentice.rl.core import dpo_loss, token_logprobs
-from apprentice.rl.rollout import adapter_disabled, pad_token_id
+from apprentice.rl.rollout import adapter_disabled
 from apprentice.rl.session import TrainingRun, TrainResult, distributed_state
 from apprentice.store.records import Message
+from apprentice.tokens import pad_token_id
 
 
 class PreferenceLike(Protocol):

@@ -18,6 +18,7 @@ import torch
 from apprentice.decoding import Sampling, decode
 from apprentice.rl.core import entropy_from_logits, token_logprobs
 from apprentice.store.records import Message
+from apprentice.tokens import encode_prompts, left_pad, pad_token_id, position_ids, stop_token_ids
 
 
 @dataclass
@@ -58,40 +59,6 @@ class Rollout:
         )
 
 
-def encode_prompts(tokenizer: Any, prompts: Sequence[list[Message]], max_prompt_tokens: int) -> list[list[int]]:
-    """Chat-template token ids with the assistant's opening; over-long prompts keep their last tokens."""
-    encoded = []
-    for messages in prompts:
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        encoded.append(list(ids)[-max_prompt_tokens:])
-    return encoded
-
-
-def left_pad(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(ids) for ids in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, ids in enumerate(batch):
-        if ids:
-            input_ids[row, width - len(ids) :] = torch.tensor(list(ids), dtype=torch.long)
-            attention_mask[row, width - len(ids) :] = 1
-    return input_ids, attention_mask
-
-
-def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
-    configured = getattr(model.generation_config, "eos_token_id", None)
-    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return sorted(ids)
-
-
-def pad_token_id(tokenizer: Any) -> int:
-    return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-
-
 def completion_mask_after_eos(
     completion_ids: torch.Tensor, stop_ids: Sequence[int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,16 +69,6 @@ def completion_mask_after_eos(
     first_stop = torch.where(finished, is_stop.int().argmax(dim=1), torch.full_like(finished, width, dtype=torch.long))
     positions = torch.arange(width, device=completion_ids.device).unsqueeze(0)
     return (positions <= first_stop.unsqueeze(1)).float(), finished
-
-
-def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions counted over real tokens only, so a left-padded prompt starts at position 0.
-
-    Padding gets position 1, exactly as `generate` assigns it, so that training forwards see the same
-    inputs as sampling did.
-    """
-    positions = attention_mask.long().cumsum(dim=-1) - 1
-    return positions.masked_fill(attention_mask == 0, 1)
 
 
 @torch.no_grad()

@@ -16,9 +16,9 @@ import torch
 from apprentice.errors import ApprenticeError
 from apprentice.rl.config import SFTConfig
 from apprentice.rl.dpo import TextPair, TokenizedPair, collate, sequence_logps, tokenize_pair
-from apprentice.rl.rollout import pad_token_id
 from apprentice.rl.session import TrainingRun, TrainResult, distributed_state
 from apprentice.store.records import Message
+from apprentice.tokens import pad_token_id
 
 
 class DemonstrationLike(Protocol):
