@@ -237,7 +237,7 @@ def test_abstentions_are_skips_never_labels(store: Store) -> None:
 
     token = issue_api_token(store, account)
     with studio_client(store) as client:
-        stats = StudioJudge("always-a", FixedJudge(lambda chat: 0.9), client, token).run()
+        stats = StudioJudge("always-a", FixedJudge(lambda chat: 0.9), client, token).judge()
     assert (stats.asked, stats.labelled, stats.abstained, stats.not_pairs) == (6, 0, 6, 2)
     assert store.judged_comparisons() == []  # not one label from eight tasks
 
@@ -251,7 +251,7 @@ def test_a_consistent_judge_labels_through_the_api_with_its_probabilities(store:
     # Prefers the answer mentioning "Answer A" (canonical first) whichever side it is shown on.
     judge = FixedJudge(lambda chat: 0.9 if _first_answer(chat).startswith("Answer A") else 0.1)
     with studio_client(store) as client:
-        stats = StudioJudge("prefers-a", judge, client, token).run()
+        stats = StudioJudge("prefers-a", judge, client, token).judge()
     assert stats.labelled == 4 and stats.abstained == 0
     judged = store.judged_comparisons()
     assert len(judged) == 4 and all(j.annotator_kind == "ai" and j.answer["winner"] == 0 for j in judged)
@@ -359,7 +359,7 @@ def test_the_cli_keeps_the_api_key_out_of_the_project(
 
         token = issue_api_token(project.store, project.store.annotator_account(annotator_id=record.annotator_id))  # type: ignore[arg-type]
         with studio_client(project.store) as client:
-            stats = StudioJudge("remote", backend_for(record), client, token).run()
+            stats = StudioJudge("remote", backend_for(record), client, token).judge()
         project.close()
         assert stats.asked == 3 and server.authorizations[0] == f"Bearer {secret}"  # the key was used
     reported = runner.invoke(app, ["judges", "report", "-p", str(folder)])

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from apprentice.store import Store
 
 from apprentice.rates import describe_rate
+from apprentice.studio.client import Answer, ApiAnnotator
 from apprentice.verdicts import outcome, raw_agreement_share
 
 HUMAN_AGREEMENT = 0.73  # InstructGPT: labelers agreed 72.6 +/- 1.5% of the time
@@ -182,12 +182,11 @@ class SimulationStats:
     retries: int = 0
 
 
-class SimulatedAnnotator:
+class SimulatedAnnotator(ApiAnnotator):
     """One simulated annotator working through the studio's JSON API, as a script of a real person would.
 
-    It asks for its next task, scores the shown responses with the gold oracle (through `scorer`, which
-    caches), answers by its profile, and repeats until nothing is left. Every answer carries an
-    idempotency key, so a request retried after a dropped connection is stored once.
+    It scores the shown responses with the gold oracle (through `scorer`, which caches) and answers by its
+    profile, task after task, until nothing is left (`apprentice.studio.client`).
     """
 
     def __init__(
@@ -202,11 +201,10 @@ class SimulatedAnnotator:
     ) -> None:
         import httpx
 
+        super().__init__(profile.name, httpx.Client(base_url=base_url, timeout=timeout), token)
         self.profile = profile
         self.scorer = scorer
         self.rng = random.Random(f"{seed}:{profile.name}")
-        self.client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
-        self.stats = SimulationStats(profile.name)
 
     def answer(self, task: dict[str, Any]) -> dict[str, Any]:
         prompt = task["prompt"][-1]["content"]
@@ -220,37 +218,17 @@ class SimulatedAnnotator:
             return {"ranks": choose_ranking(scores, self.profile, self.rng, lengths)}
         return {"score": choose_rating(scores[0], self.profile, self.rng)}
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        import httpx
+    def respond(self, task: dict[str, Any]) -> Answer:
+        seconds = self.profile.seconds_per_judgment * (0.5 + self.rng.random())
+        return Answer(self.answer(task), duration_ms=int(1000 * seconds))
 
-        for attempt in range(5):
-            try:
-                response = self.client.post(path, json=body)
-            except httpx.TransportError:
-                self.stats.retries += 1
-                time.sleep(0.2 * (attempt + 1))
-                continue
-            response.raise_for_status()
-            result: dict[str, Any] = response.json()
-            return result
-        raise ConnectionError(f"{self.profile.name}: the studio did not answer after 5 tries")
-
-    def run(self, *, max_judgments: int | None = None) -> SimulationStats:
-        response = self.client.get("/api/v1/tasks/next")
-        response.raise_for_status()
-        task = response.json()["task"]
-        while task is not None and (max_judgments is None or self.stats.judged < max_judgments):
-            body = {
-                "answer": self.answer(task),
-                "idempotency_key": f"sim-{self.profile.name}-{task['assignment_id']}",
-                "duration_ms": int(1000 * self.profile.seconds_per_judgment * (0.5 + self.rng.random())),
-                "include_next": True,
-            }
-            result = self._post(f"/api/v1/assignments/{task['assignment_id']}/judgment", body)
-            self.stats.judged += 1
-            task = result.get("next")
-        self.client.close()
-        return self.stats
+    def work(self, *, max_judgments: int | None = None) -> SimulationStats:
+        """Judge until nothing is left (or `max_judgments`), then close the connection."""
+        try:
+            counts = self.run(limit=max_judgments)
+        finally:
+            self.client.close()
+        return SimulationStats(self.profile.name, judged=counts.answered, retries=counts.retries)
 
 
 class OracleScorer:
@@ -316,7 +294,7 @@ def run_panel(
         SimulatedAnnotator(profile, scorer, base_url, tokens[profile.name], seed=seed) for profile in profiles
     ]
     with ThreadPoolExecutor(max_workers=max(1, len(annotators))) as pool:
-        futures = [pool.submit(annotator.run, max_judgments=max_judgments_each) for annotator in annotators]
+        futures = [pool.submit(annotator.work, max_judgments=max_judgments_each) for annotator in annotators]
         return [future.result() for future in futures]
 
 

@@ -67,7 +67,7 @@ def run_judges(
                 project.store.recording_run("judge", config) as run,
                 httpx.Client(base_url=url, timeout=120.0) as client,
             ):
-                stats = StudioJudge(judge.name, backends[judge.name], client, token).run(limit=limit)
+                stats = StudioJudge(judge.name, backends[judge.name], client, token).judge(limit=limit)
                 run.metrics = {
                     "asked": stats.asked,
                     "labelled": stats.labelled,

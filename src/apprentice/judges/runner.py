@@ -15,6 +15,7 @@ import httpx
 
 from apprentice.judges.base import JudgeBackend
 from apprentice.judges.verdict import Verdict, combine_orders, judge_messages
+from apprentice.studio.client import Answer, ApiAnnotator, Skip
 
 ABSTAIN_REASON = "judge abstained: the two orders disagree"
 PAIRS_ONLY_REASON = "judges answer pairs only"
@@ -57,50 +58,27 @@ def verdict_for(backend: JudgeBackend, task: dict[str, Any]) -> Verdict:
     return combine_orders(in_order, swapped)
 
 
-class StudioJudge:
-    """One judge answering through the studio's JSON API with its API token, until nothing is left (or `limit`).
-
-    `client` is an `httpx.Client` whose base URL is the studio (the caller owns and closes it).
-    """
+class StudioJudge(ApiAnnotator):
+    """One judge answering through the studio's JSON API with its API token (`apprentice.studio.client`)."""
 
     def __init__(self, name: str, backend: JudgeBackend, client: httpx.Client, token: str) -> None:
+        super().__init__(name, client, token)
         self.backend = backend
         self.stats = JudgeRunStats(name)
-        self.client = client
-        self.headers = {"Authorization": f"Bearer {token}"}
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.client.post(path, json=body, headers=self.headers)
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
-
-    def _skip(self, assignment: int, reason: str) -> dict[str, Any]:
-        return self._post(f"/api/v1/assignments/{assignment}/skip", {"reason": reason, "include_next": True})
-
-    def _answer(self, task: dict[str, Any]) -> dict[str, Any]:
-        assignment = task["assignment_id"]
+    def respond(self, task: dict[str, Any]) -> Answer | Skip:
         if task["kind"] != "pair":
             self.stats.not_pairs += 1
-            return self._skip(assignment, PAIRS_ONLY_REASON)
+            return Skip(PAIRS_ONLY_REASON)
         self.stats.asked += 1
         verdict = verdict_for(self.backend, task)
         if verdict.prefers_first is None:
             self.stats.abstained += 1
-            return self._skip(assignment, ABSTAIN_REASON)
+            return Skip(ABSTAIN_REASON)
         self.stats.labelled += 1
-        body = {
-            "answer": {"choice": "A" if verdict.prefers_first else "B"},
-            "idempotency_key": f"judge-{self.stats.name}-{assignment}",
-            "rationale": rationale_of(verdict),
-            "include_next": True,
-        }
-        return self._post(f"/api/v1/assignments/{assignment}/judgment", body)
+        return Answer({"choice": "A" if verdict.prefers_first else "B"}, rationale=rationale_of(verdict))
 
-    def run(self, *, limit: int | None = None) -> JudgeRunStats:
-        response = self.client.get("/api/v1/tasks/next", headers=self.headers)
-        response.raise_for_status()
-        task = response.json()["task"]
-        while task is not None and (limit is None or self.stats.asked + self.stats.not_pairs < limit):
-            task = self._answer(task).get("next")
+    def judge(self, *, limit: int | None = None) -> JudgeRunStats:
+        """Answer until nothing is left, or `limit` tasks were handled."""
+        self.run(limit=limit)
         return self.stats
