@@ -22,6 +22,7 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.profiles import CHEAPEST
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.responses import Response
 
 from apprentice.store import Store
 from apprentice.store.assignments import AnnotatorAccount
@@ -198,6 +200,19 @@ class SessionCodec:
         except BadSignature:
             return False
         return hmac.compare_digest(str(expected), _sign_in_binding(token, browser_nonce))
+
+
+def browser_nonce(cookies: Mapping[str, str]) -> str:
+    """The nonce that binds a sign-in (or study start) form to this browser: its cookie's, or a new one."""
+    return cookies.get(SIGNIN_COOKIE) or secrets.token_urlsafe(24)
+
+
+def bind_form_to_browser(response: Response, nonce: str, *, path: str, secure: bool) -> Response:
+    """Set the nonce cookie that only this browser holds, for the form posted under `path`."""
+    response.set_cookie(
+        SIGNIN_COOKIE, nonce, max_age=SIGNIN_FORM_SECONDS, httponly=True, samesite="strict", secure=secure, path=path
+    )
+    return response
 
 
 def _sign_in_binding(token: str, browser_nonce: str) -> str:

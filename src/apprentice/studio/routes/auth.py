@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -14,7 +13,8 @@ from apprentice.studio.deps import Context, PageUser, check_csrf, client_address
 from apprentice.studio.security import (
     SESSION_COOKIE,
     SIGNIN_COOKIE,
-    SIGNIN_FORM_SECONDS,
+    bind_form_to_browser,
+    browser_nonce,
     issue_api_token,
     parse_signin_token,
     passes_check,
@@ -54,7 +54,7 @@ def signin_form(token: str, request: Request, context: Context) -> Response:
     """Ask before using the link: mail scanners that open links must not use it up."""
     account = _valid_link_account(request, context, token)
     # The form's CSRF token is bound to this browser through a cookie that only this response sets.
-    browser_nonce = request.cookies.get(SIGNIN_COOKIE) or secrets.token_urlsafe(24)
+    nonce = browser_nonce(request.cookies)
     response = context.templates.TemplateResponse(
         request,
         "signin.html",
@@ -63,20 +63,11 @@ def signin_form(token: str, request: Request, context: Context) -> Response:
             "user": None,
             "name": account.name,
             "token": token,
-            "signin_csrf": context.sessions.signin_csrf(token, browser_nonce),
+            "signin_csrf": context.sessions.signin_csrf(token, nonce),
         },
         headers=NO_STORE,
     )
-    response.set_cookie(
-        SIGNIN_COOKIE,
-        browser_nonce,
-        max_age=SIGNIN_FORM_SECONDS,
-        httponly=True,
-        samesite="strict",
-        secure=context.secure_cookies,
-        path="/signin",
-    )
-    return response
+    return bind_form_to_browser(response, nonce, path="/signin", secure=context.secure_cookies)
 
 
 @router.post("/signin")

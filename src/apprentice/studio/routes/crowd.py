@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
@@ -12,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from apprentice.store.crowd import StudyFull, entry_key_hash
 from apprentice.studio.crowd import lease_plan, qualification_of
 from apprentice.studio.deps import Context, PageUser
-from apprentice.studio.security import SESSION_COOKIE, SIGNIN_COOKIE, SIGNIN_FORM_SECONDS
+from apprentice.studio.security import SESSION_COOKIE, SIGNIN_COOKIE, bind_form_to_browser, browser_nonce
 
 router = APIRouter(include_in_schema=False)
 StudyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -54,7 +53,7 @@ def study_entry(
     assert study is not None  # the link was valid
     form_token = f"study:{study_id}:{key}:{participant}"
     # As on the sign-in page: the start form's CSRF token is bound to this browser by a cookie only it holds.
-    browser_nonce = request.cookies.get(SIGNIN_COOKIE) or secrets.token_urlsafe(24)
+    nonce = browser_nonce(request.cookies)
     response = context.templates.TemplateResponse(
         request,
         "study_start.html",
@@ -66,20 +65,11 @@ def study_entry(
             "participant": participant,
             "platform_study": _platform_id(platform_study, "STUDY_ID", required=False) or "",
             "session": _platform_id(session, "SESSION_ID", required=False) or "",
-            "csrf": context.sessions.signin_csrf(form_token, browser_nonce),
+            "csrf": context.sessions.signin_csrf(form_token, nonce),
         },
         headers={"Cache-Control": "no-store"},
     )
-    response.set_cookie(
-        SIGNIN_COOKIE,
-        browser_nonce,
-        max_age=SIGNIN_FORM_SECONDS,
-        httponly=True,
-        samesite="strict",
-        secure=context.secure_cookies,
-        path="/study",
-    )
-    return response
+    return bind_form_to_browser(response, nonce, path="/study", secure=context.secure_cookies)
 
 
 @router.post("/study/{study_id}/{key}/start")
