@@ -277,7 +277,7 @@ def test_reward_options_lists_every_option_with_its_meaning() -> None:
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
     assert "label_smoothing = 0.0" in output and "toward 0.5" in output
-    assert "shared_heads = 0" in output and "ties = 'drop'" in output
+    assert "shared_heads = 0" in output and "ties = drop" in output
 
 
 def test_reward_options_come_from_the_file_then_the_flags_then_set(tmp_path: Path) -> None:

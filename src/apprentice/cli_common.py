@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.text import Text
 
@@ -87,3 +88,17 @@ def read_options_file(path: Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise InputError("expected an object of option names and values", path=path)
     return loaded
+
+
+def print_options(config: type[BaseModel]) -> None:
+    """Each option of a run's config, as `--set KEY=VALUE` takes it, with its default and meaning."""
+    for field_name, field in config.model_fields.items():
+        shown = Text.assemble((field_name, "bold"), f" = {plain_value(field.default)}  {field.description}")
+        console.print(shown, highlight=False)
+
+
+def plain_value(value: Any) -> str:
+    """A default as one would write it after --set KEY=: paths and words bare, the rest as JSON."""
+    if isinstance(value, str | Path):
+        return str(value)
+    return json.dumps(value)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from apprentice.cli_common import ProjectOption, parse_set_options, read_options_file, reports_errors
+from apprentice.cli_common import ProjectOption, parse_set_options, print_options, read_options_file, reports_errors
 from apprentice.errors import ApprenticeError, InputError
 from apprentice.files import write_jsonl_atomically, write_text_atomically
 from apprentice.launcher import from_main_process
@@ -115,8 +115,7 @@ def options() -> None:
     """Every option of a reward run (for --set KEY=VALUE or --config), with its default and meaning."""
     from apprentice.reward.config import RewardConfig
 
-    for field_name, field in RewardConfig.model_fields.items():
-        console.print(f"[bold]{field_name}[/] = {field.default!r}  {field.description}", highlight=False)
+    print_options(RewardConfig)
 
 
 FLAG_NAMES = {"train_mode": "--mode"}  # a flag named otherwise than its option

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.text import Text
 
-from apprentice.cli_common import ProjectOption, parse_set_options, read_options_file, reports_errors
+from apprentice.cli_common import ProjectOption, parse_set_options, print_options, read_options_file, reports_errors
 from apprentice.errors import ApprenticeError
 from apprentice.files import write_text_atomically
 from apprentice.launcher import from_main_process
@@ -254,13 +253,4 @@ def options(algo: Annotated[str, typer.Argument(help="ppo, grpo, rloo or dpo.")]
 
     if algo not in CONFIGS:
         raise ApprenticeError(f"unknown algorithm {algo!r}; choose one of {', '.join(CONFIGS)}")
-    for field_name, field in CONFIGS[algo].model_fields.items():
-        shown = Text.assemble((field_name, "bold"), f" = {plain_value(field.default)}  {field.description}")
-        console.print(shown, highlight=False)
-
-
-def plain_value(value: Any) -> str:
-    """A default as one would write it after --set KEY=: paths and words bare, the rest as JSON."""
-    if isinstance(value, str | Path):
-        return str(value)
-    return json.dumps(value)
+    print_options(CONFIGS[algo])
