@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,16 @@ ROWS = [
     ("explain why the cat is sad", "the cat is sad because it is wet with water", "i hate cat"),
     ("what is python ?", "python is a good code list", "a dog"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def accelerate_state_reset() -> Iterator[None]:
+    """TRL's trainer leaves accelerate's process-wide state set to bf16 mixed precision, which every later
+    `Accelerator()` in this process would inherit (the GRPO update test then computes in bf16): undo it."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 @pytest.mark.parametrize("beta", [0.1, 0.5])

@@ -89,7 +89,8 @@ def test_grpo_update_matches_the_frozen_maths(
     advantages = group_advantages(rewards, GROUP)
 
     # The reference runs on a copy of the policy, with the unfused optimizer the update used before.
-    copy = type(run.policy)(run.policy.config)
+    # The same attention kernel as the policy's: a model built from a bare config may pick another one.
+    copy = type(run.policy)._from_config(run.policy.config, attn_implementation=run.policy.config._attn_implementation)
     copy.load_state_dict(run.policy.state_dict())
     copy.eval()
     expected_loss = frozen_update_maths(copy, batch, advantages, config)

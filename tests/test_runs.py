@@ -37,8 +37,16 @@ def project(tmp_path: Path) -> Path:
     return tmp_path / "project"
 
 
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables on one line whatever width the shared console took when it was made."""
+    from apprentice.cli_common import console
+
+    monkeypatch.setattr(console, "width", 250)
+
+
 def invoke(*args: object) -> str:
-    result = runner.invoke(app, [str(arg) for arg in args], env={"COLUMNS": "250"})  # tables on one line
+    result = runner.invoke(app, [str(arg) for arg in args])
     assert result.exit_code == 0, result.output
     return " ".join(result.output.split())
 

@@ -46,7 +46,7 @@ def runs(context: typer.Context, project_dir: ProjectOption = Path(".")) -> None
                 _run_figures(run),
                 human_size(checkpoints) if checkpoints else "-",
             )
-        console.print(table if table.rows else "No runs yet.")
+        console.print(_folded(table) if table.rows else "No runs yet.")
     finally:
         project.close()
 
@@ -103,9 +103,16 @@ def policies(project_dir: ProjectOption = Path(".")) -> None:
                 str(responses.get(policy.id, 0)),
                 f"run #{run.id}: {_policy_figures(run)}" if run is not None else "-",
             )
-        console.print(table if table.rows else "No policies yet.")
+        console.print(_folded(table) if table.rows else "No policies yet.")
     finally:
         project.close()
+
+
+def _folded(table: Table) -> Table:
+    """Every cell wraps on a narrow terminal instead of being cut short with an ellipsis."""
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
 
 
 def _folder_column() -> Column:
