@@ -61,8 +61,8 @@ def run_demo(folder: Path, *, model_name: str = "default", rounds: int | None = 
         columns = (
             "round",
             "labels",
-            "reward accuracy (validation labels)",
-            "reward accuracy vs gold (held-out answers)",
+            "reward acc. (labels)",
+            "reward acc. vs gold",
             "KL",
             "proxy",
             "gold",
@@ -70,7 +70,7 @@ def run_demo(folder: Path, *, model_name: str = "default", rounds: int | None = 
             "gold win rate vs base",
         )
         for column in columns:
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # a narrow terminal wraps figures, never cuts them
         for row in round_figures(project.store.rounds()):
             table.add_row(
                 str(row["round"]),
