@@ -470,3 +470,14 @@ def test_ratings_are_not_adjudicated_and_rankings_are(store: Store) -> None:
             )
     statuses = {comparison.kind: comparison.status for comparison in store.comparisons()}
     assert statuses == {"ranking": "disputed", "rating": "complete"}
+
+
+def test_a_participant_whose_account_name_is_taken_gets_a_free_one(store: Store) -> None:
+    study, _ = create_study(
+        store, "pilot", quota=2, items=2, completion_code="C0DE42", completion_url=None, public_url="http://x"
+    )
+    store.ensure_annotator("pilot/p1")  # an annotator who happens to have the name a participant would get
+    account = store.enter_study(study.id, "p1", platform_study_id=None, session_id=None)
+    assert account.name == "pilot/p1#2"
+    again = store.enter_study(study.id, "p1", platform_study_id=None, session_id="s2")
+    assert again.id == account.id  # the participant resumes their own account

@@ -459,7 +459,7 @@ class CrowdQueries(StoreBase):
                 )
                 if int(started or 0) >= study.quota:
                     raise StudyFull(f"study {study.name} has all its {study.quota} participants")
-                annotator = Annotator(name=f"{study.name}/{participant_id}", role="annotator", kind="human")
+                annotator = Annotator(name=_free_name(session, f"{study.name}/{participant_id}"), kind="human")
                 session.add(annotator)
                 session.flush()
                 known = StudyParticipant(
@@ -544,3 +544,12 @@ class CrowdQueries(StoreBase):
                 )
             )
         return result
+
+
+def _free_name(session: Session, wanted: str) -> str:
+    """`wanted`, or `wanted#2`, `#3`... when an annotator of that name exists already (names are unique)."""
+    name, number = wanted, 1
+    while session.scalar(select(Annotator.id).where(Annotator.name == name)) is not None:
+        number += 1
+        name = f"{wanted}#{number}"
+    return name
