@@ -25,7 +25,8 @@ The proxy gain reaches +0.66 while the gold gain is +0.10: no over-optimization 
 proxy climbs much faster than the gold.
 
 A second run, `--seed 1` (other held-out prompts and candidates; with micro-batched policy
-updates, which the run above predates; a quiet machine but for a few short scratch runs during round 1): 672 labels (the judgments in the store; the script then printed 578, the judgments on
+updates, which the run above predates; a quiet machine but for a few short scratch runs during round 1):
+672 labels (the judgments in the store; the script then printed 578, the judgments on
 each round's own comparisons when it closed, leaving out 94 later answers to comparisons of rounds 1 and
 2), 69.3 min. Held-out gold against the base's 0.511: 0.543, 0.593, 0.595 after rounds 1-3, at KL 1.2, 3.0
 and 7.1 nats; win rate on gold against the base 0.51 (0.43-0.60), 0.66 (0.57-0.73), 0.63 (0.54-0.70),
