@@ -273,17 +273,10 @@ def step_quality(context: LoopContext, state: RoundState) -> dict[str, Any]:
 
 def weigh_judges(context: LoopContext, quality_run_id: int) -> dict[str, dict[str, Any]]:
     """Calibrate every machine judge against people so far, weight its labels, and write its report."""
-    from apprentice.judges.jobs import calibrate_judges, weight_judges
-    from apprentice.judges.report import error_examples, write_judges_report
+    from apprentice.judges.jobs import calibrate_and_report, weight_judges
 
-    calibrations = calibrate_judges(context.project)
+    calibrations, _, _ = calibrate_and_report(context.project, context.project.root / LOOP_FOLDER / "quality")
     weight_judges(context.project, calibrations, run_id=quality_run_id)
-    judged = context.project.store.judged_comparisons(kinds=["pair"])
-    write_judges_report(
-        calibrations,
-        {c.name: error_examples(judged, c.name) for c in calibrations},
-        context.project.root / "loop" / "quality",
-    )
     return {
         c.name: {
             "labels": c.labels,

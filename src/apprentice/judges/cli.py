@@ -125,18 +125,15 @@ def report(
     ] = True,
 ) -> None:
     """Each judge against the people: agreement, kappa, position consistency, length bias, errors; its weight."""
-    from apprentice.judges.jobs import calibrate_judges, weight_judges
-    from apprentice.judges.report import error_examples, rate_text, write_judges_report
+    from apprentice.judges.jobs import calibrate_and_report, weight_judges
+    from apprentice.judges.report import rate_text
     from apprentice.project import open_project
 
     project = open_project(project_dir)
     try:
-        calibrations = calibrate_judges(project)
-        if not calibrations:
+        if not project.store.judges():
             raise ApprenticeError("no judges yet: add one with `apprentice judges add NAME --model MODEL`")
-        judged = project.store.judged_comparisons(kinds=["pair"])
-        examples = {c.name: error_examples(judged, c.name) for c in calibrations}
-        html_path, json_path = write_judges_report(calibrations, examples, out or project.root / "reports")
+        calibrations, html_path, json_path = calibrate_and_report(project, out or project.root / "reports")
         weighted = weight_judges(project, calibrations) if weights else 0
     finally:
         project.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -116,6 +117,18 @@ def calibrate_judges(project: Project) -> list[JudgeCalibration]:
         counts = consistency.get(judge.name, Consistency(0, 0))
         calibrations.append(calibrate_judge(judge.name, own, people, asked=counts.asked, consistent=counts.consistent))
     return calibrations
+
+
+def calibrate_and_report(project: Project, folder: Path) -> tuple[list[JudgeCalibration], Path, Path]:
+    """Every judge calibrated against people, and judges.html and judges.json written to `folder` (with
+    examples of each judge's errors); returns the calibrations and the two files."""
+    from apprentice.judges.report import error_examples, write_judges_report
+
+    calibrations = calibrate_judges(project)
+    judged = project.store.judged_comparisons(kinds=["pair"])
+    examples = {calibration.name: error_examples(judged, calibration.name) for calibration in calibrations}
+    html_path, json_path = write_judges_report(calibrations, examples, folder)
+    return calibrations, html_path, json_path
 
 
 def weight_judges(project: Project, calibrations: Sequence[JudgeCalibration], *, run_id: int | None = None) -> int:

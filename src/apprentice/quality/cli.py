@@ -54,13 +54,9 @@ def _judges_report(project: Project, folder: Path) -> Path | None:
     """The machine judges' calibration against people, beside the quality report (None without judges)."""
     if not project.store.judges():
         return None
-    from apprentice.judges.jobs import calibrate_judges
-    from apprentice.judges.report import error_examples, write_judges_report
+    from apprentice.judges.jobs import calibrate_and_report
 
-    calibrations = calibrate_judges(project)
-    judged = project.store.judged_comparisons(kinds=["pair"])
-    examples = {c.name: error_examples(judged, c.name) for c in calibrations}
-    return write_judges_report(calibrations, examples, folder)[0]
+    return calibrate_and_report(project, folder)[1]
 
 
 @app.command("flags")
