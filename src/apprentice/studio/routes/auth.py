@@ -84,10 +84,15 @@ def signin(
     signed_in = context.store.consume_signin(account.id, account.signin_hash or "")
     if signed_in is None:
         raise HTTPException(400, INVALID_LINK)  # someone used it a moment ago
-    response = RedirectResponse("/admin" if signed_in.is_admin else "/judge", status_code=303)
+    return signed_in_response(context, signed_in, "/admin" if signed_in.is_admin else "/judge")
+
+
+def signed_in_response(context: StudioContext, account: AnnotatorAccount, location: str) -> Response:
+    """A redirect to `location` carrying `account`'s session cookie: how every sign-in ends."""
+    response = RedirectResponse(location, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        context.sessions.dump(signed_in),
+        context.sessions.dump(account),
         max_age=context.sessions.max_age_seconds,
         httponly=True,
         samesite="lax",

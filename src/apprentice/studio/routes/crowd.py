@@ -11,7 +11,8 @@ from fastapi.responses import RedirectResponse, Response
 from apprentice.store.crowd import StudyFull, entry_key_hash
 from apprentice.studio.crowd import lease_plan, qualification_of
 from apprentice.studio.deps import Context, PageUser
-from apprentice.studio.security import SESSION_COOKIE, SIGNIN_COOKIE, bind_form_to_browser, browser_nonce
+from apprentice.studio.routes.auth import signed_in_response
+from apprentice.studio.security import SIGNIN_COOKIE, bind_form_to_browser, browser_nonce
 
 router = APIRouter(include_in_schema=False)
 StudyId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -101,17 +102,7 @@ def study_start(
         raise HTTPException(409, f"{error}. Thank you for your interest; please return the study.") from None
     if account.disabled:
         raise HTTPException(403, "Your place in this study was closed by its researchers.")
-    response = RedirectResponse("/judge", status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE,
-        context.sessions.dump(account),
-        max_age=context.sessions.max_age_seconds,
-        httponly=True,
-        samesite="lax",
-        secure=context.secure_cookies,
-        path="/",
-    )
-    return response
+    return signed_in_response(context, account, "/judge")
 
 
 @router.get("/study/done")
