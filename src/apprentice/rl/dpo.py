@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import torch
 
 from apprentice.errors import ApprenticeError
-from apprentice.rl.config import DPOConfig
+from apprentice.rl.config import DPOConfig, OfflineConfig
 from apprentice.rl.core import dpo_loss, token_logprobs
 from apprentice.rl.rollout import adapter_disabled
 from apprentice.rl.session import TrainingRun, TrainResult, distributed_state
@@ -144,6 +144,20 @@ def dpo_batch_loss(
     return loss, metrics
 
 
+def offline_steps(config: OfflineConfig, examples: int) -> int:
+    """An offline run's optimizer steps: `steps` when set, else `epochs` passes over the examples."""
+    processes = distributed_state().num_processes
+    return config.steps or max(1, examples // (config.batch_size * processes)) * config.epochs
+
+
+def step_batch(
+    run: TrainingRun, tokenized: Sequence[TokenizedPair], batch_size: int, step: int, pad_id: int
+) -> dict[str, torch.Tensor]:
+    """This process's examples for `step`, collated and on the run's device."""
+    indices = run.batch_indices(len(tokenized), batch_size, step)
+    return {key: value.to(run.device) for key, value in collate([tokenized[i] for i in indices], pad_id).items()}
+
+
 def train_dpo(
     config: DPOConfig,
     policy_name: str,
@@ -155,13 +169,10 @@ def train_dpo(
 ) -> TrainResult:
     if not pairs:
         raise ApprenticeError("no preference pairs to train on; judge some comparisons or import pairs first")
-    processes = distributed_state().num_processes
-    steps_per_epoch = max(1, len(pairs) // (config.batch_size * processes))
-    total_steps = config.steps or steps_per_epoch * config.epochs
     run = TrainingRun(
         config,
         policy_name,
-        total_steps=total_steps,
+        total_steps=offline_steps(config, len(pairs)),
         updates_per_step=1,
         need_reference=True,
         reference_name=reference_name,
@@ -173,10 +184,7 @@ def train_dpo(
     metrics: dict[str, float] = {}
     for step in run.steps():
         with run.phase("train"):
-            indices = run.batch_indices(len(tokenized), config.batch_size, step)
-            batch = {
-                key: value.to(run.device) for key, value in collate([tokenized[i] for i in indices], pad_id).items()
-            }
+            batch = step_batch(run, tokenized, config.batch_size, step, pad_id)
             loss, step_metrics = dpo_batch_loss(run.model, run.reference, run.policy, batch, config)
             step_metrics["grad_norm"] = run.optimize(loss)
         metrics = run.end_step(step_metrics)

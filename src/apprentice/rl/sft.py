@@ -15,8 +15,8 @@ import torch
 
 from apprentice.errors import ApprenticeError
 from apprentice.rl.config import SFTConfig
-from apprentice.rl.dpo import TextPair, TokenizedPair, collate, sequence_logps, tokenize_pair
-from apprentice.rl.session import TrainingRun, TrainResult, distributed_state
+from apprentice.rl.dpo import TextPair, TokenizedPair, offline_steps, sequence_logps, step_batch, tokenize_pair
+from apprentice.rl.session import TrainingRun, TrainResult
 from apprentice.store.records import Message
 from apprentice.tokens import pad_token_id
 
@@ -58,13 +58,10 @@ def train_sft(
 ) -> TrainResult:
     if not demonstrations:
         raise ApprenticeError("no demonstrations to fine-tune on")
-    processes = distributed_state().num_processes
-    steps_per_epoch = max(1, len(demonstrations) // (config.batch_size * processes))
-    total_steps = config.steps or steps_per_epoch * config.epochs
     run = TrainingRun(
         config,
         policy_name,
-        total_steps=total_steps,
+        total_steps=offline_steps(config, len(demonstrations)),
         updates_per_step=1,
         need_reference=False,
         resume=resume,
@@ -75,10 +72,7 @@ def train_sft(
     metrics: dict[str, float] = {}
     for step in run.steps():
         with run.phase("train"):
-            indices = run.batch_indices(len(tokenized), config.batch_size, step)
-            batch = {
-                key: value.to(run.device) for key, value in collate([tokenized[i] for i in indices], pad_id).items()
-            }
+            batch = step_batch(run, tokenized, config.batch_size, step, pad_id)
             loss, step_metrics = sft_batch_loss(run.model, batch)
             step_metrics["grad_norm"] = run.optimize(loss)
         metrics = run.end_step(step_metrics)
