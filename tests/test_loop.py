@@ -17,6 +17,7 @@ from apprentice.report import agreement_cell, labels_so_far, report_plots
 from apprentice.rl.training import latest_reward_folder
 from apprentice.settings import PROJECT_FILE, Settings, load_settings, render_settings
 from apprentice.store.records import PromptRecord
+from apprentice.store.rounds import RoundState
 from apprentice.studio.security import CHEAP_HASHES_ENV
 
 WORDS = [
@@ -56,11 +57,11 @@ def loop_project(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPat
     return tmp_path / "project"
 
 
-def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -> None:
-    stops = {(1, "reward"), (2, "collect")}
+def run_with_stops(loop_project: Path, stops: set[tuple[int, str]]) -> tuple[list[RoundState], int]:
+    """Run the loop to the end, stopping once after each (round, step) in `stops` as a Ctrl-C between steps
+    would, and resuming each time; the finished rounds and how many times it was stopped."""
 
     def stop_after(number: int, step: str) -> bool:
-        """Stop once at each of these points, as a Ctrl-C between steps would."""
         if (number, step) in stops:
             stops.remove((number, step))
             return True
@@ -70,12 +71,15 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     while True:
         project = open_project(loop_project)
         try:
-            states = run_loop(project, show_progress=False, stop_after=stop_after)
-            break
+            return run_loop(project, show_progress=False, stop_after=stop_after), attempts
         except LoopStopped:
             attempts += 1
         finally:
             project.close()
+
+
+def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -> None:
+    states, attempts = run_with_stops(loop_project, {(1, "reward"), (2, "collect")})
     assert attempts == 2
     assert [state.step for state in states] == ["done", "done"]
     first, second = states
@@ -237,24 +241,7 @@ def test_preference_algorithms_run_resume_and_keep_the_lineage(
 
     monkeypatch.setattr(apprentice.policy_data, "gather", counting_gather)
     monkeypatch.setattr(apprentice.rl.training, "train_policy", train_then_stop_once)
-    stops = {(1, "reward"), (1, "policy")}
-
-    def stop_after(number: int, step: str) -> bool:
-        if (number, step) in stops:
-            stops.remove((number, step))
-            return True
-        return False
-
-    attempts = 0
-    while True:
-        project = open_project(loop_project)
-        try:
-            states = run_loop(project, show_progress=False, stop_after=stop_after)
-            break
-        except LoopStopped:
-            attempts += 1
-        finally:
-            project.close()
+    states, attempts = run_with_stops(loop_project, {(1, "reward"), (1, "policy")})
     assert attempts == 3 and interrupted == [2]
     assert gathered == [1, 2]  # round 2's resumed step read its data back instead of sampling again
     first, second = states
