@@ -277,6 +277,23 @@ class Experiment:
         return {"accuracy": correct / total, "spearman": float(np.mean(correlations)), "best_of_n": gained / possible}
 
 
+def simulated_labels(
+    pool: list[tuple[int, int]], count: int, gold: Any, annotator: AnnotatorProfile, rng: random.Random
+) -> tuple[list[int], list[int]]:
+    """`count` simulated labels on the pool's pairs (every pair once before any twice, the shown order random):
+    the chosen and the rejected response of each."""
+    sampled: list[tuple[int, int]] = []
+    while len(sampled) < count:
+        batch = pool[:]
+        rng.shuffle(batch)
+        sampled += batch[: count - len(sampled)]
+    shown = [(a, b) if rng.random() < 0.5 else (b, a) for a, b in sampled]
+    first = [choose_first(gold[a], gold[b], annotator, rng) for a, b in shown]
+    chosen = [a if won else b for (a, b), won in zip(shown, first, strict=True)]
+    rejected = [b if won else a for (a, b), won in zip(shown, first, strict=True)]
+    return chosen, rejected
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folder", type=Path, default=Path("benchmarks/results/reward-features"))
@@ -309,16 +326,7 @@ def main() -> None:
         pool = [pair for prompt in train_prompts for pair in experiment.pairs[prompt]]
         tables: dict[str, torch.Tensor] = {}
         for count in args.labels:
-            rng = random.Random(f"{seed}:{count}")
-            sampled: list[tuple[int, int]] = []
-            while len(sampled) < count:  # every pair once before any twice
-                batch = pool[:]
-                rng.shuffle(batch)
-                sampled += batch[: count - len(sampled)]
-            shown = [(a, b) if rng.random() < 0.5 else (b, a) for a, b in sampled]
-            first = [choose_first(gold[a], gold[b], annotator, rng) for a, b in shown]
-            chosen = [a if won else b for (a, b), won in zip(shown, first, strict=True)]
-            rejected = [b if won else a for (a, b), won in zip(shown, first, strict=True)]
+            chosen, rejected = simulated_labels(pool, count, gold, annotator, random.Random(f"{seed}:{count}"))
             agreement.append(float(np.mean([gold[c] > gold[r] for c, r in zip(chosen, rejected, strict=True)])))
             for name in args.sets:
                 base, _, mode = name.partition("@")

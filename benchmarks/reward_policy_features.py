@@ -63,8 +63,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from apprentice.reward.model import RewardModel
-from apprentice.simulate import AnnotatorProfile, choose_first, reachable_temperature
-from reward_features import FLIP_RATE, Experiment, candidates, features_and_gold
+from apprentice.simulate import AnnotatorProfile, reachable_temperature
+from reward_features import FLIP_RATE, Experiment, candidates, features_and_gold, simulated_labels
 
 MAX_LENGTH = 256  # the loop's reward max_length
 DEFAULT_SETS = [
@@ -181,16 +181,8 @@ def main() -> None:
         pool = [pair for prompt in train_prompts for pair in experiment.pairs[prompt]]
         tables: dict[str, torch.Tensor] = {}
         for count in args.labels:
-            rng = random.Random(f"{seed}:{count}")  # the same labels as reward_features.py draws
-            sampled: list[tuple[int, int]] = []
-            while len(sampled) < count:
-                batch = pool[:]
-                rng.shuffle(batch)
-                sampled += batch[: count - len(sampled)]
-            shown = [(a, b) if rng.random() < 0.5 else (b, a) for a, b in sampled]
-            first = [choose_first(gold[a], gold[b], annotator, rng) for a, b in shown]
-            chosen = [a if won else b for (a, b), won in zip(shown, first, strict=True)]
-            rejected = [b if won else a for (a, b), won in zip(shown, first, strict=True)]
+            # The same labels as reward_features.py draws.
+            chosen, rejected = simulated_labels(pool, count, gold, annotator, random.Random(f"{seed}:{count}"))
             agreement.append(float(np.mean([gold[c] > gold[r] for c, r in zip(chosen, rejected, strict=True)])))
             for name in args.sets:
                 base, _, mode = name.partition("@")
