@@ -1,0 +1,36 @@
+"""The label-to-gain benchmark's figures: per-prompt pairing and the interval over prompts."""
+
+from __future__ import annotations
+
+import pytest
+from label_to_gain import bootstrap_mean, per_prompt
+
+
+def rows(*pairs: tuple[str, float]) -> list[dict[str, object]]:
+    return [{"prompt": prompt, "gold": gold} for prompt, gold in pairs]
+
+
+def test_per_prompt_pairs_samples_and_averages_within_each_prompt() -> None:
+    new = rows(("p1", 0.6), ("p1", 0.2), ("p2", 0.5), ("p2", 0.5))
+    base = rows(("p1", 0.4), ("p1", 0.4), ("p2", 0.5), ("p2", 0.1))
+    wins, gains = per_prompt(new, base)
+    # p1: one win, one loss -> 0.5; gains +0.2 and -0.2 -> 0. p2: a tie and a win -> 0.75; gains 0 and +0.4.
+    assert wins == pytest.approx([0.5, 0.75])
+    assert gains == pytest.approx([0.0, 0.2])
+
+
+def test_per_prompt_refuses_unpaired_or_reordered_samples() -> None:
+    with pytest.raises(ValueError, match="paired"):
+        per_prompt(rows(("p1", 0.1)), rows(("p1", 0.1), ("p1", 0.2)))
+    with pytest.raises(ValueError, match="out of order"):
+        per_prompt(rows(("p1", 0.1), ("p2", 0.1)), rows(("p2", 0.1), ("p1", 0.1)))
+
+
+def test_bootstrap_mean_brackets_the_mean_and_collapses_on_constant_values() -> None:
+    mean, low, high = bootstrap_mean([0.0, 1.0] * 50)
+    assert mean == pytest.approx(0.5)
+    # The standard error of a mean of 100 fair coins is 0.05: the interval is about 0.5 +- 0.1.
+    assert 0.38 < low < 0.45 and 0.55 < high < 0.62
+    assert bootstrap_mean([0.7] * 10) == pytest.approx((0.7, 0.7, 0.7))
+    with pytest.raises(ValueError):
+        bootstrap_mean([])
