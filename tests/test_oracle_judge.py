@@ -1,18 +1,25 @@
-"""The simulated judge over real HTTP, as the loop's EndpointJudge asks it.
+"""The simulated judge over real HTTP, as the loop's EndpointJudge asks it, and label_to_gain's judge runs.
 
 The oracles here are a word count and the built-in `concision`: no model is loaded."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import itertools
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 import pytest
 
 from apprentice.judges.endpoint import EndpointJudge
+from apprentice.judges.jobs import backend_for
 from apprentice.judges.runner import verdict_for
 from apprentice.judges.verdict import judge_messages, read_judge_messages
+from apprentice.project import open_project
+from apprentice.store.rounds import RoundState
+from label_to_gain import judge_name, labels_at, open_run, register_judge, run_folder_name, serve_judge
 from oracle_judge import FLIP_RATE, OracleJudge, OracleJudgeServer, is_flipped
 
 REQUEST = "Tell me about the sun"
@@ -70,7 +77,7 @@ def test_the_good_judge_follows_the_gold_and_reverses_a_flipped_pair_in_both_ord
     plain_better, plain_worse = gold_pairs(flipped=False)
     flip_better, flip_worse = gold_pairs(flipped=True)
     with OracleJudgeServer("good", oracle=good_count, seed=0) as server:
-        endpoint = EndpointJudge(server.url, "oracle-good")
+        endpoint = EndpointJudge(server.url, judge_name("good"))
         for first, second, first_wins in (
             (plain_better, plain_worse, True),
             (plain_worse, plain_better, False),
@@ -85,7 +92,7 @@ def test_the_good_judge_follows_the_gold_and_reverses_a_flipped_pair_in_both_ord
 
 def test_the_longer_judge_prefers_the_longer_answer_and_abstains_on_equal_lengths() -> None:
     with OracleJudgeServer("longer") as server:
-        endpoint = EndpointJudge(server.url, "oracle-longer")
+        endpoint = EndpointJudge(server.url, judge_name("longer"))
         longer = verdict_for(endpoint, pair_task(REQUEST, "short", "a much longer answer"))
         assert longer.consistent and longer.prefers_first is False and longer.confidence == pytest.approx(0.8)
         assert verdict_for(endpoint, pair_task(REQUEST, "a much longer answer", "short")).prefers_first is True
@@ -116,3 +123,70 @@ def test_the_good_judge_flips_about_its_share_and_is_the_same_in_both_orders() -
     assert abs(flips / len(pairs) - FLIP_RATE) < 0.02
     other_seed = OracleJudge("good", oracle="concision", seed=4)
     assert any(judge.prefers_a(REQUEST, a, b) != other_seed.prefers_a(REQUEST, a, b) for a, b in pairs[:200])
+
+
+# -- label_to_gain's judge runs ---------------------------------------------------------------------
+
+
+def run_args(judge: str) -> argparse.Namespace:
+    return argparse.Namespace(
+        model="default",
+        labels_per_round=48,
+        prompts_per_round=24,
+        policy_steps=10,
+        eval_prompts=48,
+        policy_learning_rate=None,
+        rounds=2,
+        judge=judge,
+        judge_share=0.5,
+    )
+
+
+def test_label_to_gain_registers_the_endpoint_judge_in_the_store_and_the_settings(tmp_path: Path) -> None:
+    assert run_folder_name("composite", "grpo", 0, "none") == "composite-grpo-seed0"
+    folder = tmp_path / run_folder_name("composite", "grpo", 0, "good")
+    assert folder.name == "composite-grpo-seed0-judge-good"
+    project = open_run(folder, "grpo", "concision", 0, run_args("good"))
+    try:
+        with contextlib.ExitStack() as stack:
+            server = serve_judge(stack, project, "good", "concision", 0)
+            assert server is not None
+            url = server.url
+        assert register_judge(project, "good", "http://elsewhere/v1").url == url  # registered once
+    finally:
+        project.close()
+    reopened = open_project(folder)
+    try:
+        assert reopened.settings.loop.judges == ["oracle-good"] and reopened.settings.loop.judge_share == 0.5
+        assert reopened.settings.loop.labels_per_round == 48 and reopened.settings.loop.algorithm == "grpo"
+        record = reopened.store.judge("oracle-good")
+        assert (record.backend, record.model, record.url) == ("endpoint", "oracle-good", url)
+        account = reopened.store.annotator_account(annotator_id=record.annotator_id)
+        assert account is not None and account.kind == "ai"
+        backend = backend_for(record)  # what the loop's routing builds
+        assert isinstance(backend, EndpointJudge) and backend.url == url
+        # A resumed run serves the judge again at the URL the project stored.
+        with contextlib.ExitStack() as stack:
+            again = serve_judge(stack, reopened, "good", "concision", 0)
+            assert again is not None and again.url == url
+            (probability,) = backend.probabilities_of_a([judge_messages("q", "one two", "one")])
+            assert min(abs(probability - 0.9), abs(probability - 0.1)) < 1e-9
+    finally:
+        reopened.close()
+    plain = open_run(tmp_path / "plain", "grpo", "concision", 0, run_args("none"))
+    try:
+        assert plain.settings.loop.judges == [] and plain.store.judges() == []
+    finally:
+        plain.close()
+
+
+def test_people_and_judge_labels_are_counted_apart() -> None:
+    def collected(number: int, in_store: int, judge_labels: int | None) -> RoundState:
+        routing = None if judge_labels is None else {"offered": 12, "settled": 9, "judge_labels": judge_labels}
+        outputs = {"collect": {"judgments": 48, "judgments_in_store": in_store, "judges": routing}}
+        return RoundState(number, "done", 1, "base", None, None, outputs)
+
+    states = [collected(1, 48 + 11, 11), collected(2, 96 + 11 + 10 + 2, 10)]
+    assert labels_at(states, 1) == (48, 11)
+    assert labels_at(states, 2) == (98, 21)  # two late people's labels on round 1's comparisons count as people's
+    assert labels_at([collected(1, 50, None)], 1) == (50, 0)  # no judge: every label is people's
