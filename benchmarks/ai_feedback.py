@@ -1,11 +1,14 @@
 """How many people's labels do machine judges save, once weighted by their measured agreement with people?
 
-The reward-accuracy form of the question (the policy-gain form, the held-out gold gain of a trained
-policy, needs hours and is not measured here). The setting is `reward_features.py`'s (its functions are
-reused): the default policy's candidates (4 samples, 64 new tokens) for a seeded sample of the bundled
-prompts, cached in --folder; the composite gold oracle; per seed a 70/30 split of the prompts; the loop's
-reward (`[loop]` defaults): 5 bootstrap linear heads (`fit_heads`, l2 10) on `prompt-aware` MiniLM
-features; accuracy against the GOLD on every within-prompt pair of the held-out prompts.
+The reward-accuracy form of the question. The policy-gain form, the held-out gold gain of a policy trained
+through the whole loop with a judge beside the people, is `label_to_gain.py --judge good` (or `longer`)
+against `--judge none` at the same and at twice the people's labels; see its docstring.
+
+The setting is `reward_features.py`'s (its functions are reused): the default policy's candidates (4 samples,
+64 new tokens) for a seeded sample of the bundled prompts, cached in --folder; the composite gold oracle; per
+seed a 70/30 split of the prompts; the loop's reward (`[loop]` defaults): 5 bootstrap linear heads
+(`fit_heads`, l2 10) on `prompt-aware` MiniLM features; accuracy against the GOLD on every within-prompt pair
+of the held-out prompts.
 
 People, as the loop simulates them: each label is the gold order flipped 25% of the time (`flip_rate`),
 the shown order random; a budget of B labels is spent on the training prompts' within-prompt pairs, each
@@ -93,7 +96,14 @@ calibration withholds a judge that is biased but informative. The real judge, Sm
 answers "A" with probability 0.86-0.99 whatever the order: it was position-consistent on none of the
 190 pairs asked, so it abstains on all of them, gives no labels and changes nothing (weight 0, too
 little data). Not measured: the policy-gain form (held-out gold gain of a policy trained on each
-reward), which needs hours.
+reward), which needs hours; it runs as
+
+    PYTHONPATH=src .venv/bin/python benchmarks/label_to_gain.py --algorithms grpo --rounds 2 --judge good
+    PYTHONPATH=src .venv/bin/python benchmarks/label_to_gain.py --algorithms grpo --rounds 2 --judge none
+
+with the same `good` and `longer` judges served over HTTP by `oracle_judge.py` (the flips fixed per seed,
+prompt and pair of answers rather than per seed and pair) and taken into the loop through its real judge path
+(`apprentice judges add --endpoint`, `[loop] judges`, `judge_share`).
 """
 
 from __future__ import annotations

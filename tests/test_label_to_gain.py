@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from label_to_gain import bootstrap_mean, per_prompt
 
 

@@ -19,13 +19,36 @@ INSTRUCTIONS = (
 )
 
 
+# The judge chat's parts between and after the texts, shared by `judge_messages` and `read_judge_messages`.
+REQUEST_MARK = "\n\n[Request]\n"
+ANSWER_A_MARK = "\n\n[Answer A]\n"
+ANSWER_B_MARK = "\n\n[Answer B]\n"
+QUESTION = "\n\nWhich answer is better? Reply with A or B."
+
+
 def judge_messages(request: str, answer_a: str, answer_b: str) -> list[Message]:
     """The chat the judge reads: the instructions, the request and the two answers, asking for one letter."""
-    content = (
-        f"{INSTRUCTIONS}\n\n[Request]\n{request}\n\n[Answer A]\n{answer_a}\n\n[Answer B]\n{answer_b}\n\n"
-        "Which answer is better? Reply with A or B."
-    )
+    content = INSTRUCTIONS + REQUEST_MARK + request + ANSWER_A_MARK + answer_a + ANSWER_B_MARK + answer_b + QUESTION
     return [{"role": "user", "content": content}]
+
+
+def read_judge_messages(messages: list[Message]) -> tuple[str, str, str]:
+    """(request, answer A, answer B) back from a chat `judge_messages` built, for a judge served over HTTP.
+
+    A text that itself holds a mark (a line "[Answer A]" or "[Answer B]" between blank lines) makes the split
+    ambiguous: the first mark of each is taken. A chat of another shape raises ValueError.
+    """
+    if len(messages) != 1 or messages[0].get("role") != "user":
+        raise ValueError("a judge chat is one user message")
+    content = messages[0].get("content", "")
+    head = INSTRUCTIONS + REQUEST_MARK
+    if not content.startswith(head) or not content.endswith(QUESTION):
+        raise ValueError("not a judge chat: its instructions or its question differ")
+    request, mark_a, answers = content[len(head) : len(content) - len(QUESTION)].partition(ANSWER_A_MARK)
+    answer_a, mark_b, answer_b = answers.partition(ANSWER_B_MARK)
+    if not mark_a or not mark_b:
+        raise ValueError("not a judge chat: answer A or answer B is missing")
+    return request, answer_a, answer_b
 
 
 def two_way_probability(logit_a: float, logit_b: float) -> float:
