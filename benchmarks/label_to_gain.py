@@ -56,6 +56,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -201,7 +202,24 @@ def open_run(folder: Path, algorithm: str, oracle: str, seed: int, args: argpars
     project = init_project(folder, settings=settings)
     parsed = read_import_file(bundled_prompts_path())
     project.store.import_prompts(parsed.prompts, [], source="bundled")
+    reuse_base_samples(folder, seed)
     return project
+
+
+def reuse_base_samples(folder: Path, seed: int) -> None:
+    """Copy the base policy's held-out samples from a finished run with the same seed, if there is one.
+
+    Same seed, same bundled prompts: the same held-out prompts and the same base samples, which the loop
+    otherwise samples again in every run (about a minute and a half here). The loop checks the copy (the
+    policy it came from and its size) and samples anew when it does not fit.
+    """
+    name = Path(LOOP_FOLDER) / "eval-base-samples.json"
+    siblings = [*folder.parent.glob(f"*-seed{seed}"), *folder.parent.glob(f"*-seed{seed}-judge-*")]
+    for sibling in sorted(siblings):
+        if sibling != folder and (sibling / name).exists():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(sibling / name, folder / name)
+            return
 
 
 def serve_judge(

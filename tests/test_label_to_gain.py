@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from label_to_gain import bootstrap_mean, per_prompt
@@ -35,3 +37,16 @@ def test_bootstrap_mean_brackets_the_mean_and_collapses_on_constant_values() -> 
     assert bootstrap_mean([0.7] * 10) == pytest.approx((0.7, 0.7, 0.7))
     with pytest.raises(ValueError):
         bootstrap_mean([])
+
+
+def test_base_samples_are_copied_from_a_run_with_the_same_seed_only(tmp_path: Path) -> None:
+    from label_to_gain import reuse_base_samples
+
+    samples = Path("loop") / "eval-base-samples.json"
+    for name, text in (("composite-grpo-seed10", "ten"), ("composite-grpo-seed1", "one")):
+        (tmp_path / name / samples).parent.mkdir(parents=True)
+        (tmp_path / name / samples).write_text(text, encoding="utf-8")
+    reuse_base_samples(tmp_path / "composite-dpo-seed1-judge-good", 1)
+    assert (tmp_path / "composite-dpo-seed1-judge-good" / samples).read_text(encoding="utf-8") == "one"
+    reuse_base_samples(tmp_path / "composite-dpo-seed2", 2)
+    assert not (tmp_path / "composite-dpo-seed2" / samples).exists()
