@@ -226,7 +226,7 @@ def test_preference_algorithms_run_resume_and_keep_the_lineage(
     real_gather, real_train = apprentice.policy_data.gather, apprentice.rl.training.train_policy
 
     def counting_gather(*args: Any, **kwargs: Any) -> Any:
-        gathered.append(kwargs["round_number"])
+        gathered.append(args[1].round_number)
         return real_gather(*args, **kwargs)
 
     interrupted: list[int] = []

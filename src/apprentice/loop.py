@@ -375,9 +375,7 @@ def step_policy_from_preferences(context: LoopContext, state: RoundState) -> tup
     folder = context.round_dir(state.number)
     wanted = training_prompt_ids(context, state.number, count=settings.policy_steps * policy_data.PAIRS_PER_STEP)
     messages = {prompt.id: prompt.messages for prompt in store.prompts(held_out=False)}
-    data, counts = policy_data.round_training_data(
-        folder,
-        settings.algorithm,
+    inputs = policy_data.RoundInputs(
         store=store,
         settings=settings,
         generation=context.project.settings.generation,
@@ -387,6 +385,7 @@ def step_policy_from_preferences(context: LoopContext, state: RoundState) -> tup
         reward_folder=Path(state.outputs["reward"]["folder"]),
         show_progress=context.show_progress,
     )
+    data, counts = policy_data.round_training_data(folder, settings.algorithm, inputs)
     output_dir = folder / "policy"
     options = {
         "output_dir": output_dir,

@@ -117,19 +117,23 @@ def best_responses(ranked: Sequence[RankedResponses]) -> list[Demonstration]:
     return [Demonstration(item.prompt, item.responses[item.best()]) for item in ranked]
 
 
-def gather(
-    algorithm: str,
-    *,
-    store: Store,
-    settings: LoopSection,
-    generation: GenerationSection,
-    round_number: int,
-    policy_path: str,
-    prompts: Sequence[list[Message]],
-    reward_folder: Path,
-    show_progress: bool,
-) -> tuple[TrainingData, dict[str, int]]:
+@dataclass(frozen=True)
+class RoundInputs:
+    """What a round's training data is gathered from."""
+
+    store: Store
+    settings: LoopSection
+    generation: GenerationSection
+    round_number: int
+    policy_path: str  # the round's starting policy: it samples the candidates
+    prompts: Sequence[list[Message]]  # the round's training prompts
+    reward_folder: Path  # the round's reward ensemble
+    show_progress: bool
+
+
+def gather(algorithm: str, inputs: RoundInputs) -> tuple[TrainingData, dict[str, int]]:
     """The round's training data for `algorithm` and how many items came from where."""
+    store, settings, round_number = inputs.store, inputs.settings, inputs.round_number
     judged = judged_pairs(store, round_number) if algorithm == "dpo" or settings.reward_dpo_judged_pairs else []
     if algorithm == "dpo":
         if not judged:
@@ -137,14 +141,14 @@ def gather(
                 f"round {round_number} has no judged pair to train DPO on (ties and 'both bad' give none)"
             )
         return TrainingData(pairs=judged), {"judged_pairs": len(judged)}
-    sampling = generation.model_copy(update={"candidates": settings.policy_candidates, "seed": round_number})
+    sampling = inputs.generation.model_copy(update={"candidates": settings.policy_candidates, "seed": round_number})
     ranked = rank_candidates(
-        policy_path,
-        prompts,
-        reward_folder,
+        inputs.policy_path,
+        inputs.prompts,
+        inputs.reward_folder,
         generation=sampling,
         spread_penalty=settings.spread_penalty,
-        show_progress=show_progress,
+        show_progress=inputs.show_progress,
     )
     if algorithm == "best-of-n":
         demonstrations = best_responses(ranked)
@@ -173,33 +177,11 @@ def load(path: Path) -> tuple[TrainingData, dict[str, int]]:
     return TrainingData(pairs=pairs, demonstrations=demonstrations), counts
 
 
-def round_training_data(
-    folder: Path,
-    algorithm: str,
-    *,
-    store: Store,
-    settings: LoopSection,
-    generation: GenerationSection,
-    round_number: int,
-    policy_path: str,
-    prompts: Sequence[list[Message]],
-    reward_folder: Path,
-    show_progress: bool,
-) -> tuple[TrainingData, dict[str, int]]:
+def round_training_data(folder: Path, algorithm: str, inputs: RoundInputs) -> tuple[TrainingData, dict[str, int]]:
     """`gather`'s data, read from the round's folder when an earlier attempt wrote it there."""
     path = folder / DATA_FILE
     if path.is_file():
         return load(path)
-    data, counts = gather(
-        algorithm,
-        store=store,
-        settings=settings,
-        generation=generation,
-        round_number=round_number,
-        policy_path=policy_path,
-        prompts=prompts,
-        reward_folder=reward_folder,
-        show_progress=show_progress,
-    )
+    data, counts = gather(algorithm, inputs)
     save(path, data, counts)
     return data, counts
