@@ -1,0 +1,72 @@
+"""Does bf16 autocast speed up the policy's forward and backward on this CPU? (It does not.)
+
+The update of every policy algorithm is one forward and one backward of the default policy
+(SmolLM2-135M-Instruct) over a batch of sequences. This CPU (AMD EPYC) has avx512_bf16, so autocast to
+bfloat16 with float32 master weights was a candidate for a faster update. Same model, same random batch
+(8 sequences of 74 tokens: the size of `policy_step.py`'s batch, 42-token prompts and 32-token
+completions), float32 against `torch.autocast("cpu", dtype=torch.bfloat16)`, alternating in one process:
+
+    python benchmarks/cpu_bf16.py --repeats 2
+
+X
+seconds of one forward and backward: float32 6.76, 5.74, 5.13, 6.26; bf16 autocast 152.7, 151.3. Autocast
+is about 25 times slower here, so the update stays in float32. Forward alone is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from transformers import AutoModelForCausalLM
+
+from apprentice.models import resolve_model
+
+
+def forward_backward_seconds(model: torch.nn.Module, input_ids: torch.Tensor, *, bf16: bool) -> float:
+    started = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model(input_ids=input_ids).logits
+        loss = logits.float().log_softmax(-1).mean()
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - started
+
+
+def forward_seconds(model: torch.nn.Module, input_ids: torch.Tensor, *, bf16: bool) -> float:
+    started = time.perf_counter()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        model(input_ids=input_ids)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=74)
+    parser.add_argument("--repeats", type=int, default=2, help="alternating rounds of each setting")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(args.model), dtype=torch.float32)
+    input_ids = torch.randint(0, model.config.vocab_size, (args.batch, args.tokens))
+    times: dict[tuple[str, bool], list[float]] = {}
+    for _ in range(args.repeats):
+        for bf16 in (False, True):
+            model.train()
+            times.setdefault(("forward+backward", bf16), []).append(
+                forward_backward_seconds(model, input_ids, bf16=bf16)
+            )
+            model.eval()
+            times.setdefault(("forward", bf16), []).append(forward_seconds(model, input_ids, bf16=bf16))
+    print(f"threads {torch.get_num_threads()}, batch {args.batch} x {args.tokens} tokens")
+    for phase in ("forward+backward", "forward"):
+        float32, bf16 = statistics.median(times[(phase, False)]), statistics.median(times[(phase, True)])
+        print(f"{phase}: float32 {float32:.2f} s, bf16 autocast {bf16:.2f} s, ratio bf16/float32 {bf16 / float32:.2f}")
+
+
+if __name__ == "__main__":
+    main()
