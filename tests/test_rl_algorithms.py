@@ -108,6 +108,26 @@ def test_one_dpo_step(tiny_model: Path, tmp_path: Path) -> None:
     assert_reference_unchanged(result, before)
 
 
+def test_dpo_log_probs_read_only_the_completion_logits_and_match_the_full_pass(tiny_model: Path) -> None:
+    """Logits are computed from the earliest completion on; the sums equal those of every position's logits."""
+    from apprentice.rl.core import token_logprobs
+    from apprentice.rl.dpo import TokenizedPair, collate, sequence_logps
+
+    model, _tokenizer = load_policy(str(tiny_model))
+    pairs = [  # prompts of different lengths, answers of different lengths: padding everywhere
+        TokenizedPair([5, 6, 7, 8, 9], [10, 11], [12, 13, 14, 15]),
+        TokenizedPair([5, 6], [16, 17, 18], [19]),
+    ]
+    batch = collate(pairs, pad_id=0)
+    logps, lengths = sequence_logps(model, batch)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    full = token_logprobs(logits[:, :-1], batch["input_ids"][:, 1:])
+    mask = batch["completion_mask"][:, 1:]
+    assert lengths.tolist() == [2.0, 3.0, 4.0, 1.0]
+    torch.testing.assert_close(logps.detach(), (full * mask).sum(dim=1), rtol=1e-5, atol=1e-5)
+
+
 def test_lora_reference_is_the_base_model_with_the_adapter_off(tiny_model: Path, tmp_path: Path) -> None:
     from apprentice.rl.rollout import adapter_disabled
 

@@ -106,10 +106,21 @@ def collate(pairs: Sequence[TokenizedPair], pad_id: int) -> dict[str, torch.Tens
 
 def sequence_logps(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed log-probs of each row's completion tokens `(2B,)`, and the completion lengths `(2B,)`."""
+    # Logits only where a completion token is predicted: from the position before the earliest completion
+    # start on. The prompt's positions need none, and at vocabulary size their logits (and log-softmax) are
+    # a good part of the pass's time and memory.
+    # Rows are prompt (mask 0), completion (1), padding (0); a prompt has at least one token.
+    first = max(int(batch["completion_mask"].argmax(dim=1).min()), 1)
+    width = batch["input_ids"].shape[1]
     # Right padding: real tokens sit at positions 0..n-1 already, so the default positions are right.
-    output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
-    logprobs = token_logprobs(output.logits[:, :-1], batch["input_ids"][:, 1:])  # (2B, L - 1)
-    mask = batch["completion_mask"][:, 1:]
+    output = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        use_cache=False,
+        logits_to_keep=width - first + 1,  # positions first - 1 .. width - 1
+    )
+    logprobs = token_logprobs(output.logits[:, :-1], batch["input_ids"][:, first:])  # (2B, width - first)
+    mask = batch["completion_mask"][:, first:]
     return (logprobs * mask).sum(dim=1), mask.sum(dim=1)
 
 
