@@ -268,10 +268,12 @@ def test_micro_batches_give_the_whole_batch_update(
         assert chunked.metrics[key] == pytest.approx(whole.metrics[key], rel=1e-5, abs=1e-7), key
     assert whole.metrics["grad_norm"] > 0
     start = parameters(load_policy(str(tiny_model))[0])
-    # The step moves parameters by up to about 1e-2; the two updates agree to float32 rounding (about 1e-8).
+    # The step moves parameters by up to about 1e-2; the two updates agree to float32 rounding: 1e-7 for the
+    # update's own rounding, plus two units in the last place of the parameter (a parameter near 1 is spaced
+    # 1.2e-7 from its neighbours, so one rounding step there alone is above 1e-7).
     moved = max(float((value - start[name]).abs().max()) for name, value in whole.run.policy.state_dict().items())
     assert moved > 1e-3
     whole_state = whole.run.unwrapped.state_dict()  # PPO's value head included
     chunked_state = chunked.run.unwrapped.state_dict()
     for name, value in whole_state.items():
-        torch.testing.assert_close(chunked_state[name], value, atol=1e-7, rtol=0)
+        torch.testing.assert_close(chunked_state[name], value, atol=1e-7, rtol=2.4e-7)
