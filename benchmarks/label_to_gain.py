@@ -80,7 +80,7 @@ from apprentice.project import Project, init_project, open_project
 from apprentice.report import round_figures
 from apprentice.store.judges import JudgeRecord
 from apprentice.store.rounds import RoundState
-from oracle_judge import FLIP_RATE, KINDS, OracleJudgeServer
+from oracle_judge import FLIP_RATE, KINDS, OracleJudge, OracleJudgeServer
 
 ALGORITHMS = ("grpo", "dpo", "reward-dpo", "best-of-n")
 ORACLES = ("composite", "sentiment", "relevance", "concision")
@@ -229,7 +229,8 @@ def serve_judge(
     for as long as `stack` lasts, and register it in the project on its first run; None without a judge."""
     if kind == "none":
         return None
-    server = OracleJudgeServer(kind, oracle=oracle, flip_rate=FLIP_RATE, seed=seed, port=registered_port(project, kind))
+    judge = OracleJudge(kind, oracle=oracle, flip_rate=FLIP_RATE, seed=seed)
+    server = OracleJudgeServer(judge, port=registered_port(project, kind))
     stack.enter_context(server)
     register_judge(project, kind, server.url)
     return server

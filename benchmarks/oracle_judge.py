@@ -16,7 +16,7 @@ prefers with probability `PREFERRED_PROBABILITY` (confidence |2P - 1| = 0.8, abo
 - `longer`: prefers the longer answer in characters; on equal lengths it answers P("A") = 0.5 in both
   orders, which the judge reads as an abstention.
 
-    with OracleJudgeServer("good", oracle="composite", flip_rate=0.15, seed=0) as server:
+    with OracleJudgeServer(OracleJudge("good", oracle="composite", flip_rate=0.15, seed=0)) as server:
         project.store.add_judge("oracle-good", backend="endpoint", model="oracle-good", url=server.url)
 
 The server runs uvicorn in a background thread on a free loopback port (or on `port`, so that a resumed
@@ -135,22 +135,13 @@ def completion(model: str, probability_of_a: float) -> dict[str, Any]:
 class OracleJudgeServer:
     """`OracleJudge` served at `{url}/chat/completions` by uvicorn in a background thread, as a context manager."""
 
-    def __init__(
-        self,
-        kind: str,
-        *,
-        oracle: str | Oracle = "composite",
-        flip_rate: float = FLIP_RATE,
-        seed: int = 0,
-        probability: float = PREFERRED_PROBABILITY,
-        port: int | None = None,
-    ) -> None:
+    def __init__(self, judge: OracleJudge, *, port: int | None = None) -> None:
         import uvicorn
         from fastapi import FastAPI, HTTPException
 
         from apprentice.studio.process import free_port
 
-        self.judge = OracleJudge(kind, oracle=oracle, flip_rate=flip_rate, seed=seed, probability=probability)
+        self.judge = judge
         self.requests = 0
         api = FastAPI()
 
@@ -161,12 +152,12 @@ class OracleJudgeServer:
             except ValueError as error:
                 raise HTTPException(400, str(error)) from None
             self.requests += 1
-            return completion(str(body.get("model", kind)), self.judge.probability_of_a(request, answer_a, answer_b))
+            return completion(str(body.get("model", judge.kind)), judge.probability_of_a(request, answer_a, answer_b))
 
         self.port = port or free_port()
         config = uvicorn.Config(api, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"oracle-judge-{kind}", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name=f"oracle-judge-{judge.kind}", daemon=True)
 
     @property
     def url(self) -> str:

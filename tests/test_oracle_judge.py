@@ -76,7 +76,7 @@ def test_the_chat_parser_refuses_other_chats() -> None:
 def test_the_good_judge_follows_the_gold_and_reverses_a_flipped_pair_in_both_orders() -> None:
     plain_better, plain_worse = gold_pairs(flipped=False)
     flip_better, flip_worse = gold_pairs(flipped=True)
-    with OracleJudgeServer("good", oracle=good_count, seed=0) as server:
+    with OracleJudgeServer(OracleJudge("good", oracle=good_count, seed=0)) as server:
         endpoint = EndpointJudge(server.url, judge_name("good"))
         for first, second, first_wins in (
             (plain_better, plain_worse, True),
@@ -91,7 +91,7 @@ def test_the_good_judge_follows_the_gold_and_reverses_a_flipped_pair_in_both_ord
 
 
 def test_the_longer_judge_prefers_the_longer_answer_and_abstains_on_equal_lengths() -> None:
-    with OracleJudgeServer("longer") as server:
+    with OracleJudgeServer(OracleJudge("longer")) as server:
         endpoint = EndpointJudge(server.url, judge_name("longer"))
         longer = verdict_for(endpoint, pair_task(REQUEST, "short", "a much longer answer"))
         assert longer.consistent and longer.prefers_first is False and longer.confidence == pytest.approx(0.8)
@@ -100,7 +100,7 @@ def test_the_longer_judge_prefers_the_longer_answer_and_abstains_on_equal_length
 
 
 def test_the_server_refuses_a_chat_that_is_not_a_judge_chat() -> None:
-    with OracleJudgeServer("longer") as server:
+    with OracleJudgeServer(OracleJudge("longer")) as server:
         body = {"model": "x", "messages": [{"role": "user", "content": "hello"}]}
         response = httpx.post(f"{server.url}/chat/completions", json=body)
     assert response.status_code == 400 and "not a judge chat" in response.text
