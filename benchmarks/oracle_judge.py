@@ -31,7 +31,7 @@ import math
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from apprentice.judges.verdict import read_judge_messages
 from apprentice.oracles import Oracle, load_oracle
@@ -132,14 +132,44 @@ def completion(model: str, probability_of_a: float) -> dict[str, Any]:
     }
 
 
-class OracleJudgeServer:
-    """`OracleJudge` served at `{url}/chat/completions` by uvicorn in a background thread, as a context manager."""
+class ThreadedServer:
+    """A FastAPI app served by uvicorn in a background thread on a loopback port, as a context manager; the
+    judges' tests serve their tiny model through it too."""
 
-    def __init__(self, judge: OracleJudge, *, port: int | None = None) -> None:
+    def __init__(self, api: Any, *, name: str, port: int | None = None) -> None:
         import uvicorn
-        from fastapi import FastAPI, HTTPException
 
         from apprentice.studio.process import free_port
+
+        self.port = port or free_port()
+        config = uvicorn.Config(api, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name=name, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not self.server.started:
+            self.__exit__()
+            raise RuntimeError(f"the server {self.thread.name} did not start on port {self.port} (is it taken?)")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class OracleJudgeServer(ThreadedServer):
+    """`OracleJudge` served at `{url}/chat/completions`."""
+
+    def __init__(self, judge: OracleJudge, *, port: int | None = None) -> None:
+        from fastapi import FastAPI, HTTPException
 
         self.judge = judge
         self.requests = 0
@@ -154,25 +184,4 @@ class OracleJudgeServer:
             self.requests += 1
             return completion(str(body.get("model", judge.kind)), judge.probability_of_a(request, answer_a, answer_b))
 
-        self.port = port or free_port()
-        config = uvicorn.Config(api, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"oracle-judge-{judge.kind}", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> OracleJudgeServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not self.server.started:
-            self.__exit__()
-            raise RuntimeError(f"the oracle judge's server did not start on port {self.port} (is it taken?)")
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(api, name=f"oracle-judge-{judge.kind}", port=port)

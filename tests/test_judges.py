@@ -4,9 +4,6 @@ abstentions, keys kept out of everything, and judges kept out of people's figure
 from __future__ import annotations
 
 import math
-import socket
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from apprentice.settings import Settings
 from apprentice.store import Store
 from apprentice.store.quality_queries import QualityJudgment
 from apprentice.store.records import Message
+from oracle_judge import ThreadedServer
 from studio_fixtures import api_token, seed_comparisons, studio_client
 
 # -- the maths, by hand ----------------------------------------------------------------------------
@@ -99,17 +97,10 @@ def test_the_judge_asks_in_both_orders(local_judge: LocalJudge) -> None:
 # -- an OpenAI-compatible endpoint over real HTTP --------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class TinyModelServer:
+class TinyModelServer(ThreadedServer):
     """A small OpenAI-compatible chat-completions server that runs the tiny model (not a mock of the client)."""
 
     def __init__(self, judge: LocalJudge, *, api_key: str | None = None) -> None:
-        import uvicorn
         from fastapi import FastAPI, Header, HTTPException
 
         self.requests: list[dict[str, Any]] = []
@@ -153,25 +144,7 @@ class TinyModelServer:
                 ]
             }
 
-        self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> TinyModelServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert self.server.started
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(api, name="tiny-model-judge")
 
 
 @pytest.fixture
