@@ -14,7 +14,7 @@ from apprentice.project import init_project
 from apprentice.quality.report import analyse, error_lengths, wrapped_labels
 from apprentice.quality.report import write_report as write_quality_report
 from apprentice.quality.synthetic import make_panel_annotators, simulate_panel
-from apprentice.rates import describe_rate, wilson_interval
+from apprentice.rates import cluster_bootstrap_mean, describe_rate, wilson_interval
 from apprentice.report import accuracy_cell, agreement_cell, rate_cell, step_summary
 from apprentice.store.records import ComparisonPlan, GeneratedResponse, PromptRecord
 from test_quality_checks import judgment
@@ -27,6 +27,27 @@ def test_the_wilson_interval_holds_its_share_at_the_edges(trials: int) -> None:
         share = successes / trials
         assert 0.0 <= low <= share <= high <= 1.0, (successes, trials, low, high)
     assert wilson_interval(0, 3)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_the_cluster_bootstrap_of_two_opposite_clusters_spans_both() -> None:
+    # Two clusters worth 1 and 0: a resample of two draws averages 0, 0.5 or 1 with probabilities 1/4, 1/2,
+    # 1/4, so both 2.5% tails fall on the extremes.
+    assert cluster_bootstrap_mean([1.0, 0.0]) == (0.5, 0.0, 1.0)
+    # Three clusters worth 0.5, 0.75 and 0: three draws all 0 (or all 0.75) come 1/27 = 3.7% of the time.
+    assert cluster_bootstrap_mean([0.5, 0.75, 0.0]) == pytest.approx((1.25 / 3, 0.0, 0.75))
+
+
+def test_the_cluster_bootstrap_collapses_on_equal_clusters_and_is_seeded() -> None:
+    assert cluster_bootstrap_mean([0.5] * 3) == (0.5, 0.5, 0.5)
+    assert cluster_bootstrap_mean([0.7] * 10) == pytest.approx((0.7, 0.7, 0.7))
+    values = [0.0, 1.0] * 50
+    mean, low, high = cluster_bootstrap_mean(values)
+    assert mean == pytest.approx(0.5)
+    # The standard error of a mean of 100 fair coins is 0.05: the interval is about 0.5 +- 0.1.
+    assert 0.38 < low < 0.45 and 0.55 < high < 0.62
+    assert cluster_bootstrap_mean(values) == (mean, low, high)
+    with pytest.raises(ValueError, match="no values"):
+        cluster_bootstrap_mean([])
 
 
 def test_a_rate_carries_its_count_and_says_when_it_rests_on_too_little() -> None:
@@ -52,6 +73,9 @@ def test_the_loop_reports_cells_carry_their_counts() -> None:
     assert step_summary("reward", {"accuracy": 1.0, "validation_pairs": 2}) == (
         "reward accuracy on held-out pairs too little data (n=2)"
     )
+    # the loop's win rates show their stored bootstrap interval over prompts, never a Wilson one on the answers
+    over_prompts = {"rate": 0.5, "low": 0.0, "high": 1.0, "n": 40, "prompts": 2}
+    assert rate_cell(over_prompts) == "0.50 (95% CI 0.00-1.00, n=40)"
     evaluation = {"win_rate_vs_base_gold": {"rate": 0.7, "low": 0.55, "high": 0.81, "n": 48}}
     assert step_summary("evaluate", evaluation) == "win rate vs base by gold 0.70 (95% CI 0.55-0.81, n=48)"
 

@@ -8,10 +8,14 @@ Every rate Apprentice prints (reward accuracy, agreement, win rates, bias shares
 from __future__ import annotations
 
 import math
+import random
+import statistics
+from collections.abc import Sequence
 
 from scipy.stats import norm
 
 MIN_ITEMS = 20  # below this a share's 95% interval is wider than about +-0.2: not a figure to act on
+BOOTSTRAP_DRAWS = 2000  # the 2.5% and 97.5% percentiles each rest on 50 draws beyond them
 
 
 def wilson_interval(successes: float, trials: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -27,6 +31,25 @@ def wilson_interval(successes: float, trials: int, confidence: float = 0.95) -> 
     centre = (share + z**2 / (2 * trials)) / (1 + z**2 / trials)
     half = z * math.sqrt(max(share * (1 - share), 0.0) / trials + z**2 / (4 * trials**2)) / (1 + z**2 / trials)
     return max(0.0, min(centre - half, share)), min(1.0, max(centre + half, share))
+
+
+def cluster_bootstrap_mean(
+    cluster_values: Sequence[float], *, draws: int = BOOTSTRAP_DRAWS, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of one value per cluster, with a 95% percentile bootstrap interval that resamples the clusters.
+
+    For samples that come in clusters, such as several answers to one prompt: they share the prompt, so they
+    are not independent, and an interval over samples (Wilson's) treats them as if they were and comes out
+    too narrow. Reduce each cluster to one value first (its share of wins, its mean gain), then pass those
+    here: the interval draws whole clusters with replacement. Seeded, so the same values give the same
+    interval. Raises ValueError without values.
+    """
+    if not cluster_values:
+        raise ValueError("no values to average")
+    rng = random.Random(seed)
+    values, count = list(cluster_values), len(cluster_values)
+    means = sorted(statistics.fmean(rng.choices(values, k=count)) for _ in range(draws))
+    return statistics.fmean(values), means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
 
 
 def trustworthy(count: int | None) -> bool:
