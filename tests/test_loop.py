@@ -98,6 +98,10 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert evaluation["new"]["kl_from_base"] != 0.0
     assert evaluation["new"]["gold_mean"] is not None
     assert 0.0 <= evaluation["win_rate_vs_base_gold"]["rate"] <= 1.0
+    # two answers to each of the 4 held-out prompts; the interval and the gold gain are over the prompts
+    assert (evaluation["win_rate_vs_base_gold"]["n"], evaluation["win_rate_vs_base_gold"]["prompts"]) == (8, 4)
+    gain = evaluation["gold_gain_vs_base"]
+    assert gain["prompts"] == 4 and gain["low"] <= gain["mean"] <= gain["high"]
     # The reward model against gold on held-out answers, with its count; the base's answers sampled once.
     assert evaluation["reward_gold_accuracy"]["n"] > 0
     assert (loop_project / "loop" / "eval-base-samples.json").is_file()

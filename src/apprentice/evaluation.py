@@ -4,7 +4,8 @@ For each policy: sampled answers to the held-out prompts, their reward-model sco
 gold-oracle score when the annotators are simulated, their length, and the policy's KL divergence
 from the base policy, estimated on its own samples as the mean over sequences of
 sum_t log pi(y_t | ...) - log pi_base(y_t | ...) (both at the sampling temperature). Win rates compare
-two policies' answers prompt by prompt, ties counting half, with a Wilson interval.
+two policies' answers prompt by prompt, ties counting half, with a bootstrap interval over prompts (the
+answers to one prompt share it, so they are not independent samples).
 Tracking proxy and gold against KL shows over-optimization (Gao, Schulman and Hilton 2022): the
 proxy keeps rising while the gold score peaks and falls.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 
 from apprentice.files import write_jsonl_atomically
-from apprentice.rates import wilson_interval
+from apprentice.rates import cluster_bootstrap_mean, wilson_interval
 from apprentice.store.records import Message
 
 Scorer = Callable[[Sequence[list[Message]], Sequence[str]], list[float]]
@@ -36,6 +37,10 @@ class PolicySamples:
     completions: list[str]
     lengths: list[int]  # tokens
     kl_from_base: float
+
+    def answer_prompts(self) -> list[str]:
+        """The prompt of each answer as a key that groups a prompt's answers (its messages are unhashable)."""
+        return [json.dumps(messages, sort_keys=True) for messages in self.prompts]
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,17 @@ class WinRate:
     rate: float
     low: float
     high: float
+    prompts: int  # the prompts the comparisons were drawn from
+
+
+@dataclass(frozen=True)
+class MeanGain:
+    """A mean difference between two policies' paired scores, with its 95% interval over prompts."""
+
+    mean: float
+    low: float
+    high: float
+    prompts: int
 
 
 def sample_policy(
@@ -123,14 +139,52 @@ def score_samples(samples: PolicySamples, *, reward: Scorer | None, gold: Scorer
     )
 
 
-def win_rate(challenger: Sequence[float], incumbent: Sequence[float]) -> WinRate:
-    """Share of answers where the challenger scores higher (ties half), with a 95% Wilson interval."""
+def per_prompt_means(values: Sequence[float], prompts: Sequence[Hashable]) -> list[float]:
+    """The mean of each prompt's values, prompts in the order they first appear; `prompts[i]` is the prompt
+    (or any key equal for the answers to one prompt) that `values[i]` belongs to."""
+    if len(values) != len(prompts):
+        raise ValueError(f"one prompt per value needed, got {len(prompts)} prompts for {len(values)} values")
+    grouped: dict[Hashable, list[float]] = {}
+    for value, prompt in zip(values, prompts, strict=True):
+        grouped.setdefault(prompt, []).append(value)
+    return [statistics.fmean(group) for group in grouped.values()]
+
+
+def _check_paired(challenger: Sequence[float], incumbent: Sequence[float]) -> None:
     if len(challenger) != len(incumbent):
-        raise ValueError(f"win rate needs paired scores, got {len(challenger)} and {len(incumbent)}")
-    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(challenger, incumbent, strict=True))
-    count = len(challenger)
-    low, high = wilson_interval(wins, count) if count else (0.0, 1.0)
-    return WinRate(wins=wins, comparisons=count, rate=wins / count if count else 0.5, low=low, high=high)
+        raise ValueError(f"paired scores needed, got {len(challenger)} and {len(incumbent)}")
+    if not challenger:
+        raise ValueError("no answers to compare")
+
+
+def win_outcomes(challenger: Sequence[float], incumbent: Sequence[float]) -> list[float]:
+    """1 where the challenger's paired score is higher, 0 where lower, 0.5 for a tie."""
+    return [1.0 if new > old else 0.5 if new == old else 0.0 for new, old in zip(challenger, incumbent, strict=True)]
+
+
+def win_rate(challenger: Sequence[float], incumbent: Sequence[float], prompts: Sequence[Hashable]) -> WinRate:
+    """How often the challenger's answer scores higher than the incumbent's (ties half), with a 95% interval.
+
+    The i-th answers of both sides are paired and answer the prompt `prompts[i]`. The rate is the mean over
+    prompts of each prompt's win share: when every prompt has as many answers (as the loop's and `apprentice
+    eval`'s samples do) it is the share over answers, wins / comparisons. The interval is a bootstrap over
+    prompts, since a prompt's answers are not independent samples.
+    """
+    _check_paired(challenger, incumbent)
+    outcomes = win_outcomes(challenger, incumbent)
+    shares = per_prompt_means(outcomes, prompts)
+    rate, low, high = cluster_bootstrap_mean(shares)
+    return WinRate(wins=sum(outcomes), comparisons=len(outcomes), rate=rate, low=low, high=high, prompts=len(shares))
+
+
+def mean_gain(challenger: Sequence[float], incumbent: Sequence[float], prompts: Sequence[Hashable]) -> MeanGain:
+    """Mean of the challenger's score less the incumbent's, paired answer by answer, as `win_rate` pairs them:
+    the mean over prompts of each prompt's mean difference, with a 95% bootstrap interval over prompts."""
+    _check_paired(challenger, incumbent)
+    differences = [new - old for new, old in zip(challenger, incumbent, strict=True)]
+    gains = per_prompt_means(differences, prompts)
+    mean, low, high = cluster_bootstrap_mean(gains)
+    return MeanGain(mean=mean, low=low, high=high, prompts=len(gains))
 
 
 def gold_scorer(oracle: Callable[[Sequence[str], Sequence[str]], list[float]]) -> Scorer:
@@ -200,7 +254,7 @@ def reward_gold_accuracy(scored: Sequence[PolicyScores], completions_per_prompt:
     if total == 0:
         return None
     low, high = wilson_interval(right, total)
-    return WinRate(wins=right, comparisons=total, rate=right / total, low=low, high=high)
+    return WinRate(wins=right, comparisons=total, rate=right / total, low=low, high=high, prompts=per_prompt)
 
 
 def load_samples(path: Path) -> list[dict[str, Any]]:

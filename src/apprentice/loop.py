@@ -435,11 +435,9 @@ def _held_out_samples(
         "new": context.round_dir(state.number) / "eval-new-samples.json",
     }[label]
     samples = load_policy_samples(saved) if saved is not None else None
-    if (
-        samples is not None
-        and samples.policy == path
-        and len(samples.completions) == len(prompts) * EVAL_COMPLETIONS_PER_PROMPT
-    ):
+    # the same prompts in the same order, or the win rates would pair answers to different prompts
+    answered = [list(prompt) for prompt in prompts for _ in range(EVAL_COMPLETIONS_PER_PROMPT)]
+    if samples is not None and samples.policy == path and samples.prompts == answered:
         return samples
     samples = sample_policy(path, base_path, prompts, completions_per_prompt=EVAL_COMPLETIONS_PER_PROMPT, seed=0)
     if saved is not None:
@@ -448,7 +446,15 @@ def _held_out_samples(
 
 
 def step_evaluate(context: LoopContext, state: RoundState) -> dict[str, Any]:
-    from apprentice.evaluation import gold_scorer, reward_gold_accuracy, save_samples, score_samples, summary, win_rate
+    from apprentice.evaluation import (
+        gold_scorer,
+        mean_gain,
+        reward_gold_accuracy,
+        save_samples,
+        score_samples,
+        summary,
+        win_rate,
+    )
     from apprentice.oracles import load_oracle
     from apprentice.reward.ensemble import load_ensemble
 
@@ -470,6 +476,8 @@ def step_evaluate(context: LoopContext, state: RoundState) -> dict[str, Any]:
             scored[label] = scored["base"]
             continue
         samples = _held_out_samples(context, state, label, path, base_path, prompts)
+        if label == "new":  # every policy's samples answer the held-out prompts in the same order
+            answer_prompts = samples.answer_prompts()
         scores = score_samples(samples, reward=reward, gold=gold)
         save_samples(folder / f"eval-{label}.jsonl", samples, scores)
         scored[label] = scores
@@ -487,13 +495,17 @@ def step_evaluate(context: LoopContext, state: RoundState) -> dict[str, Any]:
         for kind, attribute in (("reward", "rewards"), ("gold", "golds")):
             new_values, old_values = getattr(scored["new"], attribute), getattr(scored[label], attribute)
             if new_values:
-                rate = win_rate(new_values, old_values)
+                rate = win_rate(new_values, old_values, answer_prompts)
                 results[f"win_rate_vs_{label}_{kind}"] = {
                     "rate": rate.rate,
-                    "low": rate.low,
+                    "low": rate.low,  # bootstrap over prompts: a prompt's answers are not independent
                     "high": rate.high,
                     "n": rate.comparisons,
+                    "prompts": rate.prompts,
                 }
+    if scored["new"].golds:
+        gain = mean_gain(scored["new"].golds, scored["base"].golds, answer_prompts)
+        results["gold_gain_vs_base"] = {"mean": gain.mean, "low": gain.low, "high": gain.high, "prompts": gain.prompts}
     (folder / "evaluation.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return results
 

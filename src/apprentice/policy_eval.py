@@ -4,8 +4,8 @@ Every policy answers the project's held-out prompts with the same sampling setti
 are scored by a reward model (by default the project's newest reward run) and by the gold oracle when the
 project simulates its annotators (`[loop] annotators` > 0, `oracle`), as the loop scores them. The first
 policy named is the base: KL is measured from it, and every other policy's win rate against it (answer by
-answer, ties half) comes with its count and 95% Wilson interval. Sampling, scoring and win rates are the
-loop's own (`apprentice.evaluation`).
+answer, ties half) comes with its count and a 95% bootstrap interval over prompts. Sampling, scoring and
+win rates are the loop's own (`apprentice.evaluation`).
 
 The results go to `runs/eval-N/eval.json`, each policy's answers beside it, and the store records the run
 (kind `eval`), so that `apprentice report` shows them for a project trained by hand.
@@ -149,6 +149,7 @@ def evaluate_policies(
     run = project.store.start_run("eval", config, output_path=str(folder))
     try:
         scored = []
+        answer_prompts: list[str] = []  # every policy's samples answer the same prompts in the same order
         for index, (name, path) in enumerate(zip(names, paths, strict=True), start=1):
             say(f"{name}: {len(prompts)} prompts x {options.samples_per_prompt} answers")
             samples = sample_policy(
@@ -161,6 +162,7 @@ def evaluate_policies(
                 seed=options.seed,
                 batch_size=options.batch_size,
             )
+            answer_prompts = samples.answer_prompts()
             scores = score_samples(samples, reward=reward, gold=gold)
             save_samples(folder / f"answers-{index}.jsonl", samples, scores)
             scored.append(scores)
@@ -173,7 +175,9 @@ def evaluate_policies(
                 ("gold", scores.golds, scored[0].golds),
             ):
                 row[f"win_rate_vs_base_{kind}"] = (
-                    asdict(win_rate(values, base_values)) if values and scores is not scored[0] else None
+                    asdict(win_rate(values, base_values, answer_prompts))
+                    if values and scores is not scored[0]
+                    else None
                 )
             rows.append(row)
         results = {**config, "base": names[0], "answers_per_policy": answers, "results": rows}
@@ -214,7 +218,7 @@ def rate_text(rate: dict[str, Any] | None) -> str:
     wins = f"{rate['wins']:g}/{count}"
     if count < MIN_ITEMS_FOR_A_RATE:
         return f"too little data ({wins})"
-    low, high = max(0.0, rate["low"]), min(1.0, rate["high"])  # Wilson bounds can overshoot by rounding
+    low, high = max(0.0, rate["low"]), min(1.0, rate["high"])  # Wilson bounds in older files overshot by rounding
     return f"{rate['rate']:.2f} [{low:.2f}, {high:.2f}] ({wins})"
 
 

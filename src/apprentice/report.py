@@ -209,8 +209,9 @@ font-size:14px}}figure{{display:inline-block;margin:1em}}</style></head><body>
 <h1>Apprentice: {html.escape(project.settings.project.name)}</h1>
 <p>{len(rows)} {"round" if len(rows) == 1 else "rounds"}. Scores are means over the held-out prompts; win rates
 are each round's policy against the base policy and against the previous round's (by the gold oracle when
-simulated, else by that round's reward model), with their 95% intervals and the number of answers compared; a
-rate on fewer than 20 items reads "too little data". Round 1's previous policy is the base.</p>
+simulated, else by that round's reward model), with their 95% intervals (a bootstrap over the prompts, whose
+answers are not independent) and the number of answers compared; a rate on fewer than 20 items reads "too
+little data". Round 1's previous policy is the base.</p>
 <table><tr><th>round</th><th>labels</th><th>reward accuracy (validation labels)</th>
 <th>reward accuracy vs gold (held-out answers)</th><th>KL from base</th><th>proxy reward</th>
 <th>gold</th><th>length (tokens)</th><th>win rate vs base</th><th>win rate vs previous</th>
@@ -324,7 +325,8 @@ def _cell(value: Any) -> str:
 
 
 def rate_cell(rate: dict[str, Any] | None) -> str:
-    """A win rate as stored by the loop's evaluation (rate, low, high, n)."""
+    """A rate as stored by the loop's evaluation (rate, low, high, n), shown with its stored interval: for the
+    win rates a bootstrap over prompts, which a Wilson interval on n answers would understate."""
     if not rate:
         return "-"
     return describe_rate(rate["rate"], rate.get("n"), low=rate.get("low"), high=rate.get("high"))
