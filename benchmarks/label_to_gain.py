@@ -55,7 +55,6 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import shutil
 import statistics
 import sys
@@ -74,9 +73,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from apprentice.demo import bundled_prompts_path, demo_settings
 from apprentice.errors import ApprenticeError
+from apprentice.evaluation import per_prompt_means, win_outcomes
 from apprentice.importing import read_import_file
 from apprentice.loop import LOOP_FOLDER, run_loop
 from apprentice.project import Project, init_project, open_project
+from apprentice.rates import cluster_bootstrap_mean
 from apprentice.report import round_figures
 from apprentice.store.judges import JudgeRecord
 from apprentice.store.rounds import RoundState
@@ -155,26 +156,14 @@ def per_prompt(
     """
     if len(evaluation_rows) != len(base_rows):
         raise ValueError(f"paired samples needed: {len(evaluation_rows)} new against {len(base_rows)} base")
-    wins: dict[str, list[float]] = {}
-    gains: dict[str, list[float]] = {}
     for new, base in zip(evaluation_rows, base_rows, strict=True):
         if new["prompt"] != base["prompt"]:
             raise ValueError(f"samples out of order: {new['prompt']!r} against {base['prompt']!r}")
-        prompt = str(new["prompt"])
-        new_gold, base_gold = float(new["gold"]), float(base["gold"])  # type: ignore[arg-type]
-        wins.setdefault(prompt, []).append(1.0 if new_gold > base_gold else 0.5 if new_gold == base_gold else 0.0)
-        gains.setdefault(prompt, []).append(new_gold - base_gold)
-    return [statistics.fmean(values) for values in wins.values()], [statistics.fmean(v) for v in gains.values()]
-
-
-def bootstrap_mean(values: list[float], *, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of per-prompt values with a 95% percentile bootstrap interval over prompts."""
-    if not values:
-        raise ValueError("no values to average")
-    rng = random.Random(seed)
-    count = len(values)
-    means = sorted(statistics.fmean(rng.choices(values, k=count)) for _ in range(draws))
-    return statistics.fmean(values), means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
+    prompts = [str(row["prompt"]) for row in evaluation_rows]
+    new_golds = [float(row["gold"]) for row in evaluation_rows]  # type: ignore[arg-type]
+    base_golds = [float(row["gold"]) for row in base_rows]  # type: ignore[arg-type]
+    gains = [new - base for new, base in zip(new_golds, base_golds, strict=True)]
+    return per_prompt_means(win_outcomes(new_golds, base_golds), prompts), per_prompt_means(gains, prompts)
 
 
 def read_jsonl(path: Path) -> list[dict[str, object]]:
@@ -305,8 +294,8 @@ def table(points: list[RoundPoint]) -> Table:
     for (oracle, algorithm, judge, number), group in sorted(groups.items()):
         wins = [value for point in group for value in point.prompt_wins]
         gains = [value for point in group for value in point.prompt_gains]
-        win, win_low, win_high = bootstrap_mean(wins)
-        gain, gain_low, gain_high = bootstrap_mean(gains)
+        win, win_low, win_high = cluster_bootstrap_mean(wins)
+        gain, gain_low, gain_high = cluster_bootstrap_mean(gains)
         accuracies = [(p.reward_gold_accuracy, p.reward_gold_pairs) for p in group if p.reward_gold_accuracy]
         pairs = sum(count or 0 for _, count in accuracies)
         accuracy = f"{sum(rate * (count or 0) for rate, count in accuracies) / pairs:.3f} ({pairs})" if pairs else "-"

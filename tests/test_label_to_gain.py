@@ -1,4 +1,5 @@
-"""The label-to-gain benchmark's figures: per-prompt pairing and the interval over prompts."""
+"""The label-to-gain benchmark's figures: per-prompt pairing (the interval over prompts is
+`apprentice.rates.cluster_bootstrap_mean`, tested with the rates in test_reports_small.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from label_to_gain import bootstrap_mean, per_prompt
+from label_to_gain import per_prompt
 
 
 def rows(*pairs: tuple[str, float]) -> list[dict[str, object]]:
@@ -27,16 +28,6 @@ def test_per_prompt_refuses_unpaired_or_reordered_samples() -> None:
         per_prompt(rows(("p1", 0.1)), rows(("p1", 0.1), ("p1", 0.2)))
     with pytest.raises(ValueError, match="out of order"):
         per_prompt(rows(("p1", 0.1), ("p2", 0.1)), rows(("p2", 0.1), ("p1", 0.1)))
-
-
-def test_bootstrap_mean_brackets_the_mean_and_collapses_on_constant_values() -> None:
-    mean, low, high = bootstrap_mean([0.0, 1.0] * 50)
-    assert mean == pytest.approx(0.5)
-    # The standard error of a mean of 100 fair coins is 0.05: the interval is about 0.5 +- 0.1.
-    assert 0.38 < low < 0.45 and 0.55 < high < 0.62
-    assert bootstrap_mean([0.7] * 10) == pytest.approx((0.7, 0.7, 0.7))
-    with pytest.raises(ValueError):
-        bootstrap_mean([])
 
 
 def test_base_samples_are_copied_from_a_run_with_the_same_seed_only(tmp_path: Path) -> None:
