@@ -104,7 +104,7 @@ from apprentice.importing import read_import_file
 from apprentice.models import load_policy
 from apprentice.oracles import DEFAULT_COMPOSITE_WEIGHTS, load_oracle
 from apprentice.reward.data import RewardPair
-from apprentice.reward.ensemble import compute_features, fit_head, fit_heads, mean_features
+from apprentice.reward.ensemble import compute_features, feature_penalties, fit_head, fit_heads, mean_features
 from apprentice.reward.model import RewardModel
 from apprentice.settings import GenerationSection
 from apprentice.simulate import AnnotatorProfile, choose_first, reachable_temperature
@@ -121,6 +121,7 @@ DEFAULT_SETS = [
     "svd64@cv",
     "prompt-aware",
     "prompt-aware@10",
+    "summary-first@10",
     "ref:oracle-parts",
 ]
 
@@ -199,6 +200,10 @@ class Experiment:
             return torch.cat([self.response, product, self.length], 1)
         if name == "prompt-aware":
             return self.aware
+        if name == "summary-first":  # the package's layout, from the same parts (see summary_first_features)
+            hidden = self.mean.shape[1]
+            product = self.aware[:, hidden : 2 * hidden]
+            return torch.cat([product.sum(1, keepdim=True), self.length, self.aware[:, : 2 * hidden]], 1)
         if name == "ref:oracle-parts":
             return self.parts
         if name.startswith("svd"):
@@ -208,7 +213,9 @@ class Experiment:
             return torch.cat([response, prompt * response, self.length], 1)
         raise ValueError(f"unknown feature set {name!r}")
 
-    def fit(self, table: torch.Tensor, chosen: list[int], rejected: list[int], l2: float, seed: int) -> np.ndarray:
+    def fit(
+        self, table: torch.Tensor, chosen: list[int], rejected: list[int], l2: float | torch.Tensor, seed: int
+    ) -> np.ndarray:
         """The loop's reward: bootstrap heads, each normalized on the training texts, averaged."""
         used = sorted(set(chosen) | set(rejected))
         pairs = [RewardPair([], "", "")] * len(chosen)
@@ -337,7 +344,8 @@ def main() -> None:
                     l2 = experiment.cross_validated_l2(table, chosen, rejected, seed)
                 else:
                     l2 = float(mode) if mode else 1e-3
-                scores = experiment.fit(table, chosen, rejected, l2, seed)
+                penalty = feature_penalties("summary-first", table.shape[1], l2) if base == "summary-first" else l2
+                scores = experiment.fit(table, chosen, rejected, penalty, seed)
                 results[name][count].append(experiment.evaluate(scores, test_prompts) | {"l2": l2})
         print(f"seed {seed} done, {time.perf_counter() - started:.0f} s", flush=True)
 

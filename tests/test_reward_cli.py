@@ -13,9 +13,13 @@ from typer.testing import CliRunner
 from apprentice.cli import app
 from apprentice.reward.data import PreferenceData, RewardPair, split_by_prompt
 from apprentice.reward.ensemble import (
+    SUMMARY_FEATURES,
     SharedBackboneEnsemble,
+    feature_penalties,
+    fit_head,
     load_ensemble,
     prompt_aware_features,
+    summary_first_features,
     train_member_ensemble,
     train_shared_backbone_ensemble,
 )
@@ -301,3 +305,43 @@ def test_a_bad_reward_option_is_named_with_where_it_came_from(tmp_path: Path) ->
     assert "train_mode (from" in result.output and "bad.json" in result.output
     result = runner.invoke(app, ["reward", "train", "-p", str(project), "--set", "no_such_option=1"])
     assert result.exit_code == 1 and "no_such_option" in result.output
+
+
+def test_summary_first_features_lead_with_the_cosine_and_the_length_then_prompt_awares_parts(
+    tiny_model: Path,
+) -> None:
+    from apprentice.reward.model import RewardModel
+
+    model = RewardModel.from_backbone(str(tiny_model), max_length=64)
+    prompts = [[{"role": "user", "content": "the sun and the moon"}]] * 2
+    responses = ["the moon is water", "a cat and a dog and a friend"]
+    summary = summary_first_features(model, prompts, responses)
+    aware = prompt_aware_features(model, prompts, responses)
+    hidden = 16
+    response, product, length = aware[:, :hidden], aware[:, hidden : 2 * hidden], aware[:, 2 * hidden :]
+    assert summary.shape == (2, SUMMARY_FEATURES + 2 * hidden)
+    assert summary[:, 0] == pytest.approx(product.sum(1), abs=1e-6)  # the cosine of unit embeddings
+    assert summary[:, 1:SUMMARY_FEATURES] == pytest.approx(length, abs=1e-6)
+    assert summary[:, SUMMARY_FEATURES:] == pytest.approx(torch.cat([response, product], 1), abs=1e-6)
+
+
+def test_summary_features_are_penalized_at_a_share_of_the_l2() -> None:
+    penalties = feature_penalties("summary-first", 10, 10.0)
+    assert penalties.tolist() == pytest.approx([0.1] * SUMMARY_FEATURES + [10.0] * 6)
+    assert feature_penalties("prompt-aware", 3, 10.0).tolist() == [10.0] * 3
+
+
+def test_a_lightly_penalized_feature_carries_the_preference_that_strong_l2_spreads_thin() -> None:
+    """One informative feature among 50 noise features: with one strong penalty the head's scores barely
+    separate the pairs; the light penalty on that feature lets 40 pairs give it its weight."""
+    generator = torch.Generator().manual_seed(0)
+    chosen, rejected = torch.randn(40, 51, generator=generator), torch.randn(40, 51, generator=generator)
+    chosen[:, 0] += 1.0  # the winner is higher on feature 0, nothing else tells
+    pairs = [RewardPair([], "", "")] * 40
+    uniform = fit_head(chosen, rejected, pairs, l2=10.0, steps=100, seed=0)
+    penalties = torch.full((51,), 10.0)
+    penalties[0] = 0.1
+    led = fit_head(chosen, rejected, pairs, l2=penalties, steps=100, seed=0)
+    assert led[0] > 5 * uniform[0] > 0
+    # the share of the head's weight on the informative feature
+    assert led[0] / led.abs().sum() > 0.5 > uniform[0] / uniform.abs().sum()

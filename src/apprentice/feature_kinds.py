@@ -6,5 +6,5 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-FeatureKind = Literal["head-input", "mean", "prompt-aware"]
+FeatureKind = Literal["head-input", "mean", "prompt-aware", "summary-first"]
 FEATURE_KINDS: tuple[str, ...] = get_args(FeatureKind)

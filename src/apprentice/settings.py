@@ -181,8 +181,10 @@ class LoopSection(_Section):
         description="Heads of the reward ensemble on a shared frozen backbone (its spread drives selection).",
     )
     reward_features: FeatureKind = Field(
-        "prompt-aware",
-        description="What the reward heads read: prompt-aware (the response's mean-pooled hidden states "
+        "summary-first",
+        description="What the reward heads read: summary-first (prompt-aware's parts led by the prompt-response "
+        "similarity and the length, which the heads may weigh at a hundredth of the l2 penalty, so that a few "
+        "labels can say how much they matter), prompt-aware (the response's mean-pooled hidden states "
         "averaged over the backbone's layers, the product of the prompt's and the response's sentence "
         "embeddings, in which their similarity is linear, and the response's length in words), mean (the "
         "backbone's mean-pooled last hidden states over the response alone, all-MiniLM's sentence embedding; "

@@ -24,6 +24,13 @@ Two kinds:
     cosine similarity is linear; and the response's length in words as log(1 + w), w / 100 and
     (w / 100)^2. The prompt is the last user message. Heads on these see relevance to the prompt and
     length, which `mean` cannot. As with `mean`, the backbone folder is not the ensemble's scorer.
+  - `summary-first`: the same parts led by four summary features, the prompt-response cosine similarity
+    (the sum of the product part) and the three length features, which the heads fit under a penalty a
+    hundredth of the rest's. A few hundred noisy labels cannot place hundreds of weights, but they can
+    say how much similarity and length matter; the embedding parts then correct that under the strong
+    penalty as labels accumulate. In `benchmarks/reward_features.py` this lifted the accuracy against the
+    gold at 100 and 200 labels (the figures are there); part of that lift comes from the simulated gold's
+    relevance being this same cosine.
 The spread is the standard deviation of the members' normalized rewards.
 """
 
@@ -192,6 +199,8 @@ def compute_features(
         return mean_features(model, responses, batch_size=batch_size)
     if kind == "prompt-aware":
         return prompt_aware_features(model, prompts, responses, batch_size=batch_size)
+    if kind == "summary-first":
+        return summary_first_features(model, prompts, responses, batch_size=batch_size)
     return extract_features(model, prompts, responses, batch_size=batch_size)
 
 
@@ -256,11 +265,11 @@ def length_features(responses: Sequence[str]) -> torch.Tensor:
     return torch.stack([torch.log1p(words), words / 100, (words / 100) ** 2], dim=1)
 
 
-def prompt_aware_features(
-    model: RewardModel, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int = 16
-) -> torch.Tensor:
-    """(N, 2H + 3): the response's unit layer-averaged mean pooling, the elementwise product of the prompt's
-    and the response's unit sentence embeddings, and the response's length features (the module's docstring)."""
+def _response_and_product(
+    model: RewardModel, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, H) the response's unit layer-averaged mean pooling and (N, H) the elementwise product of the
+    prompt's and the response's unit sentence embeddings (their cosine similarity is its sum)."""
     if len(prompts) != len(responses):
         raise ApprenticeError(f"{len(prompts)} prompts for {len(responses)} responses")
     last, layers = _mean_pooled(model, responses, batch_size=batch_size, every_layer=True)
@@ -270,8 +279,38 @@ def prompt_aware_features(
     prompt_table = F.normalize(_mean_pooled(model, distinct, batch_size=batch_size, every_layer=False)[0], dim=-1)
     position = {text: index for index, text in enumerate(distinct)}
     prompt_vectors = prompt_table[[position[text] for text in texts]]
-    product = prompt_vectors * F.normalize(last, dim=-1)
-    return torch.cat([F.normalize(layers, dim=-1), product, length_features(responses)], dim=1)
+    return F.normalize(layers, dim=-1), prompt_vectors * F.normalize(last, dim=-1)
+
+
+def prompt_aware_features(
+    model: RewardModel, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int = 16
+) -> torch.Tensor:
+    """(N, 2H + 3): the response's unit layer-averaged mean pooling, the elementwise product of the prompt's
+    and the response's unit sentence embeddings, and the response's length features (the module's docstring)."""
+    response, product = _response_and_product(model, prompts, responses, batch_size=batch_size)
+    return torch.cat([response, product, length_features(responses)], dim=1)
+
+
+SUMMARY_FEATURES = 4  # summary-first: the cosine similarity and the three length features lead the table
+SUMMARY_L2_SHARE = 0.01  # their penalty, as a share of the embedding parts' l2
+
+
+def summary_first_features(
+    model: RewardModel, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int = 16
+) -> torch.Tensor:
+    """(N, 4 + 2H): the prompt-response cosine similarity, the length features, then the response and product
+    parts of `prompt_aware_features` (the module's docstring)."""
+    response, product = _response_and_product(model, prompts, responses, batch_size=batch_size)
+    similarity = product.sum(dim=1, keepdim=True)
+    return torch.cat([similarity, length_features(responses), response, product], dim=1)
+
+
+def feature_penalties(kind: FeatureKind, width: int, l2: float) -> torch.Tensor:
+    """(width,) the l2 penalty of each feature: `l2` everywhere, but a share of it on summary-first's lead."""
+    penalties = torch.full((width,), float(l2))
+    if kind == "summary-first":
+        penalties[:SUMMARY_FEATURES] = l2 * SUMMARY_L2_SHARE
+    return penalties
 
 
 def extract_features(
@@ -316,12 +355,13 @@ def fit_head(
     rejected: torch.Tensor,
     pairs: Sequence[RewardPair],
     *,
-    l2: float,
+    l2: float | torch.Tensor,
     steps: int,
     seed: int,
     margin_scale: float = 1.0,
 ) -> torch.Tensor:
-    """A linear head (H,) minimizing the weighted Bradley-Terry loss + l2 |w|^2 on fixed features, by L-BFGS.
+    """A linear head (H,) minimizing the weighted Bradley-Terry loss + sum_j l2_j w_j^2 on fixed features, by
+    L-BFGS; `l2` is one penalty for every feature or (H,) penalties, one per feature.
 
     Features are standardized while fitting (their scales differ by orders of magnitude in LLMs),
     and the scale is folded back into the weights, so the head applies to raw features.
@@ -341,7 +381,7 @@ def fit_head(
         optimizer.zero_grad()
         scores = difference @ weight
         loss = bradley_terry_loss(scores, torch.zeros_like(scores), margins=margins, targets=targets, weights=weights)
-        loss = loss + l2 * weight.pow(2).sum()
+        loss = loss + (l2 * weight.pow(2)).sum()
         loss.backward()
         return loss
 
@@ -355,7 +395,7 @@ def fit_heads(
     pairs: Sequence[RewardPair],
     *,
     heads: int,
-    l2: float,
+    l2: float | torch.Tensor,
     steps: int,
     bootstrap: bool = True,
     seed: int = 0,
@@ -419,7 +459,7 @@ def train_shared_backbone_ensemble(
         rejected,
         pairs,
         heads=heads,
-        l2=l2,
+        l2=feature_penalties(features, table.shape[1], l2),
         steps=steps,
         bootstrap=bootstrap,
         seed=seed,
