@@ -236,19 +236,26 @@ class Experiment:
             return torch.cat([response, prompt * response, self.length], 1)
         raise ValueError(f"unknown feature set {name!r}")
 
-    def fit(
+    def fit_members(
         self, table: torch.Tensor, chosen: list[int], rejected: list[int], l2: float | torch.Tensor, seed: int
     ) -> np.ndarray:
-        """The loop's reward: bootstrap heads, each normalized on the training texts, averaged."""
+        """The loop's reward heads, each on a bootstrap resample and normalized on the training texts, as the
+        loop's ensemble scores its members: (heads, texts)."""
         used = sorted(set(chosen) | set(rejected))
         pairs = [RewardPair([], "", "")] * len(chosen)
-        total = torch.zeros(table.shape[0], dtype=torch.float64)
+        members = []
         for weight in fit_heads(
             table[chosen].float(), table[rejected].float(), pairs, heads=self.heads, l2=l2, steps=200, seed=seed
         ):
             raw = table @ weight.double()
-            total += (raw - raw[used].mean()) / (float(raw[used].std()) or 1.0)
-        return (total / self.heads).numpy()
+            members.append((raw - raw[used].mean()) / (float(raw[used].std()) or 1.0))
+        return torch.stack(members).numpy()
+
+    def fit(
+        self, table: torch.Tensor, chosen: list[int], rejected: list[int], l2: float | torch.Tensor, seed: int
+    ) -> np.ndarray:
+        """The loop's reward: its heads' normalized scores averaged."""
+        return np.asarray(self.fit_members(table, chosen, rejected, l2, seed).mean(axis=0))
 
     def cross_validated_l2(self, table: torch.Tensor, chosen: list[int], rejected: list[int], seed: int) -> float:
         """The l2 whose heads give the held-out labels the highest likelihood, 4 folds grouped by prompt."""

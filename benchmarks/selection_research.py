@@ -202,6 +202,7 @@ def acquisition_curve(
     accuracy: Callable[[Model], float],
     seed: int = 0,
     choose_batch: Callable[[Model, list[int], int], list[int]] | None = None,
+    max_labels: int | None = None,
 ) -> AcquisitionRun:
     """Batch active learning: fit on the labels so far, measure, add the `batch` the rule picks; `steps` times.
 
@@ -209,7 +210,8 @@ def acquisition_curve(
     gives its members' margins on the whole pool, shape (members, pool size); `accuracy(model)` is the
     measure (validation accuracy). The curve has steps + 1 points, from len(initial) labels up.
     `choose_batch(model, labeled, batch)`, when given, picks the next labels in place of the rule (a
-    reference design such as `fisher_design_batch`; `rule` then only names the run).
+    reference design such as `fisher_design_batch`; `rule` then only names the run). With `max_labels`, the
+    batch that would pass it is cut to end there, so a budget that is not a whole number of batches is met.
     """
     if len(set(initial)) != len(initial):
         raise ApprenticeError("the initial labels repeat a comparison")
@@ -220,10 +222,11 @@ def acquisition_curve(
         curve.append(CurvePoint(len(labeled), accuracy(model)))
         if step == steps:
             break
+        size = batch if max_labels is None else min(batch, max_labels - len(labeled))
         if choose_batch is not None:
-            chosen = choose_batch(model, list(labeled), batch)
+            chosen = choose_batch(model, list(labeled), size)
         else:
-            chosen = select_next_any(rule, pool_margins(model), labeled, batch, seed=seed * 100_003 + step)
+            chosen = select_next_any(rule, pool_margins(model), labeled, size, seed=seed * 100_003 + step)
         if not chosen:
             break  # the pool is exhausted
         labeled.extend(chosen)

@@ -160,6 +160,21 @@ def test_every_rule_gets_the_same_start_and_the_same_training_steps() -> None:
     assert seen["random"] == [(8 + 4 * step, step) for step in range(6)]
 
 
+def test_max_labels_cuts_the_last_batch_to_end_at_the_budget() -> None:
+    run = acquisition_curve(
+        "disagreement",
+        initial=[0, 1, 2],
+        batch=4,
+        steps=3,
+        fit=_fit_thresholds,
+        pool_margins=_margins,
+        accuracy=_accuracy,
+        max_labels=13,
+    )
+    assert [point.labels for point in run.curve] == [3, 7, 11, 13]
+    assert len(set(run.labeled)) == len(run.labeled) == 13
+
+
 def test_uncertainty_bald_and_epig_learn_the_threshold_with_fewer_labels_than_random() -> None:
     # Asking near the current boundary halves the interval like a binary search; random points rarely land there.
     random_curve, _ = _run("random")
