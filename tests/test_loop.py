@@ -49,7 +49,7 @@ def loop_project(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPat
     loop = settings.loop
     loop.rounds, loop.prompts_per_round, loop.labels_per_round, loop.eval_prompts = 2, 6, 8, 4
     loop.annotators, loop.oracle, loop.reward_model, loop.reward_heads = 3, "concision", str(tiny_model), 3
-    loop.policy_steps, loop.policy_learning_rate = 2, 3e-5
+    loop.policy_steps, loop.policy_learning_rate, loop.policy_prompts_per_step = 2, 3e-5, 2
     project = init_project(tmp_path / "project", settings=settings)
     prompts = [PromptRecord([{"role": "user", "content": f"write a poem about the {word}"}]) for word in WORDS]
     project.store.import_prompts(prompts, [], source="test")
@@ -276,3 +276,14 @@ def test_preference_algorithms_run_resume_and_keep_the_lineage(
         assert {run.config["beta"] for run in runs} == {0.1}
     project.close()
     assert second.outputs["evaluate"]["new"]["kl_from_base"] != 0.0
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo", "ppo"])
+def test_the_online_policy_run_takes_the_loops_steps_batch_and_learning_rate(algorithm: str, tmp_path: Path) -> None:
+    from apprentice.loop import online_policy_config
+    from apprentice.settings import LoopSection
+
+    settings = LoopSection(algorithm=algorithm, policy_steps=7, policy_prompts_per_step=4, policy_learning_rate=5e-5)
+    config = online_policy_config(settings, tmp_path / "policy", round_number=3)
+    assert (config.steps, config.prompts_per_step, config.learning_rate, config.seed) == (7, 4, 5e-5, 3)
+    assert config.output_dir == tmp_path / "policy"

@@ -213,3 +213,13 @@ def test_settings_import_nothing_from_the_reward_package() -> None:
     code = "import sys, apprentice.settings; print(sorted(m for m in sys.modules if m.startswith('apprentice.reward')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_an_odd_ppo_batch_is_refused_when_the_file_is_read_not_after_the_round_collected_labels(
+    tmp_path: Path,
+) -> None:
+    path = project_file(tmp_path, '[loop]\nalgorithm = "ppo"\npolicy_prompts_per_step = 3\n')
+    error = load_error(path)
+    assert "policy_prompts_per_step (3) must be even" in str(error)
+    even = project_file(tmp_path, '[loop]\nalgorithm = "ppo"\npolicy_prompts_per_step = 4\n')
+    assert load_settings(even).loop.policy_prompts_per_step == 4

@@ -43,6 +43,7 @@ def demo_settings(model_name: str) -> Settings:
     loop.oracle = "composite"
     loop.flip_rate = 0.25
     loop.policy_steps = 10
+    loop.policy_learning_rate = 5e-5  # ten steps a round: each must move the policy as 25 at 2e-5 did
     return settings
 
 

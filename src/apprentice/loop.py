@@ -33,6 +33,7 @@ from apprentice.store.rounds import RoundState
 
 if TYPE_CHECKING:
     from apprentice.project import Project
+    from apprentice.rl.config import GRPOConfig, PPOConfig, RLOOConfig
     from apprentice.settings import LoopSection
     from apprentice.store.tables import Policy, Prompt
 
@@ -331,7 +332,6 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
 
 def step_policy(context: LoopContext, state: RoundState) -> tuple[dict[str, Any], int | None]:
     from apprentice.policy_data import PREFERENCE_ALGORITHMS
-    from apprentice.rl.config import build_config
     from apprentice.rl.training import train_policy
 
     settings = context.settings
@@ -339,15 +339,7 @@ def step_policy(context: LoopContext, state: RoundState) -> tuple[dict[str, Any]
         return step_policy_from_preferences(context, state)
     reward_folder = state.outputs["reward"]["folder"]
     output_dir = context.round_dir(state.number) / "policy"
-    config = build_config(
-        settings.algorithm,
-        {
-            "output_dir": output_dir,
-            "steps": settings.policy_steps,
-            "learning_rate": settings.policy_learning_rate,
-            "seed": state.number,
-        },
-    )
+    config = online_policy_config(settings, output_dir, state.number)
     resume = any(output_dir.glob("checkpoint*"))
     outcome = train_policy(
         settings.algorithm,
@@ -361,6 +353,24 @@ def step_policy(context: LoopContext, state: RoundState) -> tuple[dict[str, Any]
     )
     metrics = {key: value for key, value in outcome.metrics.items() if "/" not in key}
     return {"policy": outcome.policy_name, "path": str(outcome.policy_path), "metrics": metrics}, outcome.policy_id
+
+
+def online_policy_config(
+    settings: LoopSection, output_dir: Path, round_number: int
+) -> GRPOConfig | PPOConfig | RLOOConfig:
+    """The round's grpo, rloo or ppo run as the [loop] settings shape it (the algorithms' defaults otherwise)."""
+    from apprentice.rl.config import GRPOConfig, PPOConfig, RLOOConfig, build_config
+
+    options = {
+        "output_dir": output_dir,
+        "steps": settings.policy_steps,
+        "prompts_per_step": settings.policy_prompts_per_step,
+        "learning_rate": settings.policy_learning_rate,
+        "seed": round_number,
+    }
+    config = build_config(settings.algorithm, options)
+    assert isinstance(config, GRPOConfig | PPOConfig | RLOOConfig)  # dpo and the others: from preferences
+    return config
 
 
 def step_policy_from_preferences(context: LoopContext, state: RoundState) -> tuple[dict[str, Any], int | None]:

@@ -207,6 +207,12 @@ class LoopSection(_Section):
         "fine-tuning on the ensemble's best of policy_candidates responses per prompt.",
     )
     policy_steps: int = Field(20, ge=1, description="Policy optimization steps per round.")
+    policy_prompts_per_step: int = Field(
+        8,
+        ge=1,
+        description="grpo, rloo and ppo: training prompts sampled per policy step (grpo and rloo answer each 4 "
+        "times); the step's time grows with it.",
+    )
     policy_learning_rate: float = Field(
         1e-5, gt=0.0, le=1e-2, description="AdamW learning rate of the policy optimization each round."
     )
@@ -266,6 +272,16 @@ class LoopSection(_Section):
             raise ValueError(
                 f"dpo_label_smoothing ({self.dpo_label_smoothing}) applies to the sigmoid loss only; "
                 "set it to 0 with dpo_loss = 'ipo'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ppo_splits_each_step_in_two(self) -> LoopSection:
+        # the loop's PPO makes two minibatches of a step's prompts (one completion each)
+        if self.algorithm == "ppo" and self.policy_prompts_per_step % 2:
+            raise ValueError(
+                f"algorithm 'ppo' splits each step's prompts into 2 minibatches: policy_prompts_per_step "
+                f"({self.policy_prompts_per_step}) must be even"
             )
         return self
 
