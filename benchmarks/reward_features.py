@@ -71,8 +71,8 @@ Mean Spearman correlation with the gold within a held-out prompt:
 | ref:oracle-parts | 0.85±0.10 | 0.89±0.07 | 0.81±0.11 | 0.90±0.04 | 0.92±0.03 | 0.95±0.03 |
 
 Summary-first against prompt-aware, a later run on a new draw of the same 192 prompts' candidates (191 with
-two or more distinct ones, 760 responses; 10 seeds; labels agreeing with the gold 74.6%; 51 s from the cache,
-about 10 min to generate on a quiet machine):
+two or more distinct ones, 760 responses; 10 seeds; labels agreeing with the gold 74.6%; 51 s from the
+cache, about 10 min to generate on a quiet machine):
 
     .venv/bin/python benchmarks/reward_features.py --sets prompt-aware@10 summary-first@10 ref:oracle-parts \
         --labels 50 100 200 400
@@ -85,26 +85,25 @@ about 10 min to generate on a quiet machine):
 
 (Spearman within a prompt, same order: 0.20 / 0.27 / 0.38 / 0.45 against 0.40 / 0.39 / 0.47 / 0.52.) In a
 scratch sweep on the same cache the penalty of the summary features hardly mattered between 0.01 and 0.1,
-nor the rest's between 10 and 1000, and the four summary features alone (cosine + length at l2 0.1-1) did
-as well as summary-first up to 400 labels: at these counts the embedding parts add little but variance.
-The spread over seeds at 100 labels (sd 0.10, twice prompt-aware's) is not explained yet. Caveat: the simulated gold's relevance is this same MiniLM cosine, so the summary's lead over
-prompt-aware overstates what it would gain with people whose sense of relevance is their own.
+nor the rest's between 10 and 1000, and the four summary features alone (cosine + length at l2 0.1-1) did as
+well as summary-first up to 400 labels: at these counts the embedding parts add little but variance. The
+spread over seeds at 100 labels (sd 0.10, twice prompt-aware's) is not explained yet. Caveat: the simulated
+gold's relevance is this same MiniLM cosine, so the summary's lead over prompt-aware overstates what it
+would gain with people whose sense of relevance is their own.
 
-Reading (of the first table). The prompt-response product is what lifts the reward off chance at every count; strong L2 is
-what lets it keep gaining with labels (at l2 1e-3 the 771 weights overfit and the accuracy stays at
-0.55-0.58 from 50 to 1600 labels); the layer average adds 0.01-0.035 at every count from 100 on. Choosing
-l2 by cross-validation on the noisy labels did slightly worse than a fixed 10 (it mostly chose 1; in
-scratch runs from 3 to 100 the result hardly moved: the heads are then close to the mean of the
-label-signed feature differences). The
-curve flattens after about 400 labels (0.68, 0.71, 0.72), far below the ceiling, because the features, not
-the labels, are short: within a prompt the gold is mostly VADER sentiment (within-prompt sd x weight:
-sentiment 0.104, relevance 0.034, concision 0.011; the sentiment order is the gold order in 87% of the
-pairs; printed by the run), and MiniLM's embeddings barely hold a lexicon's sentiment (in a scratch
-analysis on an earlier draw of candidates, ridge on the noise-free within-prompt VADER score, 5-fold by
-prompt, explained 4% of its variance from the last layer's embedding and 16% from the layer average).
-Relevance is exactly linear in the product part because the oracle's relevance uses the same encoder as
-the reward backbone: with people, that part of the gain would be smaller.
-"""
+Reading (of the first table). The prompt-response product is what lifts the reward off chance at every
+count; strong L2 is what lets it keep gaining with labels (at l2 1e-3 the 771 weights overfit and the
+accuracy stays at 0.55-0.58 from 50 to 1600 labels); the layer average adds 0.01-0.035 at every count from
+100 on. Choosing l2 by cross-validation on the noisy labels did slightly worse than a fixed 10 (it mostly
+chose 1; in scratch runs from 3 to 100 the result hardly moved: the heads are then close to the mean of the
+label-signed feature differences). The curve flattens after about 400 labels (0.68, 0.71, 0.72), far below
+the ceiling, because the features, not the labels, are short: within a prompt the gold is mostly VADER
+sentiment (within-prompt sd x weight: sentiment 0.104, relevance 0.034, concision 0.011; the sentiment order
+is the gold order in 87% of the pairs; printed by the run), and MiniLM's embeddings barely hold a lexicon's
+sentiment (in a scratch analysis on an earlier draw of candidates, ridge on the noise-free within-prompt
+VADER score, 5-fold by prompt, explained 4% of its variance from the last layer's embedding and 16% from the
+layer average). Relevance is exactly linear in the product part because the oracle's relevance uses the same
+encoder as the reward backbone: with people, that part of the gain would be smaller. """
 
 from __future__ import annotations
 
