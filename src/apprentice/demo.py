@@ -19,7 +19,7 @@ from apprentice.importing import read_import_file
 from apprentice.loop import run_loop
 from apprentice.models import cache_dir, resolve_model
 from apprentice.project import init_project
-from apprentice.report import accuracy_cell, rate_cell, round_figures, write_report
+from apprentice.report import accuracy_cell, labels_so_far, rate_cell, round_figures, write_report
 from apprentice.settings import Settings
 
 
@@ -61,7 +61,7 @@ def run_demo(folder: Path, *, model_name: str = "default", rounds: int | None = 
         table = Table(title="Rounds (held-out prompts)")
         columns = (
             "round",
-            "labels",
+            "labels so far",
             "reward acc. (labels)",
             "reward acc. vs gold",
             "KL",
@@ -72,10 +72,11 @@ def run_demo(folder: Path, *, model_name: str = "default", rounds: int | None = 
         )
         for column in columns:
             table.add_column(column, overflow="fold")  # a narrow terminal wraps figures, never cuts them
-        for row in round_figures(project.store.rounds()):
+        rows = round_figures(project.store.rounds())
+        for row, labels in zip(rows, labels_so_far(rows), strict=True):
             table.add_row(
                 str(row["round"]),
-                str(row["labels"]),
+                str(labels),  # every judgment the loop has cost, later answers to earlier rounds' included
                 accuracy_cell(row),
                 rate_cell(row["reward_gold_accuracy"]),
                 _fmt(row["kl_from_base"]),
