@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from apprentice.cli import app
@@ -283,7 +284,30 @@ def test_the_online_policy_run_takes_the_loops_steps_batch_and_learning_rate(alg
     from apprentice.loop import online_policy_config
     from apprentice.settings import LoopSection
 
-    settings = LoopSection(algorithm=algorithm, policy_steps=7, policy_prompts_per_step=4, policy_learning_rate=5e-5)
+    settings = LoopSection(
+        algorithm=algorithm, policy_steps=7, policy_prompts_per_step=4, policy_learning_rate=5e-5, policy_lora_rank=8
+    )
     config = online_policy_config(settings, tmp_path / "policy", round_number=3)
     assert (config.steps, config.prompts_per_step, config.learning_rate, config.seed) == (7, 4, 5e-5, 3)
+    assert config.lora_rank == 8
     assert config.output_dir == tmp_path / "policy"
+
+
+def test_a_lora_round_saves_a_plain_merged_policy_that_moved_from_its_start(loop_project: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    set_loop_settings(loop_project, rounds=1, policy_lora_rank=4, policy_learning_rate=1e-3)
+    states, _ = run_with_stops(loop_project, set())
+    (state,) = states
+    project = open_project(loop_project)
+    trained = project.store.policy_by_id(state.new_policy_id)
+    base = project.store.policy_by_id(state.policy_id)
+    assert [run.config["lora_rank"] for run in project.store.runs("policy")] == [4]
+    project.close()
+    folder = Path(trained.model_path)
+    assert not (folder / "adapter_config.json").exists()  # merged: transformers loads it as it loads the base
+    merged = AutoModelForCausalLM.from_pretrained(folder)
+    start = AutoModelForCausalLM.from_pretrained(base.model_path)
+    assert set(merged.state_dict()) == set(start.state_dict())
+    assert any(not torch.equal(merged.state_dict()[key], start.state_dict()[key]) for key in start.state_dict())
+    assert state.outputs["evaluate"]["new"]["kl_from_base"] != 0.0

@@ -366,6 +366,7 @@ def online_policy_config(
         "steps": settings.policy_steps,
         "prompts_per_step": settings.policy_prompts_per_step,
         "learning_rate": settings.policy_learning_rate,
+        "lora_rank": settings.policy_lora_rank,
         "seed": round_number,
     }
     config = build_config(settings.algorithm, options)
@@ -402,6 +403,7 @@ def step_policy_from_preferences(context: LoopContext, state: RoundState) -> tup
         "steps": settings.policy_steps,
         "batch_size": policy_data.PAIRS_PER_STEP,
         "learning_rate": settings.policy_learning_rate,
+        "lora_rank": settings.policy_lora_rank,
         "seed": state.number,
     }
     if settings.algorithm == "best-of-n":

@@ -213,6 +213,14 @@ class LoopSection(_Section):
         description="grpo, rloo and ppo: training prompts sampled per policy step (grpo and rloo answer each 4 "
         "times); the step's time grows with it.",
     )
+    policy_lora_rank: int = Field(
+        0,
+        ge=0,
+        description="Train each round's policy step as a LoRA adapter of this rank on every linear layer, merged "
+        "into the new policy at the end (0: full fine-tuning). The round's starting policy is the adapter "
+        "switched off, so no second copy of the weights is held, and the optimizer keeps state for the "
+        "adapter alone; LoRA usually wants a learning rate about ten times full fine-tuning's.",
+    )
     policy_learning_rate: float = Field(
         1e-5, gt=0.0, le=1e-2, description="AdamW learning rate of the policy optimization each round."
     )
