@@ -84,12 +84,15 @@ cache, about 10 min to generate on a quiet machine):
 | ref:oracle-parts | 0.850±0.115 | 0.879±0.102 | 0.922±0.042 | 0.933±0.025 |
 
 (Spearman within a prompt, same order: 0.20 / 0.27 / 0.38 / 0.45 against 0.40 / 0.39 / 0.47 / 0.52.) In a
-scratch sweep on the same cache the penalty of the summary features hardly mattered between 0.01 and 0.1,
-nor the rest's between 10 and 1000, and the four summary features alone (cosine + length at l2 0.1-1) did as
-well as summary-first up to 400 labels: at these counts the embedding parts add little but variance. The
-spread over seeds at 100 labels (sd 0.10, twice prompt-aware's) is not explained yet. Caveat: the simulated
-gold's relevance is this same MiniLM cosine, so the summary's lead over prompt-aware overstates what it
-would gain with people whose sense of relevance is their own.
+scratch sweep on the same cache the penalty of the summary features hardly mattered between 0.01 and 0.1, nor
+the rest's between 10 and 1000, and the four summary features alone (cosine + length at l2 0.1-1) did as well
+as summary-first up to 400 labels: at these counts the embedding parts add little but variance. Other response
+parts tried in that sweep (its own splits, where prompt-aware@10 gave 0.584 at 100 labels and 0.671 at 200)
+did no better than prompt-aware's: one MiniLM layer's mean pooling (layers 0 to 3) 0.576-0.587 and
+0.652-0.659, max-pooling of layer 0, and SmolLM2's input token embeddings averaged over the response
+0.578-0.584 and 0.624-0.642. The spread over seeds at 100 labels (sd 0.10, twice prompt-aware's) is not
+explained yet. Caveat: the simulated gold's relevance is this same MiniLM cosine, so the summary's lead over
+prompt-aware overstates what it would gain with people whose sense of relevance is their own.
 
 Reading (of the first table). The prompt-response product is what lifts the reward off chance at every
 count; strong L2 is what lets it keep gaining with labels (at l2 1e-3 the 771 weights overfit and the
