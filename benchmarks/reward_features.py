@@ -106,7 +106,8 @@ is the gold order in 87% of the pairs; printed by the run), and MiniLM's embeddi
 sentiment (in a scratch analysis on an earlier draw of candidates, ridge on the noise-free within-prompt
 VADER score, 5-fold by prompt, explained 4% of its variance from the last layer's embedding and 16% from the
 layer average). Relevance is exactly linear in the product part because the oracle's relevance uses the same
-encoder as the reward backbone: with people, that part of the gain would be smaller. """
+encoder as the reward backbone: with people, that part of the gain would be smaller.
+"""
 
 from __future__ import annotations
 
@@ -116,6 +117,8 @@ import json
 import math
 import random
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +132,14 @@ from apprentice.importing import read_import_file
 from apprentice.models import load_policy
 from apprentice.oracles import DEFAULT_COMPOSITE_WEIGHTS, load_oracle
 from apprentice.reward.data import RewardPair
-from apprentice.reward.ensemble import compute_features, feature_penalties, fit_head, fit_heads, mean_features
+from apprentice.reward.ensemble import (
+    compute_features,
+    feature_penalties,
+    fit_head,
+    fit_heads,
+    mean_features,
+    summary_first_layout,
+)
 from apprentice.reward.model import RewardModel
 from apprentice.settings import GenerationSection
 from apprentice.simulate import AnnotatorProfile, choose_first, reachable_temperature
@@ -225,10 +235,8 @@ class Experiment:
             return torch.cat([self.response, product, self.length], 1)
         if name == "prompt-aware":
             return self.aware
-        if name == "summary-first":  # the package's layout, from the same parts (see summary_first_features)
-            hidden = self.mean.shape[1]
-            product = self.aware[:, hidden : 2 * hidden]
-            return torch.cat([product.sum(1, keepdim=True), self.length, self.aware[:, : 2 * hidden]], 1)
+        if name == "summary-first":
+            return summary_first_layout(self.aware)
         if name == "ref:oracle-parts":
             return self.parts
         if name.startswith("svd"):
@@ -314,6 +322,25 @@ class Experiment:
             gained += self.gold[members[np.argmax(scores[members])]] - self.gold[members].mean()
             possible += self.gold[members].max() - self.gold[members].mean()
         return {"accuracy": correct / total, "spearman": float(np.mean(correlations)), "best_of_n": gained / possible}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over seeds and its 95% t-interval (no interval from a single seed)."""
+
+    mean: float
+    low: float | None
+    high: float | None
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> Interval:
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return Interval(mean, None, None)
+    from scipy.stats import t
+
+    half = float(t.ppf((1 + level) / 2, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
+    return Interval(mean, mean - half, mean + half)
 
 
 def simulated_labels(

@@ -265,11 +265,11 @@ def length_features(responses: Sequence[str]) -> torch.Tensor:
     return torch.stack([torch.log1p(words), words / 100, (words / 100) ** 2], dim=1)
 
 
-def _response_and_product(
-    model: RewardModel, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, H) the response's unit layer-averaged mean pooling and (N, H) the elementwise product of the
-    prompt's and the response's unit sentence embeddings (their cosine similarity is its sum)."""
+def prompt_aware_features(
+    model: RewardModel, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int = 16
+) -> torch.Tensor:
+    """(N, 2H + 3): the response's unit layer-averaged mean pooling, the elementwise product of the prompt's
+    and the response's unit sentence embeddings, and the response's length features (the module's docstring)."""
     if len(prompts) != len(responses):
         raise ApprenticeError(f"{len(prompts)} prompts for {len(responses)} responses")
     last, layers = _mean_pooled(model, responses, batch_size=batch_size, every_layer=True)
@@ -279,16 +279,8 @@ def _response_and_product(
     prompt_table = F.normalize(_mean_pooled(model, distinct, batch_size=batch_size, every_layer=False)[0], dim=-1)
     position = {text: index for index, text in enumerate(distinct)}
     prompt_vectors = prompt_table[[position[text] for text in texts]]
-    return F.normalize(layers, dim=-1), prompt_vectors * F.normalize(last, dim=-1)
-
-
-def prompt_aware_features(
-    model: RewardModel, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int = 16
-) -> torch.Tensor:
-    """(N, 2H + 3): the response's unit layer-averaged mean pooling, the elementwise product of the prompt's
-    and the response's unit sentence embeddings, and the response's length features (the module's docstring)."""
-    response, product = _response_and_product(model, prompts, responses, batch_size=batch_size)
-    return torch.cat([response, product, length_features(responses)], dim=1)
+    product = prompt_vectors * F.normalize(last, dim=-1)
+    return torch.cat([F.normalize(layers, dim=-1), product, length_features(responses)], dim=1)
 
 
 SUMMARY_FEATURES = 4  # summary-first: the cosine similarity and the three length features lead the table
@@ -298,11 +290,17 @@ SUMMARY_L2_SHARE = 0.01  # their penalty, as a share of the embedding parts' l2
 def summary_first_features(
     model: RewardModel, prompts: Sequence[Sequence[Message]], responses: Sequence[str], *, batch_size: int = 16
 ) -> torch.Tensor:
-    """(N, 4 + 2H): the prompt-response cosine similarity, the length features, then the response and product
-    parts of `prompt_aware_features` (the module's docstring)."""
-    response, product = _response_and_product(model, prompts, responses, batch_size=batch_size)
-    similarity = product.sum(dim=1, keepdim=True)
-    return torch.cat([similarity, length_features(responses), response, product], dim=1)
+    """(N, 4 + 2H): `prompt_aware_features` laid out as `summary_first_layout` says."""
+    return summary_first_layout(prompt_aware_features(model, prompts, responses, batch_size=batch_size))
+
+
+def summary_first_layout(prompt_aware: torch.Tensor) -> torch.Tensor:
+    """(N, 4 + 2H) from prompt-aware features (N, 2H + 3): the prompt-response cosine similarity (the sum of
+    the product part, the embeddings being unit length), the three length features, then the response and
+    product parts."""
+    hidden = (prompt_aware.shape[1] - 3) // 2
+    response, product, length = prompt_aware.split([hidden, hidden, 3], dim=1)
+    return torch.cat([product.sum(dim=1, keepdim=True), length, response, product], dim=1)
 
 
 def feature_penalties(kind: FeatureKind, width: int, l2: float) -> torch.Tensor:
