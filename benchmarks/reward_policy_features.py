@@ -64,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from apprentice.reward.model import RewardModel
 from apprentice.simulate import AnnotatorProfile, reachable_temperature
-from reward_features import FLIP_RATE, Experiment, candidates, features_and_gold, simulated_labels
+from reward_features import FLIP_RATE, Experiment, candidates, features_and_gold, simulated_labels, t_interval
 
 MAX_LENGTH = 256  # the loop's reward max_length
 DEFAULT_SETS = [
@@ -140,13 +140,10 @@ class PolicyExperiment(Experiment):
 
 def interval(values: list[float]) -> str:
     """Mean and a 95% t-interval over seeds."""
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return f"{mean:.3f}"
-    from scipy.stats import t
-
-    half = float(t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
-    return f"{mean:.3f} ({mean - half:.3f}-{mean + half:.3f})"
+    estimate = t_interval(values)
+    if estimate.low is None or estimate.high is None:
+        return f"{estimate.mean:.3f}"
+    return f"{estimate.mean:.3f} ({estimate.low:.3f}-{estimate.high:.3f})"
 
 
 def main() -> None:

@@ -96,7 +96,7 @@ from numpy.typing import NDArray
 from apprentice.reward.ensemble import feature_penalties
 from apprentice.selection import RULES
 from apprentice.simulate import AnnotatorProfile, reachable_temperature
-from reward_features import FLIP_RATE, Experiment, candidates, features_and_gold, simulated_labels
+from reward_features import FLIP_RATE, Experiment, Interval, candidates, features_and_gold, simulated_labels, t_interval
 from selection_research import AcquisitionRun, CurvePoint, acquisition_curve, labels_to_reach_interpolated, mean_curve
 
 # The loop's reward (`[loop] reward_heads`, `reward_features`, `reward_l2`; train_shared_backbone_ensemble's steps).
@@ -218,25 +218,6 @@ def run_seed(
 
 
 # -- the summary ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A mean over seeds and its 95% t-interval (no interval from a single seed)."""
-
-    mean: float
-    low: float | None
-    high: float | None
-
-
-def t_interval(values: Sequence[float], level: float = 0.95) -> Interval:
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return Interval(mean, None, None)
-    from scipy.stats import t
-
-    half = float(t.ppf((1 + level) / 2, len(values) - 1) * np.std(values, ddof=1) / math.sqrt(len(values)))
-    return Interval(mean, mean - half, mean + half)
 
 
 def share_of_random(labels: int, accuracy: float, random_curve: Sequence[CurvePoint]) -> float | None:
