@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,10 @@ from apprentice.rl.rollout import (
     Rollout,
     completion_mask_after_eos,
     forward_completions,
+    prompt_groups,
     sample_rollout,
 )
-from apprentice.tokens import left_pad
+from apprentice.tokens import left_pad, position_ids
 from rl_toy import PROMPTS
 
 
@@ -76,6 +79,52 @@ def test_left_padded_logprobs_equal_unpadded_ones(tiny_model: Path) -> None:
             single = forward_completions(model, alone, temperature=0.7).logprobs
             mask = rollout.completion_mask[row]
             torch.testing.assert_close(batched[row] * mask, single[0] * mask, atol=1e-5, rtol=0)
+
+
+def test_prompt_groups_are_runs_of_the_same_prompt() -> None:
+    ids = torch.tensor([[0, 5, 6], [0, 5, 6], [7, 8, 9], [7, 8, 9], [0, 5, 6]])
+    mask = torch.tensor([[0, 1, 1]] * 2 + [[1, 1, 1]] * 3)
+    assert prompt_groups(ids, mask).tolist() == [0, 0, 1, 1, 2]  # type: ignore[union-attr]
+    assert prompt_groups(ids[1:4], mask[1:4]).tolist() == [0, 1, 1]  # type: ignore[union-attr]
+    assert prompt_groups(ids[1:3], mask[1:3]) is None
+
+
+def test_completions_of_a_prompt_share_its_pass_with_the_full_passs_logprobs_and_gradients(tiny_model: Path) -> None:
+    model, tokenizer = load_policy(str(tiny_model))
+    torch.manual_seed(2)
+    sampled = sample_rollout(model, tokenizer, PROMPTS[:3], completions_per_prompt=3, max_new_tokens=7, temperature=1.0)
+    # completions of several lengths, right-padded (the tiny model never says EOS by itself)
+    lengths = torch.tensor([7, 3, 5, 2, 7, 4, 6, 1, 7]).unsqueeze(1)
+    completion_mask = (torch.arange(7).unsqueeze(0) < lengths).float()
+    rollout = dataclasses.replace(
+        sampled,
+        completion_mask=completion_mask,
+        completion_ids=sampled.completion_ids.masked_fill(completion_mask == 0, tokenizer.pad_token_id),
+    )
+    batch_sizes: list[int] = []
+    hook = model.register_forward_pre_hook(
+        lambda _m, _a, kwargs: batch_sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    shared = forward_completions(model, rollout, temperature=0.7)
+    hook.remove()
+    assert batch_sizes == [3, 9]  # the 3 prompts once, then the 9 completions on their keys and values
+    weights = torch.randn(shared.logprobs.shape, generator=torch.Generator().manual_seed(0)) * rollout.completion_mask
+    (shared.logprobs * weights).sum().backward()
+    shared_gradients = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+
+    mask = rollout.attention_mask
+    width = rollout.completion_ids.shape[1]
+    logits = model(
+        input_ids=rollout.input_ids, attention_mask=mask, position_ids=position_ids(mask), logits_to_keep=width + 1
+    ).logits[:, :-1]
+    full = torch.log_softmax(logits / 0.7, dim=-1).gather(-1, rollout.completion_ids.unsqueeze(-1)).squeeze(-1)
+    (full * weights).sum().backward()
+    real = rollout.completion_mask.bool()
+    torch.testing.assert_close(shared.logprobs[real], full[real], atol=1e-5, rtol=1e-5)
+    assert shared_gradients.keys() == {name for name, p in model.named_parameters() if p.grad is not None}
+    for name, parameter in model.named_parameters():
+        torch.testing.assert_close(shared_gradients[name], parameter.grad, atol=1e-6, rtol=1e-4)
 
 
 def test_logprobs_match_the_sampling_distribution(tiny_model: Path) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from apprentice.decoding import Sampling, decode
 from apprentice.rl.core import entropy_from_logits, token_logprobs
@@ -132,28 +133,84 @@ def forward_completions(
     with_entropy: bool = False,
     entropy_gradient: bool = False,
 ) -> ForwardResult:
-    """Log-probs of the completion tokens under `model` (which may be DDP-wrapped), one forward pass.
+    """Log-probs of the completion tokens under `model` (which may be DDP-wrapped).
 
-    The entropy is a metric unless `entropy_gradient` (PPO's entropy bonus): only then does its graph,
-    one more (B, T, V) tensor, stay for the backward pass.
+    The G completions of a prompt share its tokens, so where rows repeat a prompt the prompt goes through
+    the model once and its keys and values serve all G (`_logits_with_shared_prompts`); the gradient
+    through them is the sum over the G rows, as in the full pass. The entropy is a metric unless
+    `entropy_gradient` (PPO's entropy bonus): only then does its graph, one more (B, T, V) tensor, stay
+    for the backward pass.
     """
-    input_ids = rollout.input_ids
-    attention_mask = rollout.attention_mask
-    width = rollout.completion_ids.shape[1]
-    output = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids(attention_mask),
-        logits_to_keep=width + 1,  # the logits at position t predict token t + 1
-        use_cache=False,
-    )
-    logits = output.logits[:, :-1]  # (B, T, V)
+    groups = prompt_groups(rollout.prompt_ids, rollout.prompt_mask)
+    values = None
+    if groups is not None and _can_share_prompts(model):
+        logits = _logits_with_shared_prompts(model, rollout, groups)
+    else:
+        attention_mask = rollout.attention_mask
+        output = model(
+            input_ids=rollout.input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids(attention_mask),
+            logits_to_keep=rollout.completion_ids.shape[1] + 1,  # the logits at position t predict token t + 1
+            use_cache=False,
+        )
+        logits = output.logits[:, :-1]  # (B, T, V)
+        values = output["values"][:, :-1] if "values" in output else None
     logprobs = token_logprobs(logits, rollout.completion_ids, temperature)
     entropy = None
     if with_entropy or entropy_gradient:
         entropy = entropy_from_logits(logits if entropy_gradient else logits.detach(), temperature)
-    values = output["values"][:, :-1] if "values" in output else None
     return ForwardResult(logprobs=logprobs, entropy=entropy, values=values)
+
+
+def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor | None:
+    """Each row's index among the runs of identical consecutive prompts `(B,)`; None when no row repeats one."""
+    same_as_previous = (prompt_ids[1:] == prompt_ids[:-1]).all(dim=1) & (prompt_mask[1:] == prompt_mask[:-1]).all(dim=1)
+    if not bool(same_as_previous.any()):
+        return None
+    starts = torch.cat([same_as_previous.new_ones(1), ~same_as_previous])
+    return starts.long().cumsum(dim=0) - 1
+
+
+def _can_share_prompts(model: Any) -> bool:
+    # A value head reads every position's hidden state, which the shared pass does not return; DDP
+    # expects one forward per backward, and the shared pass makes two.
+    return not hasattr(model, "value_head") and not isinstance(model, torch.nn.parallel.DistributedDataParallel)
+
+
+def _logits_with_shared_prompts(model: Any, rollout: Rollout, groups: torch.Tensor) -> torch.Tensor:
+    """The logits predicting each completion token `(B, T, V)`, each distinct prompt computed once.
+
+    Pass 1 runs the distinct prompts and keeps their keys and values; selecting the cache's rows by
+    `groups` hands each completion its prompt's (indexing, so the backward adds the rows' gradients);
+    pass 2 runs the completions on top, at the positions the full pass would give them. The last
+    completion token predicts nothing, so it is not fed.
+    """
+    first_rows = torch.cat([groups.new_zeros(1), (groups[1:] != groups[:-1]).nonzero().squeeze(1) + 1])
+    prompt_ids, prompt_mask = rollout.prompt_ids[first_rows], rollout.prompt_mask[first_rows]
+    cache = DynamicCache()
+    prompt_output = model(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        position_ids=position_ids(prompt_mask),
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    first_token_logits = prompt_output.logits[groups]  # (B, 1, V)
+    width = rollout.completion_ids.shape[1]
+    if width == 1:
+        return first_token_logits
+    cache.batch_select_indices(groups)
+    attention_mask = rollout.attention_mask[:, :-1]
+    completion_output = model(
+        input_ids=rollout.completion_ids[:, :-1],
+        attention_mask=attention_mask,
+        position_ids=position_ids(attention_mask)[:, prompt_ids.shape[1] :],
+        cache=cache,
+        use_cache=True,
+    )
+    return torch.cat([first_token_logits, completion_output.logits], dim=1)
 
 
 @contextlib.contextmanager
