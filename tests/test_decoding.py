@@ -82,3 +82,21 @@ def test_sampling_is_reproducible_and_pads_after_the_stop_token(tiny_model: Path
         ends = [index for index, token in enumerate(row) if token in stops]
         if ends:
             assert all(token == pad for token in row[ends[0] + 1 :])
+
+
+def test_repeated_prompts_are_run_once_and_decode_as_generate_does(tiny_model: Path) -> None:
+    model, tokenizer = lively_model(tiny_model)
+    input_ids, mask = batch(tokenizer)
+    input_ids, mask = input_ids.repeat_interleave(3, dim=0), mask.repeat_interleave(3, dim=0)  # G = 3 a prompt
+    pad = pad_token_id(tokenizer)
+    stops = [tokenizer.eos_token_id]
+    expected = generate_completions(model, input_ids, mask, stops, pad)
+    batch_sizes: list[int] = []
+    hook = model.register_forward_pre_hook(  # type: ignore[attr-defined]
+        lambda _module, _args, kwargs: batch_sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    ours = decode(model, input_ids, mask, Sampling(max_new_tokens=24, temperature=0), stop_ids=stops, pad_id=pad)
+    hook.remove()
+    assert ours.tolist() == expected.tolist()
+    assert batch_sizes[0] == len(PROMPTS)  # the prompt pass: each distinct prompt once
+    assert batch_sizes[1] == len(PROMPTS) * 3

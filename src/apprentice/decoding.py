@@ -4,6 +4,7 @@ It does what `model.generate` does for a decoder-only model (a KV cache, the sam
 top-p distribution, left-padded prompts with positions counted over real tokens), differing only where
 that makes it faster on the same batch:
 
+- a prompt repeated in consecutive rows (G samples of it) goes through the model once;
 - a row leaves the batch as soon as it has produced a stop token, so the forward passes after that
   only carry the rows still running (`generate` keeps computing finished rows and throws the result away);
 - nothing else runs per step: no stopping-criteria or logits-processor machinery;
@@ -26,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers import DynamicCache
 
 from apprentice.cpu_inference import in_place_cache, packed_linears
+from apprentice.tokens import first_rows, position_ids, prompt_groups
 
 
 @dataclass(frozen=True)
@@ -91,12 +94,6 @@ def sample_next_tokens(scores: torch.Tensor, sampling: Sampling) -> torch.Tensor
     return ids.gather(1, picks).squeeze(1)
 
 
-def positions_of(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions counted over real tokens only (left padding gets 1), as `generate` assigns them."""
-    positions = attention_mask.long().cumsum(dim=-1) - 1
-    return positions.masked_fill(attention_mask == 0, 1)
-
-
 @torch.inference_mode()
 def decode(
     model: Any,
@@ -133,28 +130,51 @@ def _decode_loop(
     running = torch.arange(input_ids.shape[0], device=input_ids.device)  # original rows still in the batch
     cache = in_place_cache(model, room=sampling.max_new_tokens)
     mask = attention_mask.long()
-    step_input = input_ids
-    step_positions = positions_of(mask)
+    scores = _prefill(model, input_ids, mask, cache)
+    last_column = sampling.max_new_tokens - 1
     for column in range(sampling.max_new_tokens):
-        output = model(
-            input_ids=step_input,
-            attention_mask=mask,
-            position_ids=step_positions,
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        scores = output.logits[:, -1].float()
         next_tokens = scores.argmax(dim=-1) if sampling.greedy else sample_next_tokens(scores, sampling)
         completions[running, column] = next_tokens
         stopped = torch.isin(next_tokens, stops)
         if bool(stopped.all()):
             return completions[:, : column + 1]
+        if column == last_column:
+            break
         if bool(stopped.any()):
             keep = (~stopped).nonzero().squeeze(1)
             cache.batch_select_indices(keep)
             running, next_tokens, mask = running[keep], next_tokens[keep], mask[keep]
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-        step_input = next_tokens.unsqueeze(1)
-        step_positions = mask.sum(dim=1, keepdim=True) - 1
+        output = model(
+            input_ids=next_tokens.unsqueeze(1),
+            attention_mask=mask,
+            position_ids=mask.sum(dim=1, keepdim=True) - 1,
+            cache=cache,
+            use_cache=True,
+        )
+        scores = output.logits[:, -1].float()
     return completions
+
+
+def _prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
+    """The prompts' next-token scores `(B, V)`, filling the cache; a run of repeated prompts is computed once.
+
+    Rollouts and candidates repeat each prompt G times in a row (`generate`'s num_return_sequences
+    layout), so the prompt pass, the largest of the whole decoding, shrinks G-fold; the cache's rows
+    are then selected back to one per row.
+    """
+    groups = prompt_groups(input_ids, mask)
+    distinct = slice(None) if groups is None else first_rows(groups)
+    output = model(
+        input_ids=input_ids[distinct],
+        attention_mask=mask[distinct],
+        position_ids=position_ids(mask[distinct]),
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    scores = output.logits[:, -1].float()
+    if groups is None:
+        return scores
+    cache.batch_select_indices(groups)
+    return scores[groups]

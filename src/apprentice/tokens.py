@@ -56,3 +56,17 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     """
     positions = attention_mask.long().cumsum(dim=-1) - 1
     return positions.masked_fill(attention_mask == 0, 1)
+
+
+def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor | None:
+    """Each row's index among the runs of identical consecutive prompts `(B,)`; None when no row repeats one."""
+    same_as_previous = (prompt_ids[1:] == prompt_ids[:-1]).all(dim=1) & (prompt_mask[1:] == prompt_mask[:-1]).all(dim=1)
+    if not bool(same_as_previous.any()):
+        return None
+    starts = torch.cat([same_as_previous.new_ones(1), ~same_as_previous])
+    return starts.long().cumsum(dim=0) - 1
+
+
+def first_rows(groups: torch.Tensor) -> torch.Tensor:
+    """The first row of each run in `prompt_groups`' numbering: the rows holding each distinct prompt."""
+    return torch.cat([groups.new_zeros(1), (groups[1:] != groups[:-1]).nonzero().squeeze(1) + 1])

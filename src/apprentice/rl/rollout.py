@@ -19,7 +19,15 @@ from transformers import DynamicCache
 from apprentice.decoding import Sampling, decode
 from apprentice.rl.core import entropy_from_logits, token_logprobs
 from apprentice.store.records import Message
-from apprentice.tokens import encode_prompts, left_pad, pad_token_id, position_ids, stop_token_ids
+from apprentice.tokens import (
+    encode_prompts,
+    first_rows,
+    left_pad,
+    pad_token_id,
+    position_ids,
+    prompt_groups,
+    stop_token_ids,
+)
 
 
 @dataclass
@@ -163,15 +171,6 @@ def forward_completions(
     return ForwardResult(logprobs=logprobs, entropy=entropy, values=values)
 
 
-def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> torch.Tensor | None:
-    """Each row's index among the runs of identical consecutive prompts `(B,)`; None when no row repeats one."""
-    same_as_previous = (prompt_ids[1:] == prompt_ids[:-1]).all(dim=1) & (prompt_mask[1:] == prompt_mask[:-1]).all(dim=1)
-    if not bool(same_as_previous.any()):
-        return None
-    starts = torch.cat([same_as_previous.new_ones(1), ~same_as_previous])
-    return starts.long().cumsum(dim=0) - 1
-
-
 def _can_share_prompts(model: Any) -> bool:
     # A value head reads every position's hidden state, which the shared pass does not return; DDP
     # expects one forward per backward, and the shared pass makes two.
@@ -186,8 +185,8 @@ def _logits_with_shared_prompts(model: Any, rollout: Rollout, groups: torch.Tens
     pass 2 runs the completions on top, at the positions the full pass would give them. The last
     completion token predicts nothing, so it is not fed.
     """
-    first_rows = torch.cat([groups.new_zeros(1), (groups[1:] != groups[:-1]).nonzero().squeeze(1) + 1])
-    prompt_ids, prompt_mask = rollout.prompt_ids[first_rows], rollout.prompt_mask[first_rows]
+    distinct = first_rows(groups)
+    prompt_ids, prompt_mask = rollout.prompt_ids[distinct], rollout.prompt_mask[distinct]
     cache = DynamicCache()
     prompt_output = model(
         input_ids=prompt_ids,
