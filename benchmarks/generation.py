@@ -4,9 +4,11 @@ Both sides get the same model, prompts, chat template, batches (prompts sorted b
 `--batch-size` prompts x K candidates per forward), sampling settings (temperature, top-p, max new tokens,
 no top-k), seeds and stop tokens, and count new tokens the same way (up to and including the stop token).
 The baseline is `model.generate(..., num_return_sequences=K)` on each batch; ours is
-`generation.generate_candidates`, which runs `decoding.decode` (finished rows leave the batch). They run
-alternately in this one process, several rounds, so that the machine's noise falls on both; the ratio is
-what to read. `--dtype bfloat16` runs both sides on bfloat16 weights.
+`generation.generate_candidates`, which runs `decoding.decode` (each prompt's pass once for its K rows,
+oneDNN's prepacked linears, a KV cache written in place, top-p on a shortlist, finished rows leave the
+batch). They run alternately in this one process, several rounds, so that the machine's noise falls on
+both; the ratio is what to read. `--dtype bfloat16` runs both sides on bfloat16 weights (this machine's
+CPU exposes no bf16 instructions to PyTorch: see cpu_bf16.py).
 
     .venv/bin/python benchmarks/generation.py --prompts 24 --rounds 2
     .venv/bin/python benchmarks/generation.py --prompts 24 --rounds 2 --dtype bfloat16
