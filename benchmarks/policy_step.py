@@ -11,7 +11,7 @@ timed ones; a step is generation + scoring + the update. Completion lengths diff
 
 TRL is a dev dependency (`pip install -e '.[dev]'`).
 
-Now (`--steps 5`, load average 1.7): Apprentice 9.27 s a step (generate 3.61 s, update 5.66 s), TRL 19.58 s:
+Now (`--steps 5`, load average 1.6): Apprentice 10.07 s a step (generate 4.24 s, update 5.82 s), TRL 21.52 s:
 ratio 0.47, within the goal of 0.5. Before the shared prompt pass and the faster decoding, on a quieter
 day, `--steps 8`: Apprentice 9.18 s (generate 3.83 s, update 5.35 s), TRL 10.83 s, ratio 0.85. This day's
 machine ran everything about twice as slowly: the code of before (`--only apprentice --steps 4`, from a
