@@ -2,8 +2,9 @@
 
 Each benchmark runs in its own process (peak memory is per process) and prints its figures as JSON on its
 last line; this script reads them and prints one table. Short versions: the ratios are what to read, and
-they are noisier than the full runs' in benchmarks/README.md. Estimated at 3-4 minutes on a quiet 2-core
-CPU from the full runs' step times (not yet timed end to end: the machine it was written on was loaded).
+they are noisier than the full runs' in benchmarks/README.md. The bf16 row runs only where bf16 has
+hardware behind it (a GPU, or a CPU with bf16 instructions that PyTorch uses); on this project's 2-core
+CPU, which exposes none, it is skipped.
 
     .venv/bin/python benchmarks/bench.py
 """
@@ -56,9 +57,19 @@ def row(kind: str, figures: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
+def bf16_has_hardware() -> bool:
+    """A GPU, or a CPU whose bf16 instructions PyTorch can use: elsewhere bf16 runs 25-50x slower (cpu_bf16.py)."""
+    import torch
+
+    return torch.cuda.is_available() or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def main() -> None:
     table: list[tuple[str, str, str, str, str]] = []
     for name, arguments, kind in RUNS:
+        if "bfloat16" in arguments and not bf16_has_hardware():
+            table.append((name, "skipped", "", "no bf16 instructions on this CPU", ""))
+            continue
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, str(HERE / arguments[0]), *arguments[1:]], capture_output=True, text=True, check=False
