@@ -75,7 +75,9 @@ def test_the_loop_reports_cells_carry_their_counts() -> None:
     )
     # the loop's win rates show their stored bootstrap interval over prompts, never a Wilson one on the answers
     over_prompts = {"rate": 0.5, "low": 0.0, "high": 1.0, "n": 40, "prompts": 2}
-    assert rate_cell(over_prompts) == "0.50 (95% CI 0.00-1.00, n=40)"
+    assert rate_cell(over_prompts) == "too little data (n=40 on 2 prompts)"  # 2 prompts, however many answers
+    over_prompts = {"rate": 0.67, "low": 0.57, "high": 0.76, "n": 96, "prompts": 48}
+    assert rate_cell(over_prompts) == "0.67 (95% CI 0.57-0.76, n=96 on 48 prompts)"
     evaluation = {"win_rate_vs_base_gold": {"rate": 0.7, "low": 0.55, "high": 0.81, "n": 48}}
     assert step_summary("evaluate", evaluation) == "win rate vs base by gold 0.70 (95% CI 0.55-0.81, n=48)"
 

@@ -63,15 +63,20 @@ def describe_rate(
     low: float | None = None,
     high: float | None = None,
     digits: int = 2,
+    prompts: int | None = None,
 ) -> str:
     """'0.62 (95% CI 0.48-0.74, n=40)', or 'too little data (n=3)' under MIN_ITEMS items.
 
     Without `low` and `high` the interval is Wilson's for the rate as a share of `count` items (ties counted
-    half round to the nearest whole item); pass them for intervals computed otherwise (a bootstrap).
+    half round to the nearest whole item); pass them for intervals computed otherwise (a bootstrap). With
+    `prompts`, the items were drawn from that many prompts (the unit a bootstrap over prompts resamples),
+    and the count says so: 'n=96 on 48 prompts'; fewer than MIN_ITEMS prompts are too little data too.
     """
     shown_count = 0 if count is None else count
-    if rate is None or not math.isfinite(rate) or not trustworthy(count):
-        return f"too little data (n={shown_count})"
+    drawn_from = "" if prompts is None or prompts == shown_count else f" on {prompts} prompts"
+    enough = trustworthy(count) and (prompts is None or trustworthy(prompts))
+    if rate is None or not math.isfinite(rate) or not enough:
+        return f"too little data (n={shown_count}{drawn_from})"
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         low, high = wilson_interval(round(rate * shown_count), shown_count)
-    return f"{rate:.{digits}f} (95% CI {low:.{digits}f}-{high:.{digits}f}, n={shown_count})"
+    return f"{rate:.{digits}f} (95% CI {low:.{digits}f}-{high:.{digits}f}, n={shown_count}{drawn_from})"

@@ -329,4 +329,6 @@ def rate_cell(rate: dict[str, Any] | None) -> str:
     win rates a bootstrap over prompts, which a Wilson interval on n answers would understate."""
     if not rate:
         return "-"
-    return describe_rate(rate["rate"], rate.get("n"), low=rate.get("low"), high=rate.get("high"))
+    return describe_rate(
+        rate["rate"], rate.get("n"), low=rate.get("low"), high=rate.get("high"), prompts=rate.get("prompts")
+    )
