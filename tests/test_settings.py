@@ -220,6 +220,6 @@ def test_an_odd_ppo_batch_is_refused_when_the_file_is_read_not_after_the_round_c
 ) -> None:
     path = project_file(tmp_path, '[loop]\nalgorithm = "ppo"\npolicy_prompts_per_step = 3\n')
     error = load_error(path)
-    assert "policy_prompts_per_step (3) must be even" in str(error)
+    assert "policy_prompts_per_step (3) must be a multiple of 2" in str(error)
     even = project_file(tmp_path, '[loop]\nalgorithm = "ppo"\npolicy_prompts_per_step = 4\n')
     assert load_settings(even).loop.policy_prompts_per_step == 4

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from apprentice.errors import ApprenticeError, InputError
 from apprentice.feature_kinds import FeatureKind
+from apprentice.rl.config import PPOConfig
 
 PROJECT_FILE = "apprentice.toml"
 DEFAULT_DATABASE = "apprentice.db"
@@ -286,12 +287,13 @@ class LoopSection(_Section):
         return self
 
     @model_validator(mode="after")
-    def _ppo_splits_each_step_in_two(self) -> LoopSection:
-        # the loop's PPO makes two minibatches of a step's prompts (one completion each)
-        if self.algorithm == "ppo" and self.policy_prompts_per_step % 2:
+    def _ppo_splits_each_step_evenly(self) -> LoopSection:
+        # the loop's PPO takes PPOConfig's minibatches of a step's prompts (one completion each)
+        minibatches = PPOConfig.model_fields["minibatches"].default
+        if self.algorithm == "ppo" and self.policy_prompts_per_step % minibatches:
             raise ValueError(
-                f"algorithm 'ppo' splits each step's prompts into 2 minibatches: policy_prompts_per_step "
-                f"({self.policy_prompts_per_step}) must be even"
+                f"algorithm 'ppo' splits each step's prompts into {minibatches} minibatches: "
+                f"policy_prompts_per_step ({self.policy_prompts_per_step}) must be a multiple of {minibatches}"
             )
         return self
 
