@@ -129,7 +129,7 @@ def _decode_loop(
     running = torch.arange(input_ids.shape[0], device=input_ids.device)  # original rows still in the batch
     cache = in_place_cache(model, room=sampling.max_new_tokens)
     mask = attention_mask.long()
-    scores = _prefill(model, input_ids, mask, cache)
+    scores = prompt_pass(model, input_ids, mask, cache, prompt_groups(input_ids, mask))[:, -1].float()
     last_column = sampling.max_new_tokens - 1
     for column in range(sampling.max_new_tokens):
         next_tokens = scores.argmax(dim=-1) if sampling.greedy else sample_next_tokens(scores, sampling)
@@ -155,25 +155,26 @@ def _decode_loop(
     return completions
 
 
-def _prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
-    """The prompts' next-token scores `(B, V)`, filling the cache; a run of repeated prompts is computed once.
+def prompt_pass(
+    model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cache: DynamicCache, groups: torch.Tensor | None
+) -> torch.Tensor:
+    """The prompts' last-position logits `(B, 1, V)`, filling `cache` with one row per input row.
 
-    Rollouts and candidates repeat each prompt G times in a row (`generate`'s num_return_sequences
-    layout), so the prompt pass, the largest of the whole decoding, shrinks G-fold; the cache's rows
-    are then selected back to one per row.
+    With `groups` (`tokens.prompt_groups`), each run of a repeated prompt goes through the model once and
+    the cache's rows are then selected back to one per row. Rollouts and candidates repeat each prompt G
+    times in a row (`generate`'s num_return_sequences layout), so this pass shrinks G-fold; under autograd
+    the selection is indexing, so the backward adds the G rows' gradients.
     """
-    groups = prompt_groups(input_ids, mask)
     distinct = slice(None) if groups is None else first_rows(groups)
     output = model(
-        input_ids=input_ids[distinct],
-        attention_mask=mask[distinct],
-        position_ids=position_ids(mask[distinct]),
+        input_ids=prompt_ids[distinct],
+        attention_mask=prompt_mask[distinct],
+        position_ids=position_ids(prompt_mask[distinct]),
         cache=cache,
         use_cache=True,
         logits_to_keep=1,
     )
-    scores = output.logits[:, -1].float()
     if groups is None:
-        return scores
+        return output.logits
     cache.batch_select_indices(groups)
-    return scores[groups]
+    return output.logits[groups]

@@ -16,12 +16,11 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from apprentice.decoding import Sampling, decode
+from apprentice.decoding import Sampling, decode, prompt_pass
 from apprentice.rl.core import entropy_from_logits, token_logprobs
 from apprentice.store.records import Message
 from apprentice.tokens import (
     encode_prompts,
-    first_rows,
     left_pad,
     pad_token_id,
     position_ids,
@@ -180,32 +179,20 @@ def _can_share_prompts(model: Any) -> bool:
 def _logits_with_shared_prompts(model: Any, rollout: Rollout, groups: torch.Tensor) -> torch.Tensor:
     """The logits predicting each completion token `(B, T, V)`, each distinct prompt computed once.
 
-    Pass 1 runs the distinct prompts and keeps their keys and values; selecting the cache's rows by
-    `groups` hands each completion its prompt's (indexing, so the backward adds the rows' gradients);
-    pass 2 runs the completions on top, at the positions the full pass would give them. The last
+    Pass 1 (`decoding.prompt_pass`) runs the distinct prompts and hands each completion its prompt's keys
+    and values; pass 2 runs the completions on top, at the positions the full pass would give them. The last
     completion token predicts nothing, so it is not fed.
     """
-    distinct = first_rows(groups)
-    prompt_ids, prompt_mask = rollout.prompt_ids[distinct], rollout.prompt_mask[distinct]
     cache = DynamicCache()
-    prompt_output = model(
-        input_ids=prompt_ids,
-        attention_mask=prompt_mask,
-        position_ids=position_ids(prompt_mask),
-        cache=cache,
-        use_cache=True,
-        logits_to_keep=1,
-    )
-    first_token_logits = prompt_output.logits[groups]  # (B, 1, V)
+    first_token_logits = prompt_pass(model, rollout.prompt_ids, rollout.prompt_mask, cache, groups)  # (B, 1, V)
     width = rollout.completion_ids.shape[1]
     if width == 1:
         return first_token_logits
-    cache.batch_select_indices(groups)
     attention_mask = rollout.attention_mask[:, :-1]
     completion_output = model(
         input_ids=rollout.completion_ids[:, :-1],
         attention_mask=attention_mask,
-        position_ids=position_ids(attention_mask)[:, prompt_ids.shape[1] :],
+        position_ids=position_ids(attention_mask)[:, rollout.prompt_ids.shape[1] :],
         cache=cache,
         use_cache=True,
     )
