@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from apprentice.cpu_inference import packed_linears
 from apprentice.decoding import Sampling, decode
 from apprentice.settings import GenerationSection
 from apprentice.store.records import GeneratedResponse, Message
@@ -89,7 +90,8 @@ def generate_candidates(
         TimeRemainingColumn(),
         disable=not show_progress,
     )
-    with progress, torch.inference_mode():
+    # reorder the weights for oneDNN once for all the batches, not in each decode call (its block then nests)
+    with progress, torch.inference_mode(), packed_linears(model):
         task = progress.add_task("generate", total=len(prompts), rate="-")
         for start in range(0, len(order), settings.batch_size):
             indices = order[start : start + settings.batch_size]
