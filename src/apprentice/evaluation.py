@@ -85,36 +85,44 @@ def sample_policy(
     seed: int = 0,
     batch_size: int = 8,
 ) -> PolicySamples:
-    """Sample answers from the policy and estimate its KL from the base on those samples."""
+    """Sample answers from the policy and estimate its KL from the base on those samples.
+
+    The base is loaded only once the policy has answered everything and is gone, so one model's weights
+    are held at a time."""
     from apprentice.models import load_policy
-    from apprentice.rl.rollout import forward_completions, sample_rollout
+    from apprentice.process_memory import release_freed_memory
+    from apprentice.rl.rollout import Rollout, forward_completions, sample_rollout
 
     model, tokenizer = load_policy(policy_path)
     same_as_base = Path(policy_path).resolve() == Path(base_path).resolve() if Path(policy_path).exists() else False
-    base = None if same_as_base or policy_path == base_path else load_policy(base_path)[0]
-    completions: list[str] = []
-    lengths: list[int] = []
-    kl_per_sequence: list[float] = []
+    needs_kl = not same_as_base and policy_path != base_path
+    rollouts: list[Rollout] = []
+    own_logprobs: list[torch.Tensor] = []
     torch.manual_seed(seed)
     with torch.inference_mode():
         for start in range(0, len(prompts), batch_size):
-            batch = list(prompts[start : start + batch_size])
             rollout = sample_rollout(
                 model,
                 tokenizer,
-                batch,
+                list(prompts[start : start + batch_size]),
                 completions_per_prompt=completions_per_prompt,
                 max_new_tokens=max_new_tokens,
                 temperature=temperature,
             )
-            completions += rollout.completion_texts
-            lengths += [int(length) for length in rollout.completion_lengths.tolist()]
-            if base is None:
-                kl_per_sequence += [0.0] * len(rollout.completion_texts)
-                continue
-            own = forward_completions(model, rollout, temperature).logprobs
-            reference = forward_completions(base, rollout, temperature).logprobs
-            kl_per_sequence += ((own - reference) * rollout.completion_mask).sum(dim=1).tolist()
+            rollouts.append(rollout)
+            if needs_kl:
+                own_logprobs.append(forward_completions(model, rollout, temperature).logprobs)
+            release_freed_memory()  # each batch's logits and caches, before the next batch (process_memory)
+        del model
+        kl_per_sequence = [0.0] * sum(len(rollout.completion_texts) for rollout in rollouts)
+        if needs_kl:
+            base, _ = load_policy(base_path)
+            kl_per_sequence = []
+            for rollout, own in zip(rollouts, own_logprobs, strict=True):
+                reference = forward_completions(base, rollout, temperature).logprobs
+                kl_per_sequence += ((own - reference) * rollout.completion_mask).sum(dim=1).tolist()
+    completions = [text for rollout in rollouts for text in rollout.completion_texts]
+    lengths = [int(length) for rollout in rollouts for length in rollout.completion_lengths.tolist()]
     repeated = [list(prompt) for prompt in prompts for _ in range(completions_per_prompt)]
     return PolicySamples(
         policy=policy_path,

@@ -15,6 +15,7 @@ import math
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from transformers import get_scheduler
 from apprentice.errors import ApprenticeError
 from apprentice.files import shareable
 from apprentice.pace import Pace
+from apprentice.process_memory import release_freed_memory
 from apprentice.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from apprentice.rl.config import POLICY_FOLDER, OfflineConfig, OnlineConfig
 from apprentice.rl.core import over_kl_budget
@@ -75,7 +77,9 @@ def load_models(
         from peft import LoraConfig, get_peft_model
 
         lora = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules="all-linear")
-        policy = get_peft_model(policy, lora)
+        with warnings.catch_warnings():  # peft still asks transformers a question it has renamed
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            policy = get_peft_model(policy, lora)
         if reference_name is not None and reference_name != policy_name:
             raise ApprenticeError("with LoRA the reference is the base policy itself; drop the separate reference")
     elif need_reference:
@@ -271,6 +275,7 @@ class TrainingRun:
     def phase(self, name: str) -> Iterator[None]:
         started = time.perf_counter()
         yield
+        release_freed_memory()  # what this phase freed, before the next one allocates (process_memory)
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
 
     def optimize(self, loss: torch.Tensor) -> float:

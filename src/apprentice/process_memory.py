@@ -1,0 +1,42 @@
+"""Give back the memory each phase freed, so the resident size follows what the process holds.
+
+PyTorch on the CPU allocates every tensor with the C library's malloc. glibc serves requests under its
+mmap threshold from heaps it keeps, and raises that threshold on its own (up to 32 MiB) each time a
+larger block is freed, so after the first steps nearly every activation and gradient lives in the heaps.
+Freed blocks stay there, scattered between live ones, and the next phase asks for more. Measured in the
+demo's LoRA policy step (default model, 2 cores): 0.73 GiB of live tensors at the start of the second
+step, 2.65 GiB resident; `malloc_trim` afterwards gave 1.3 GiB back.
+
+`malloc_trim(0)` at the end of each phase (generation, log-probabilities, the update) and after each
+evaluation batch hands those pages back: the second step then started at 1.36 GiB instead of 2.65. A
+phase's own peak is its live tensors plus what it allocates (the update's is one micro-batch's
+activations, hence `micro_batch_size` 4). A fixed, low mmap threshold (`mallopt`) would also return each
+block as it is freed, but mapping every activation anew made the step about half again as slow, where
+trimming between phases costs milliseconds. Where the C library is not glibc nothing changes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from functools import cache
+
+
+@cache
+def _glibc() -> ctypes.CDLL | None:
+    library = ctypes.util.find_library("c")
+    if library is None:
+        return None
+    libc = ctypes.CDLL(library)
+    if not hasattr(libc, "malloc_trim") or not hasattr(libc, "gnu_get_libc_version"):
+        return None  # musl and others: no malloc_trim
+    return libc
+
+
+def release_freed_memory() -> bool:
+    """Return the C heap's free pages to the system; True when glibc did it."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
+    return True
