@@ -114,10 +114,9 @@ def sample_policy(
                 own_logprobs.append(forward_completions(model, rollout, temperature).logprobs)
             release_freed_memory()  # each batch's logits and caches, before the next batch (process_memory)
         del model
-        kl_per_sequence = [0.0] * sum(len(rollout.completion_texts) for rollout in rollouts)
+        kl_per_sequence: list[float] = []  # stays empty for the base itself: kl_from_base is then 0
         if needs_kl:
             base, _ = load_policy(base_path)
-            kl_per_sequence = []
             for rollout, own in zip(rollouts, own_logprobs, strict=True):
                 reference = forward_completions(base, rollout, temperature).logprobs
                 kl_per_sequence += ((own - reference) * rollout.completion_mask).sum(dim=1).tolist()
