@@ -7,11 +7,13 @@ The baseline is `model.generate(..., num_return_sequences=K)` on each batch; our
 `generation.generate_candidates`, which runs `decoding.decode` (each prompt's pass once for its K rows,
 oneDNN's prepacked linears, a KV cache written in place, top-p on a shortlist, finished rows leave the
 batch). They run alternately in this one process, several rounds, so that the machine's noise falls on
-both; the ratio is what to read. `--dtype bfloat16` runs both sides on bfloat16 weights (this machine's
-CPU exposes no bf16 instructions to PyTorch: see cpu_bf16.py).
+both; the ratio is what to read. `--dtype bfloat16` runs both sides on bfloat16 weights; `--dtype mixed`
+runs ours as the loop does with `mixed_precision` resolved to bf16 (float32 weights, bf16 products through
+bf16 copies of the linear weights) against `generate` on a bf16 copy of the model, its fastest on a CPU
+with bf16 units.
 
     .venv/bin/python benchmarks/generation.py --prompts 24 --rounds 2
-    .venv/bin/python benchmarks/generation.py --prompts 24 --rounds 2 --dtype bfloat16
+    .venv/bin/python benchmarks/generation.py --prompts 24 --rounds 2 --dtype mixed
 
 Figures are in benchmarks/README.md.
 """
@@ -19,6 +21,7 @@ Figures are in benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from typing import Any
@@ -66,15 +69,24 @@ def hf_generate_batched(
 
 
 def compare(
-    model: Any, tokenizer: Any, prompts: list[PromptToAnswer], settings: GenerationSection, rounds: int
+    model: Any,
+    tokenizer: Any,
+    prompts: list[PromptToAnswer],
+    settings: GenerationSection,
+    rounds: int,
+    *,
+    baseline_model: Any = None,
+    bf16: bool = False,
 ) -> dict[str, float]:
-    """Mean tokens/s of each side over `rounds` alternating rounds, and the ratio ours / generate."""
+    """Mean tokens/s of each side over `rounds` alternating rounds, and the ratio ours / generate.
+
+    `generate` runs on `baseline_model` when given (a bf16 copy, against our `bf16` products)."""
     ours: list[float] = []
     baseline: list[float] = []
     for round_index in range(rounds):
-        result = generate_candidates(model, tokenizer, prompts, settings, show_progress=False)
+        result = generate_candidates(model, tokenizer, prompts, settings, show_progress=False, bf16=bf16)
         ours.append(result.tokens_per_second)
-        tokens, seconds = hf_generate_batched(model, tokenizer, prompts, settings)
+        tokens, seconds = hf_generate_batched(baseline_model or model, tokenizer, prompts, settings)
         baseline.append(tokens / seconds)
         print(f"round {round_index + 1}: apprentice {ours[-1]:.1f} tok/s, generate {baseline[-1]:.1f} tok/s")
     mean_ours, mean_baseline = sum(ours) / len(ours), sum(baseline) / len(baseline)
@@ -93,11 +105,20 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per batch (x candidates rows)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "mixed"],
+        default="float32",
+        help="mixed: ours on float32 weights with bf16 products (mixed_precision 'bf16'), generate on a bf16 copy",
+    )
     args = parser.parse_args()
 
     model, tokenizer = load_policy(args.model)
-    model.to(getattr(torch, args.dtype))
+    baseline_model = None
+    if args.dtype == "mixed":
+        baseline_model = copy.deepcopy(model).to(torch.bfloat16)
+    else:
+        model.to(getattr(torch, args.dtype))
     records = read_import_file(bundled_prompts_path()).prompts[: args.prompts]
     prompts = [PromptToAnswer(index + 1, record.messages) for index, record in enumerate(records)]
     settings = GenerationSection(
@@ -112,7 +133,9 @@ def main() -> None:
         "batch_size": args.batch_size,
         "torch_threads": torch.get_num_threads(),
     }
-    summary |= compare(model, tokenizer, prompts, settings, args.rounds)
+    summary |= compare(
+        model, tokenizer, prompts, settings, args.rounds, baseline_model=baseline_model, bf16=args.dtype == "mixed"
+    )
     print(json.dumps(summary))
 
 

@@ -93,7 +93,12 @@ import torch
 from apprentice.demo import bundled_prompts_path
 from apprentice.importing import read_import_file
 from apprentice.models import resolve_model
+from apprentice.precision import uses_bf16
 from apprentice.rl.rewards import vader_sentiment
+
+
+def device_of_this_process() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def trl_step_times(
@@ -140,7 +145,7 @@ def trl_step_times(
         save_strategy="no",
         report_to=[],
         use_cpu=not torch.cuda.is_available(),
-        bf16=False,
+        bf16=uses_bf16(args.mixed_precision, device_of_this_process()),
         seed=args.seed,
         disable_dropout=True,
     )
@@ -174,6 +179,7 @@ def apprentice_step_times(
         tensorboard=False,
         seed=args.seed,
         micro_batch_size=args.micro_batch_size,
+        mixed_precision=args.mixed_precision,
     )
     messages = [[{"role": "user", "content": text}] for text in prompts]
     train_grpo(config, model_path, messages, CallableReward(vader_sentiment, "vader"), show_progress=False)
@@ -200,13 +206,21 @@ def main() -> None:
     parser.add_argument(
         "--micro-batch-size", type=int, default=8, help="Apprentice: completions per forward/backward of the update"
     )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=["auto", "no", "bf16"],
+        default="auto",
+        help="both sides: bf16 products with float32 weights (TRL's bf16=True), or float32; auto: bf16 where "
+        "the hardware has fast bf16 (apprentice.precision)",
+    )
     args = parser.parse_args()
     model_path = resolve_model(args.model)
     prompts = [record.text for record in read_import_file(bundled_prompts_path()).prompts][:64]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
     shape = f"{args.prompts} prompts x {args.completions} completions, {args.new_tokens} new tokens"
     print(f"model {model_path}; {shape}")
-    print(f"device {device}; {args.warmup} warm-up + {args.steps} timed steps per side")
+    bf16 = uses_bf16(args.mixed_precision, device_of_this_process())
+    print(f"device {device}; {args.warmup} warm-up + {args.steps} timed steps per side; bf16 {bf16}")
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
         for side, measure in (("trl", trl_step_times), ("apprentice", apprentice_step_times)):

@@ -28,7 +28,8 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from apprentice.cpu_inference import in_place_cache, packed_linears
+from apprentice.cpu_inference import in_place_cache, packed_linears, packed_linears_supported
+from apprentice.precision import bf16_autocast
 from apprentice.tokens import first_rows, position_ids, prompt_groups
 
 
@@ -102,11 +103,14 @@ def decode(
     *,
     stop_ids: Sequence[int],
     pad_id: int,
+    bf16: bool = False,
 ) -> torch.Tensor:
     """Completions `(B, T)` of left-padded prompts `(B, P)`, padded after each row's first stop token.
 
     The stop token itself is kept, as `generate` keeps it. T is the longest completion (at most
     `max_new_tokens`), as with `generate`: nothing downstream pads to more than the batch needed.
+    `bf16` runs the matrix products in bfloat16 (`precision`): on the CPU through bf16 copies of the
+    linear weights, elsewhere under autocast.
     """
     rows = input_ids.shape[0]
     device = input_ids.device
@@ -114,7 +118,8 @@ def decode(
     if sampling.max_new_tokens == 0 or rows == 0:
         return completions
     stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long, device=device)
-    with packed_linears(model):
+    autocast = bf16_autocast(device, bf16 and not packed_linears_supported(model))
+    with packed_linears(model, bf16=bf16), autocast:
         return _decode_loop(model, input_ids, attention_mask, sampling, stops, completions)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from apprentice.files import write_jsonl_atomically
+from apprentice.precision import MixedPrecision, bf16_autocast, uses_bf16
 from apprentice.rates import cluster_bootstrap_mean, wilson_interval
 from apprentice.store.records import Message
 
@@ -84,16 +85,18 @@ def sample_policy(
     temperature: float = 0.7,
     seed: int = 0,
     batch_size: int = 8,
+    mixed_precision: MixedPrecision = "no",
 ) -> PolicySamples:
     """Sample answers from the policy and estimate its KL from the base on those samples.
 
     The base is loaded only once the policy has answered everything and is gone, so one model's weights
-    are held at a time."""
+    are held at a time. Both models compute with the same `mixed_precision`."""
     from apprentice.models import load_policy
     from apprentice.process_memory import release_freed_memory
     from apprentice.rl.rollout import Rollout, forward_completions, sample_rollout
 
     model, tokenizer = load_policy(policy_path)
+    bf16 = uses_bf16(mixed_precision, model.device)
     same_as_base = Path(policy_path).resolve() == Path(base_path).resolve() if Path(policy_path).exists() else False
     needs_kl = not same_as_base and policy_path != base_path
     rollouts: list[Rollout] = []
@@ -108,17 +111,20 @@ def sample_policy(
                 completions_per_prompt=completions_per_prompt,
                 max_new_tokens=max_new_tokens,
                 temperature=temperature,
+                bf16=bf16,
             )
             rollouts.append(rollout)
             if needs_kl:
-                own_logprobs.append(forward_completions(model, rollout, temperature).logprobs)
+                with bf16_autocast(model.device, bf16):
+                    own_logprobs.append(forward_completions(model, rollout, temperature).logprobs)
             release_freed_memory()  # each batch's logits and caches, before the next batch (process_memory)
         del model
         kl_per_sequence: list[float] = []  # stays empty for the base itself: kl_from_base is then 0
         if needs_kl:
             base, _ = load_policy(base_path)
             for rollout, own in zip(rollouts, own_logprobs, strict=True):
-                reference = forward_completions(base, rollout, temperature).logprobs
+                with bf16_autocast(base.device, bf16):
+                    reference = forward_completions(base, rollout, temperature).logprobs
                 kl_per_sequence += ((own - reference) * rollout.completion_mask).sum(dim=1).tolist()
     completions = [text for rollout in rollouts for text in rollout.completion_texts]
     lengths = [int(length) for rollout in rollouts for length in rollout.completion_lengths.tolist()]

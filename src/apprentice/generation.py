@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from apprentice.cpu_inference import packed_linears
 from apprentice.decoding import Sampling, decode
+from apprentice.precision import uses_bf16
 from apprentice.settings import GenerationSection
 from apprentice.store.records import GeneratedResponse, Message
 from apprentice.tokens import encode_prompts, left_pad, pad_token_id, stop_token_ids
@@ -70,8 +71,10 @@ def generate_candidates(
     settings: GenerationSection,
     *,
     show_progress: bool = True,
+    bf16: bool = False,
 ) -> GenerationResult:
-    """`settings.candidates` responses to each prompt, in the order the prompts were given."""
+    """`settings.candidates` responses to each prompt, in the order the prompts were given; `bf16` runs the
+    products in bfloat16 (`precision`)."""
     # Generation keeps whole prompts; only RL rollouts cut long ones to a token budget.
     encoded = encode_prompts(tokenizer, [prompt.messages for prompt in prompts], max_prompt_tokens=sys.maxsize)
     order = sorted(range(len(prompts)), key=lambda index: (-len(encoded[index]), prompts[index].prompt_id))
@@ -91,7 +94,7 @@ def generate_candidates(
         disable=not show_progress,
     )
     # reorder the weights for oneDNN once for all the batches, not in each decode call (its block then nests)
-    with progress, torch.inference_mode(), packed_linears(model):
+    with progress, torch.inference_mode(), packed_linears(model, bf16=bf16):
         task = progress.add_task("generate", total=len(prompts), rate="-")
         for start in range(0, len(order), settings.batch_size):
             indices = order[start : start + settings.batch_size]
@@ -107,6 +110,7 @@ def generate_candidates(
                 sampling,
                 stop_ids=sorted(stop_ids),
                 pad_id=pad_id,
+                bf16=bf16,
             )
             completions = output.tolist()
             for row, tokens in enumerate(completions):
@@ -180,6 +184,7 @@ def generate_for_project(
             [PromptToAnswer(prompt_id=row.id, messages=row.messages) for row in rows],
             settings,
             show_progress=show_progress,
+            bf16=uses_bf16(project.settings.model.mixed_precision, model.device),
         )
         kept = [response for response in result.responses if response.text]
         planner = ComparisonPlanner(project.settings.comparisons, seed=settings.seed, round_number=round_number)

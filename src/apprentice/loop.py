@@ -32,6 +32,7 @@ from apprentice.report import step_summary
 from apprentice.store.rounds import RoundState
 
 if TYPE_CHECKING:
+    from apprentice.precision import MixedPrecision
     from apprentice.project import Project
     from apprentice.rl.config import GRPOConfig, PPOConfig, RLOOConfig
     from apprentice.settings import LoopSection
@@ -339,7 +340,9 @@ def step_policy(context: LoopContext, state: RoundState) -> tuple[dict[str, Any]
         return step_policy_from_preferences(context, state)
     reward_folder = state.outputs["reward"]["folder"]
     output_dir = context.round_dir(state.number) / "policy"
-    config = online_policy_config(settings, output_dir, state.number)
+    config = online_policy_config(
+        settings, output_dir, state.number, mixed_precision=context.project.settings.model.mixed_precision
+    )
     resume = any(output_dir.glob("checkpoint*"))
     outcome = train_policy(
         settings.algorithm,
@@ -356,7 +359,7 @@ def step_policy(context: LoopContext, state: RoundState) -> tuple[dict[str, Any]
 
 
 def online_policy_config(
-    settings: LoopSection, output_dir: Path, round_number: int
+    settings: LoopSection, output_dir: Path, round_number: int, *, mixed_precision: MixedPrecision = "auto"
 ) -> GRPOConfig | PPOConfig | RLOOConfig:
     """The round's grpo, rloo or ppo run as the [loop] settings shape it (the algorithms' defaults otherwise)."""
     from apprentice.rl.config import GRPOConfig, PPOConfig, RLOOConfig, build_config
@@ -367,6 +370,7 @@ def online_policy_config(
         "prompts_per_step": settings.policy_prompts_per_step,
         "learning_rate": settings.policy_learning_rate,
         "lora_rank": settings.policy_lora_rank,
+        "mixed_precision": mixed_precision,
         "seed": round_number,
     }
     config = build_config(settings.algorithm, options)
@@ -390,6 +394,7 @@ def step_policy_from_preferences(context: LoopContext, state: RoundState) -> tup
         store=store,
         settings=settings,
         generation=context.project.settings.generation,
+        mixed_precision=context.project.settings.model.mixed_precision,
         round_number=state.number,
         policy_path=str(state.policy_path),
         prompts=[messages[prompt_id] for prompt_id in wanted],
@@ -404,6 +409,7 @@ def step_policy_from_preferences(context: LoopContext, state: RoundState) -> tup
         "batch_size": policy_data.PAIRS_PER_STEP,
         "learning_rate": settings.policy_learning_rate,
         "lora_rank": settings.policy_lora_rank,
+        "mixed_precision": context.project.settings.model.mixed_precision,
         "seed": state.number,
     }
     if settings.algorithm == "best-of-n":
@@ -451,7 +457,14 @@ def _held_out_samples(
     answered = [list(prompt) for prompt in prompts for _ in range(EVAL_COMPLETIONS_PER_PROMPT)]
     if samples is not None and samples.policy == path and samples.prompts == answered:
         return samples
-    samples = sample_policy(path, base_path, prompts, completions_per_prompt=EVAL_COMPLETIONS_PER_PROMPT, seed=0)
+    samples = sample_policy(
+        path,
+        base_path,
+        prompts,
+        completions_per_prompt=EVAL_COMPLETIONS_PER_PROMPT,
+        seed=0,
+        mixed_precision=context.project.settings.model.mixed_precision,
+    )
     if saved is not None:
         save_policy_samples(saved, samples)
     return samples

@@ -25,6 +25,7 @@ from typing import Any
 
 from apprentice.errors import ApprenticeError
 from apprentice.files import write_jsonl_atomically
+from apprentice.precision import MixedPrecision, uses_bf16
 from apprentice.rl.dpo import TextPair
 from apprentice.rl.sft import Demonstration
 from apprentice.rl.training import TrainingData
@@ -72,6 +73,7 @@ def rank_candidates(
     generation: GenerationSection,
     spread_penalty: float,
     show_progress: bool,
+    mixed_precision: MixedPrecision = "no",
 ) -> list[RankedResponses]:
     """Sample `generation.candidates` responses per prompt and score them; prompts with fewer than two
     distinct non-empty responses are left out (nothing to rank)."""
@@ -81,7 +83,8 @@ def rank_candidates(
 
     model, tokenizer = load_policy(policy_path)
     asked = [PromptToAnswer(prompt_id=index, messages=messages) for index, messages in enumerate(prompts)]
-    result = generate_candidates(model, tokenizer, asked, generation, show_progress=show_progress)
+    bf16 = uses_bf16(mixed_precision, model.device)
+    result = generate_candidates(model, tokenizer, asked, generation, show_progress=show_progress, bf16=bf16)
     del model
     gc.collect()  # the policy is loaded again (with its reference) for training
     distinct: dict[int, list[str]] = {index: [] for index in range(len(prompts))}
@@ -124,6 +127,7 @@ class RoundInputs:
     store: Store
     settings: LoopSection
     generation: GenerationSection
+    mixed_precision: MixedPrecision  # of the candidates' sampling
     round_number: int
     policy_path: str  # the round's starting policy: it samples the candidates
     prompts: Sequence[list[Message]]  # the round's training prompts
@@ -149,6 +153,7 @@ def gather(algorithm: str, inputs: RoundInputs) -> tuple[TrainingData, dict[str,
         generation=sampling,
         spread_penalty=settings.spread_penalty,
         show_progress=inputs.show_progress,
+        mixed_precision=inputs.mixed_precision,
     )
     if algorithm == "best-of-n":
         demonstrations = best_responses(ranked)

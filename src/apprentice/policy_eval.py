@@ -161,6 +161,7 @@ def evaluate_policies(
                 temperature=options.temperature,
                 seed=options.seed,
                 batch_size=options.batch_size,
+                mixed_precision=project.settings.model.mixed_precision,
             )
             answer_prompts = samples.answer_prompts()
             scores = score_samples(samples, reward=reward, gold=gold)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from apprentice.errors import ApprenticeError, InputError
 from apprentice.feature_kinds import FeatureKind
+from apprentice.precision import MIXED_PRECISION_HELP, MixedPrecision
 from apprentice.rl.config import PPOConfig
 
 PROJECT_FILE = "apprentice.toml"
@@ -52,6 +53,7 @@ class ModelSection(_Section):
             "a Hugging Face id already in the local cache, or a local model folder."
         ),
     )
+    mixed_precision: MixedPrecision = Field("auto", description=MIXED_PRECISION_HELP)
 
 
 class GenerationSection(_Section):

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from apprentice.errors import ApprenticeError
+from apprentice.precision import MIXED_PRECISION_HELP, MixedPrecision
 
 POLICY_FOLDER = "policy"  # the trained policy, inside the run's output_dir
 
@@ -47,6 +48,7 @@ class OnlineConfig(_Config):
     )
     lora_rank: int = Field(0, ge=0, description="Train a LoRA adapter of this rank (0: full fine-tuning).")
     lora_alpha: int = Field(16, ge=1, description="LoRA scaling numerator.")
+    mixed_precision: MixedPrecision = Field("auto", description=MIXED_PRECISION_HELP)
     checkpoint_every: int = Field(50, ge=1, description="Write a checkpoint every N steps (and at the end).")
     keep_checkpoints: int = Field(
         2,
@@ -175,6 +177,7 @@ class OfflineConfig(_Config):
     max_grad_norm: float = Field(1.0, gt=0.0, description="Clip the gradient's global norm to this.")
     lora_rank: int = Field(0, ge=0, description="Train a LoRA adapter of this rank (0: full fine-tuning).")
     lora_alpha: int = Field(16, ge=1, description="LoRA scaling numerator.")
+    mixed_precision: MixedPrecision = Field("auto", description=MIXED_PRECISION_HELP)
     checkpoint_every: int = Field(50, ge=1, description="Write a checkpoint every N steps (and at the end).")
     keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept on disk.")
     max_loss: float = Field(1e4, gt=0.0, description="A loss above this (or not finite) stops the run.")

@@ -196,7 +196,8 @@ def train_dpo(
     for step in run.steps():
         with run.phase("train"):
             batch = step_batch(run, tokenized, config.batch_size, step, pad_id)
-            loss, step_metrics = dpo_batch_loss(run.model, run.reference, run.policy, batch, config)
+            with run.autocast():
+                loss, step_metrics = dpo_batch_loss(run.model, run.reference, run.policy, batch, config)
             step_metrics["grad_norm"] = run.optimize(loss)
         metrics = run.end_step(step_metrics)
     return TrainResult(run.finish(), metrics, run)

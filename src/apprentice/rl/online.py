@@ -54,6 +54,7 @@ def collect_rollout(
             temperature=config.temperature,
             top_k=config.top_k,
             max_prompt_tokens=config.max_prompt_tokens,
+            bf16=run.bf16,
         )
     with run.phase("score"):
         scores = reward(rollout.prompts, rollout.completion_texts).to(run.device)
@@ -61,7 +62,7 @@ def collect_rollout(
     old_logprobs = old_values = ref_logprobs = None
     # The same micro-batches as the update, so these passes' logits are never the peak of memory either.
     parts = [rollout.select(rows) for rows in micro_batches(len(rollout.prompts), config.micro_batch_size)]
-    with run.phase("logprobs"), torch.no_grad():
+    with run.phase("logprobs"), torch.no_grad(), run.autocast():
         if need_old_logprobs:
             old = [forward_completions(run.model, part, config.temperature) for part in parts]
             old_logprobs = torch.cat([result.logprobs for result in old])
@@ -111,7 +112,8 @@ def clipped_surrogate_update(
     for number, rows in enumerate(chunks):
         with run.micro_batch(last=number == len(chunks) - 1):
             chunk_mask = mask[rows]
-            current = forward_completions(run.model, batch.rollout.select(rows), temperature, with_entropy=True)
+            with run.autocast():
+                current = forward_completions(run.model, batch.rollout.select(rows), temperature, with_entropy=True)
             assert current.entropy is not None
             logprobs = current.logprobs
             old_logprobs = logprobs.detach() if batch.old_logprobs is None else batch.old_logprobs[rows]

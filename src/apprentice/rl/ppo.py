@@ -162,13 +162,14 @@ def train_ppo(
                             mb = minibatch[positions]
                             mb_mask = b_mask[mb]
                             share = mb_mask.sum() / minibatch_tokens
-                            current = forward_completions(
-                                run.model,
-                                batch.rollout.select(mb.cpu()),
-                                config.temperature,
-                                with_entropy=True,
-                                entropy_gradient=config.ent_coef > 0,
-                            )
+                            with run.autocast():
+                                current = forward_completions(
+                                    run.model,
+                                    batch.rollout.select(mb.cpu()),
+                                    config.temperature,
+                                    with_entropy=True,
+                                    entropy_gradient=config.ent_coef > 0,
+                                )
                             assert current.values is not None and current.entropy is not None
                             pg_token_loss, clipped = clipped_policy_loss(
                                 current.logprobs, b_old_logprobs[mb], b_advantages[mb], config.clip_range

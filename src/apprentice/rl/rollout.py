@@ -90,8 +90,10 @@ def sample_rollout(
     temperature: float,
     top_k: int = 0,
     max_prompt_tokens: int = 256,
+    bf16: bool = False,
 ) -> Rollout:
-    """Sample G completions per prompt from the (unwrapped) policy in one batch (decoding.decode)."""
+    """Sample G completions per prompt from the (unwrapped) policy in one batch (decoding.decode); `bf16`
+    runs its products in bfloat16 (`precision`)."""
     device = next(model.parameters()).device
     pad_id = pad_token_id(tokenizer)
     stop_ids = stop_token_ids(model, tokenizer)
@@ -104,7 +106,7 @@ def sample_rollout(
     sampling = Sampling(max_new_tokens, temperature=temperature, top_k=top_k, top_p=1.0)
     was_training = model.training
     model.eval()
-    completion_ids = decode(model, prompt_ids, prompt_mask, sampling, stop_ids=stop_ids, pad_id=pad_id)
+    completion_ids = decode(model, prompt_ids, prompt_mask, sampling, stop_ids=stop_ids, pad_id=pad_id, bf16=bf16)
     model.train(was_training)
     completion_mask, finished = completion_mask_after_eos(completion_ids, stop_ids)
     # generate pads finished rows with pad_id already; make sure nothing after EOS survives.

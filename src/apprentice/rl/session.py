@@ -30,6 +30,7 @@ from transformers import get_scheduler
 from apprentice.errors import ApprenticeError
 from apprentice.files import shareable
 from apprentice.pace import Pace
+from apprentice.precision import bf16_autocast, uses_bf16
 from apprentice.process_memory import release_freed_memory
 from apprentice.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from apprentice.rl.config import POLICY_FOLDER, OfflineConfig, OnlineConfig
@@ -148,6 +149,9 @@ class TrainingRun:
             reference_name=reference_name,
         )
         self.uses_lora = config.lora_rank > 0
+        # bf16 products, float32 weights and optimizer state (precision); accelerate's own mixed precision
+        # is process-wide state, so the autocast is ours, around each forward pass (`autocast`).
+        self.bf16 = uses_bf16(config.mixed_precision, self.accelerator.device)
         model = wrap_policy(policy) if wrap_policy is not None else policy
         # Always in eval mode: dropout off, and generate() and the update see the same network.
         model.eval()
@@ -223,6 +227,10 @@ class TrainingRun:
     @property
     def device(self) -> torch.device:
         return self.accelerator.device
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        """Around a forward pass (not its backward): bf16 products when the run's mixed precision says so."""
+        return bf16_autocast(self.device, self.bf16)
 
     @property
     def unwrapped(self) -> Any:

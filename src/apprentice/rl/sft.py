@@ -73,7 +73,8 @@ def train_sft(
     for step in run.steps():
         with run.phase("train"):
             batch = step_batch(run, tokenized, config.batch_size, step, pad_id)
-            loss, step_metrics = sft_batch_loss(run.model, batch)
+            with run.autocast():
+                loss, step_metrics = sft_batch_loss(run.model, batch)
             step_metrics["grad_norm"] = run.optimize(loss)
         metrics = run.end_step(step_metrics)
     return TrainResult(run.finish(), metrics, run)

@@ -1,0 +1,101 @@
+"""Mixed precision: how the setting resolves, and that each bf16 path computes in bf16 and stays close to float32.
+
+The rest of the suite runs float32 (conftest's `float32_unless_asked`); these tests ask for bf16 by name,
+which runs on any CPU (slowly where it has no bf16 units).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from apprentice import precision
+from apprentice.cpu_inference import packed_linears
+from apprentice.decoding import Sampling, decode
+from apprentice.evaluation import sample_policy
+from apprentice.models import load_policy
+from apprentice.rl.config import build_config
+from apprentice.rl.grpo import train_grpo
+from apprentice.rl.rewards import CallableReward
+from rl_toy import PROMPTS, letter_fraction
+
+CPU = torch.device("cpu")
+
+
+def test_the_setting_resolves_by_name_and_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert precision.uses_bf16("bf16", CPU) and not precision.uses_bf16("no", CPU)
+    assert not precision.uses_bf16("auto", CPU)  # conftest: no fast bf16 in tests
+    monkeypatch.setattr(precision, "fast_bf16", lambda device: True)
+    assert precision.uses_bf16("auto", CPU) and not precision.uses_bf16("no", CPU)
+
+
+def test_fast_bf16_is_false_on_a_device_it_does_not_know(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()  # the module's own function, not conftest's stand-in
+    assert precision.fast_bf16(torch.device("meta")) is False
+    assert isinstance(precision.fast_bf16(CPU), bool)
+
+
+def test_the_autocast_block_multiplies_in_bf16_only_when_enabled() -> None:
+    a, b = torch.randn(4, 8), torch.randn(8, 3)
+    with precision.bf16_autocast(CPU, True):
+        assert (a @ b).dtype == torch.bfloat16
+    with precision.bf16_autocast(CPU, False):
+        assert (a @ b).dtype == torch.float32
+
+
+def test_bf16_packed_linears_keep_float32_outputs_close_to_float32(tiny_model: Path) -> None:
+    model, _ = load_policy(str(tiny_model))
+    input_ids = torch.randint(0, model.config.vocab_size, (3, 7), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        plain = model(input_ids=input_ids).logits
+        with packed_linears(model, bf16=True):
+            packed = model(input_ids=input_ids).logits
+    assert packed.dtype == torch.float32
+    assert not torch.equal(packed, plain)  # bf16 products round differently
+    torch.testing.assert_close(packed, plain, rtol=0.05, atol=0.05)
+    assert all(parameter.dtype == torch.float32 for parameter in model.parameters())
+    assert not any("forward" in vars(module) for module in model.modules())
+
+
+def test_bf16_decoding_gives_completions_of_the_vocabulary(tiny_model: Path) -> None:
+    model, _tokenizer = load_policy(str(tiny_model))
+    prompts = torch.randint(3, model.config.vocab_size, (4, 5), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(prompts)
+    torch.manual_seed(0)
+    completions = decode(model, prompts, mask, Sampling(6, temperature=1.0), stop_ids=[], pad_id=0, bf16=True)
+    assert completions.shape == (4, 6)
+    assert int(completions.min()) >= 0 and int(completions.max()) < model.config.vocab_size
+
+
+def test_a_grpo_step_in_bf16_trains_float32_weights(tiny_model: Path, tmp_path: Path) -> None:
+    config = build_config(
+        "grpo",
+        {
+            "output_dir": tmp_path / "run",
+            "steps": 2,
+            "prompts_per_step": 4,
+            "max_new_tokens": 8,
+            "temperature": 1.0,
+            "learning_rate": 2e-2,
+            "tensorboard": False,
+            "kl_coef": 0.01,
+            "mixed_precision": "bf16",
+        },
+    )
+    result = train_grpo(config, str(tiny_model), PROMPTS, CallableReward(letter_fraction, "toy"), show_progress=False)
+    assert result.run.bf16
+    assert math.isfinite(result.metrics["loss"]) and math.isfinite(result.metrics["kl"])
+    assert all(parameter.dtype == torch.float32 for parameter in result.run.unwrapped.parameters())
+    with result.run.autocast():
+        assert (torch.randn(2, 2) @ torch.randn(2, 2)).dtype == torch.bfloat16
+    trained, _ = load_policy(str(result.policy_path))
+    assert all(parameter.dtype == torch.float32 for parameter in trained.parameters())
+
+
+def test_evaluation_samples_and_measures_kl_in_bf16(tiny_model: Path) -> None:
+    samples = sample_policy(str(tiny_model), str(tiny_model), [list(m) for m in PROMPTS[:3]], mixed_precision="bf16")
+    assert len(samples.completions) == 6
+    assert samples.kl_from_base == 0.0  # the base against itself
