@@ -23,6 +23,15 @@ from apprentice.rl.rewards import CallableReward
 from rl_toy import PROMPTS, letter_fraction
 
 CPU = torch.device("cpu")
+GRPO_OPTIONS = {
+    "steps": 2,
+    "prompts_per_step": 4,
+    "max_new_tokens": 8,
+    "temperature": 1.0,
+    "learning_rate": 2e-2,
+    "tensorboard": False,
+    "kl_coef": 0.01,
+}
 
 
 def test_the_setting_resolves_by_name_and_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,20 +80,7 @@ def test_bf16_decoding_gives_completions_of_the_vocabulary(tiny_model: Path) -> 
 
 
 def test_a_grpo_step_in_bf16_trains_float32_weights(tiny_model: Path, tmp_path: Path) -> None:
-    config = build_config(
-        "grpo",
-        {
-            "output_dir": tmp_path / "run",
-            "steps": 2,
-            "prompts_per_step": 4,
-            "max_new_tokens": 8,
-            "temperature": 1.0,
-            "learning_rate": 2e-2,
-            "tensorboard": False,
-            "kl_coef": 0.01,
-            "mixed_precision": "bf16",
-        },
-    )
+    config = build_config("grpo", GRPO_OPTIONS | {"output_dir": tmp_path / "run", "mixed_precision": "bf16"})
     result = train_grpo(config, str(tiny_model), PROMPTS, CallableReward(letter_fraction, "toy"), show_progress=False)
     assert result.run.bf16
     assert math.isfinite(result.metrics["loss"]) and math.isfinite(result.metrics["kl"])
@@ -93,6 +89,27 @@ def test_a_grpo_step_in_bf16_trains_float32_weights(tiny_model: Path, tmp_path: 
         assert (torch.randn(2, 2) @ torch.randn(2, 2)).dtype == torch.bfloat16
     trained, _ = load_policy(str(result.policy_path))
     assert all(parameter.dtype == torch.float32 for parameter in trained.parameters())
+
+
+def test_a_lora_run_in_bf16_keeps_its_frozen_linears_in_bf16_and_saves_float32_base_plus_adapter(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    values = {"lora_rank": 4, "learning_rate": 5e-2, "steps": 2, "mixed_precision": "bf16"}
+    config = build_config("grpo", GRPO_OPTIONS | {"output_dir": tmp_path / "run"} | values)
+    result = train_grpo(config, str(tiny_model), PROMPTS, CallableReward(letter_fraction, "toy"), show_progress=False)
+    layer = result.run.policy.base_model.model.model.layers[0].self_attn.q_proj
+    assert layer.get_base_layer().weight.dtype == torch.bfloat16
+    assert layer.lora_A["default"].weight.dtype == torch.float32
+    assert result.run.policy.get_output_embeddings().weight.dtype == torch.float32
+    base, _ = load_policy(str(tiny_model))
+    merged, _ = load_policy(str(result.policy_path))
+    with torch.no_grad():
+        delta = layer.get_delta_weight("default").float()
+        expected = base.model.layers[0].self_attn.q_proj.weight + delta
+        saved = merged.model.layers[0].self_attn.q_proj.weight
+    assert delta.abs().max() > 0
+    torch.testing.assert_close(saved, expected)  # the float32 start plus the adapter, not a bf16 rounding
+    assert not torch.equal(saved, expected.bfloat16().float())
 
 
 def test_evaluation_samples_and_measures_kl_in_bf16(tiny_model: Path) -> None:

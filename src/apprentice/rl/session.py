@@ -11,6 +11,7 @@ accelerate (which would step it once per process), so the schedule is the same o
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import shutil
 import tempfile
@@ -75,12 +76,10 @@ def load_models(
     disable_dropout(policy)
     reference = None
     if lora_rank > 0:
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig
 
         lora = LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules="all-linear")
-        with warnings.catch_warnings():  # peft still asks transformers a question it has renamed
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-            policy = get_peft_model(policy, lora)
+        policy = with_adapter(policy, lora)
         if reference_name is not None and reference_name != policy_name:
             raise ApprenticeError("with LoRA the reference is the base policy itself; drop the separate reference")
     elif need_reference:
@@ -88,6 +87,32 @@ def load_models(
         disable_dropout(reference)
         reference.requires_grad_(False)
     return policy, tokenizer, reference
+
+
+def with_adapter(model: torch.nn.Module, lora: Any) -> Any:
+    """The model under a new LoRA adapter of config `lora` (peft's `get_peft_model`)."""
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():  # peft still asks transformers a question it has renamed
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        return get_peft_model(model, lora)
+
+
+def store_frozen_linears_in_bf16(model: torch.nn.Module) -> None:
+    """Under a LoRA adapter, the frozen linear weights in bfloat16 (embeddings, norms and head stay float32).
+
+    bf16 autocast would cast them at every product anyway; stored so, they take half the memory and the
+    casts go. In a LoRA step of the demo's shape on the 2-core AMX machine, the update took 8.6 s against
+    9.5 s, the log-prob passes 2.6 against 3.3 s, and the peak fell from 2.70 to 2.36 GiB. The trained
+    policy is merged into the float32 weights read again from disk (`TrainingRun.merged_policy`).
+    """
+    from peft.tuners.lora import LoraLayer
+
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            base = module.get_base_layer()
+            if isinstance(base, torch.nn.Linear):
+                base.to(torch.bfloat16)
 
 
 def parameter_groups(model: torch.nn.Module, config: RunConfig) -> list[dict[str, Any]]:
@@ -149,9 +174,12 @@ class TrainingRun:
             reference_name=reference_name,
         )
         self.uses_lora = config.lora_rank > 0
+        self.policy_name = policy_name
         # bf16 products, float32 weights and optimizer state (precision); accelerate's own mixed precision
         # is process-wide state, so the autocast is ours, around each forward pass (`autocast`).
         self.bf16 = uses_bf16(config.mixed_precision, self.accelerator.device)
+        if self.uses_lora and self.bf16:
+            store_frozen_linears_in_bf16(policy)
         model = wrap_policy(policy) if wrap_policy is not None else policy
         # Always in eval mode: dropout off, and generate() and the update see the same network.
         model.eval()
@@ -395,17 +423,30 @@ class TrainingRun:
         )
         return self.last_checkpoint
 
+    def merged_policy(self) -> Any:
+        """A LoRA policy as one plain model, its adapter merged into float32 base weights.
+
+        Where the run stored the frozen weights in bf16, the base is read again from `policy_name`, so
+        the saved policy is the float32 starting point plus the adapter, not a rounded copy of it.
+        """
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+        from apprentice.models import load_policy
+
+        if not self.bf16:
+            return copy.deepcopy(self.policy).merge_and_unload()
+        base, _ = load_policy(self.policy_name)
+        fresh = with_adapter(base, self.policy.peft_config["default"])
+        set_peft_model_state_dict(fresh, get_peft_model_state_dict(self.policy))
+        return fresh.merge_and_unload()
+
     def finish(self) -> Path:
         """Save the trained policy as a folder `transformers` loads as is (LoRA merged); returns it."""
         self.log.close()
         target = self.config.output_dir / POLICY_FOLDER
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            policy = self.policy
-            if self.uses_lora:
-                import copy
-
-                policy = copy.deepcopy(policy).merge_and_unload()
+            policy = self.merged_policy() if self.uses_lora else self.policy
             staging = Path(tempfile.mkdtemp(prefix=".policy-", dir=self.config.output_dir))
             try:
                 policy.save_pretrained(staging, safe_serialization=True)
