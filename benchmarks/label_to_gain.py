@@ -46,7 +46,7 @@ run folders do not name the labels per round):
     python benchmarks/label_to_gain.py --algorithms grpo --rounds 2 --judge none --labels-per-round 96 \\
         --folder benchmarks/results/label-to-gain-2x
 
-Not measured yet: no figures of this form are recorded.
+Figures of this form, two seeds, are in benchmarks/README.md ("AI feedback, policy-gain form").
 """
 
 from __future__ import annotations
