@@ -5,11 +5,11 @@ products of a forward pass (and so of its backward) run in bf16, through `torch.
 and through bf16 copies of the linear weights when decoding on the CPU (`cpu_inference.packed_linears`).
 
 `auto` picks bf16 only where it is measured to be faster: a CUDA device that supports it, or a CPU with
-Intel AMX tiles, where on the 2-core test machine a 512 x 576 x 1536 product ran at 2.7 TFLOP/s in bf16
-against 0.31 in float32, the policy's forward and backward took 0.51 of float32's time and decoding 0.63.
-On a CPU without bf16 units the same autocast was 25 times slower than float32 (benchmarks/cpu_bf16.py),
-so `auto` stays float32 there, and on CPUs with AVX-512 bf16 instructions but no AMX, which were not
-measured.
+bf16 instructions that oneDNN uses (Intel AMX tiles, or AVX-512 bf16 as on AMD's Zen 4). On the 2-core test
+machines, the policy's forward and backward (benchmarks/cpu_bf16.py) took 0.51 of float32's time on an
+Intel Xeon with AMX and 0.62 on an AMD EPYC with AVX-512 bf16, and decoding ran 1.6 and 1.16 times as fast.
+On a CPU without bf16 units the same autocast was 25 times slower than float32, so `auto` stays float32
+there.
 """
 
 from __future__ import annotations
@@ -30,9 +30,16 @@ def fast_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type == "cpu":
-        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-        return bool(amx is not None and amx() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return _cpu_has_bf16_units() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     return False
+
+
+def _cpu_has_bf16_units() -> bool:
+    import torch
+
+    # Private helpers of torch.cpu (present in 2.x): AMX tiles, or AVX-512's bf16 dot products.
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
 
 
 def uses_bf16(setting: MixedPrecision, device: torch.device) -> bool:
@@ -54,6 +61,7 @@ def bf16_autocast(device: torch.device, enabled: bool) -> contextlib.AbstractCon
 MIXED_PRECISION_HELP = (
     "Arithmetic of the policy's forward and backward passes: 'bf16' (bfloat16 matrix products under "
     "autocast, float32 weights and optimizer state), 'no' (float32 throughout), or 'auto': bf16 on a GPU "
-    "that supports it or a CPU with Intel AMX, float32 elsewhere. On the 2-core AMX test machine bf16 halved "
-    "the update's time; its log-probs differ from float32's by about 0.05 nats a token."
+    "that supports it or a CPU with bf16 units (Intel AMX, AVX-512 bf16), float32 elsewhere. On 2-core test "
+    "machines bf16 took the update to 0.5-0.75 of float32's time; its log-probs differ from float32's by "
+    "about 0.05 nats a token."
 )
