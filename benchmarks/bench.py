@@ -4,9 +4,9 @@ Each benchmark runs in its own process (peak memory is per process) and prints i
 last line; this script reads them and prints one table. Short versions: the ratios are what to read, and
 they are noisier than the full runs' in benchmarks/README.md. The bf16 row (ours with bf16 products on
 float32 weights, as `mixed_precision = "auto"` runs on such hardware, against `generate` on a bf16 copy)
-runs only where `precision.fast_bf16` says bf16 is fast (a GPU, a CPU with AMX); elsewhere bf16 runs many
-times slower than float32 (cpu_bf16.py), so it is skipped. The GRPO step runs both sides in bf16 there and
-in float32 elsewhere.
+runs only where `precision.fast_bf16` says bf16 is fast (a GPU, a CPU with AMX or AVX-512 bf16);
+elsewhere bf16 runs many times slower than float32 (cpu_bf16.py), so it is skipped. The GRPO step runs
+both sides in bf16 there and in float32 elsewhere.
 
     .venv/bin/python benchmarks/bench.py
 """

@@ -16,7 +16,8 @@ the default policy (SmolLM2-135M), one decoding step after a 40-token prompt:
 
 With `bf16`, the reordered copies are bfloat16 and each linear's input is cast to bfloat16 and its output
 back to float32 (the rest of the model stays float32): on a CPU with AMX, oneDNN then runs the products on
-its bf16 tiles, and decoding took 0.63 of float32's time (`precision` says when this is chosen).
+its bf16 tiles, and decoding took 0.63 of float32's time; with AVX-512 bf16 instead (AMD EPYC), 0.86
+(`precision` says when this is chosen).
 
 `torch.compile` would find the first by itself, but compiling the model on two cores costs minutes each
 time the policy's weights change; these two need no compiler.

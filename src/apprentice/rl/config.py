@@ -78,7 +78,8 @@ class OnlineConfig(_Config):
         "one optimizer step, so a smaller value lowers peak memory without changing the update. At or above "
         "the batch size the whole batch goes at once. On the default model, 4 completions of 64 tokens "
         "(the demo's) peaked 0.9 GiB lower than 8 and took as long on a CPU without bf16 units; on one with "
-        "AMX, in bf16 with LoRA, 8 made the update 0.78 of 4's time for 0.5 GiB more.",
+        "AMX, in bf16 with LoRA, 8 made the update 0.78 of 4's time for 0.5 GiB more; on one with AVX-512 "
+        "bf16 it took as long as 4 for 0.5 GiB more.",
     )
 
     @property
