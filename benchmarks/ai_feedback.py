@@ -7,8 +7,8 @@ against `--judge none` at the same and at twice the people's labels; see its doc
 The setting is `reward_features.py`'s (its functions are reused): the default policy's candidates (4 samples,
 64 new tokens) for a seeded sample of the bundled prompts, cached in --folder; the composite gold oracle; per
 seed a 70/30 split of the prompts; the loop's reward (`[loop]` defaults): 5 bootstrap linear heads
-(`fit_heads`, l2 10) on `prompt-aware` MiniLM features; accuracy against the GOLD on every within-prompt pair
-of the held-out prompts.
+(`fit_heads`, l2 10, a hundredth of it on the summary features) on `summary-first` MiniLM features; accuracy
+against the GOLD on every within-prompt pair of the held-out prompts.
 
 People, as the loop simulates them: each label is the gold order flipped 25% of the time (`flip_rate`),
 the shown order random; a budget of B labels is spent on the training prompts' within-prompt pairs, each
@@ -23,8 +23,8 @@ Judges label every training pair people did not label, and, for their calibratio
 Each judge's labels train with the weight `calibrate_judge` gives it from the pairs both it and people
 labelled (kappa's lower bound over people's kappa, 0 when flagged: too few shared labels, no better
 than chance, or a length bias), which is the loop's rule; people's labels weigh 1. A judge's weight-0
-labels stay in the training set, as in the loop (they change only the bootstrap draws and the feature
-scaling).
+labels are left out of the training set, as in the loop (`reward.data`), so a flagged judge changes
+nothing.
 
 "Labels needed" is read on the mean curves: the people's budget at which a curve first reaches the
 people-only accuracy at budget B (linear interpolation in log budget between measured budgets; "<=25"
@@ -35,68 +35,69 @@ when it is already above at the smallest budget, ">200" when it never reaches it
 under 1.
 
 --folder (default benchmarks/results/ai-feedback) must hold `candidates-96.json` and `features-96.pt` as
-`reward_features.py --prompts 96` writes them (copy them there), or they are made there, which takes
-over half an hour on a CPU.
+`reward_features.py --prompts 96` writes them (copy them there), or they are made there (2 minutes on the
+2-core AMD EPYC with bf16 decoding; over half an hour on the older AVX2 machine).
 
-Measured on the shared 2-core CPU (several jobs beside it): 96 prompts, 381 responses, 568 within-prompt
-pairs, 29 held-out prompts and 394-402 training pairs a seed, 10 seeds; the simulated people's labels
-agree with the gold 75.6% of the time. The real judge was asked 190 of the 568 pairs (a seeded random
-sample; 6-9 s a pair on this machine, stopped there with `--cached-verdicts-only` for the run below);
-the fits take under a minute.
+Measured on a 2-core AMD EPYC (AVX-512 bf16), nothing else running: 96 prompts, 382 responses, 570
+within-prompt pairs, 29 held-out prompts and 396-402 training pairs a seed, 10 seeds; the simulated
+people's labels agree with the gold 75.9% of the time. The real judge was asked all 570 pairs (about 1 s a
+pair, 9.5 minutes); the fits take half a minute:
 
-    PYTHONPATH=src .venv/bin/python benchmarks/ai_feedback.py --verdicts-only  # the real judge, cached
-    PYTHONPATH=src .venv/bin/python benchmarks/ai_feedback.py --cached-verdicts-only
+    PYTHONPATH=src .venv/bin/python benchmarks/ai_feedback.py --threads 2   # asks the real judge, caches
+    PYTHONPATH=src .venv/bin/python benchmarks/ai_feedback.py --threads 2 --cached-verdicts-only
 
 The judges against the gold (every within-prompt pair with a gold order):
 
 | judge | labels | agreement with gold (95% interval) | position consistency |
 | --- | --- | --- | --- |
-| good (gold, 15% flipped) | 568 of 568 | 0.852 (0.821-0.879) | - |
-| longer | 558 of 568 | 0.595 (0.554-0.635) | - |
-| smol (SmolLM2-135M-Instruct) | 0 of 190 asked | none: abstained on every pair | 0.000 (0.000-0.020, n=190) |
+| good (gold, 15% flipped) | 570 of 570 | 0.853 (0.821-0.879) | - |
+| longer | 559 of 570 | 0.633 (0.593-0.672) | - |
+| smol (SmolLM2-135M-Instruct) | 0 of 570 asked | none: abstained on every pair | 0.000 (0.000-0.007, n=570) |
 
-Gold accuracy on held-out pairs, mean over seeds (95% t-interval, rounded outward), the judge's weight from
+Gold accuracy on held-out pairs, mean over seeds (95% t-interval), the judge's weight from
 `calibrate_judge`, mean (min-max) over seeds; `longer@1` is the same judge used blind, every label at
 weight 1 (not the loop's rule; shown for what calibration withholds):
 
 | people's labels | people only | + good | good weight | + longer (weight 0) | + longer@1 | + smol |
 | --- | --- | --- | --- | --- | --- | --- |
-| 25 | 0.525 (0.48-0.57) | 0.578 (0.52-0.63) | 0.11 (0.00-0.41) | 0.529 (0.48-0.57) | 0.592 (0.55-0.64) | 0.525 |
-| 50 | 0.565 (0.52-0.61) | 0.587 (0.52-0.65) | 0.20 (0.00-0.57) | 0.539 (0.49-0.58) | 0.603 (0.56-0.64) | 0.565 |
-| 100 | 0.604 (0.56-0.65) | 0.631 (0.59-0.67) | 0.49 (0.00-1.00) | 0.600 (0.55-0.65) | 0.620 (0.58-0.66) | 0.604 |
-| 200 | 0.620 (0.58-0.66) | 0.648 (0.60-0.69) | 0.84 (0.60-1.00) | 0.610 (0.56-0.65) | 0.620 (0.58-0.66) | 0.620 |
+| 25 | 0.646 (0.571-0.720) | 0.658 (0.582-0.735) | 0.10 (0.00-0.52) | 0.646 | 0.647 (0.626-0.669) | 0.646 |
+| 50 | 0.649 (0.612-0.686) | 0.678 (0.637-0.718) | 0.33 (0.00-0.76) | 0.649 | 0.649 (0.618-0.679) | 0.649 |
+| 100 | 0.663 (0.609-0.716) | 0.729 (0.699-0.760) | 0.50 (0.09-1.00) | 0.663 | 0.645 (0.612-0.677) | 0.663 |
+| 200 | 0.719 (0.689-0.749) | 0.731 (0.707-0.755) | 0.69 (0.27-1.00) | 0.719 | 0.684 (0.660-0.708) | 0.719 |
 
-With the judge minus people only, paired by seed (95% t-interval): good +0.053 (0.008-0.098),
-+0.023 (-0.023-0.069), +0.027 (-0.019-0.073), +0.028 (0.004-0.053) at 25, 50, 100, 200 labels; longer
-+0.004 (-0.018-0.026), -0.026 (-0.051-0.000), -0.003 (-0.028-0.021), -0.010 (-0.033-0.012); smol 0
-exactly (no labels).
+With the judge minus people only, paired by seed (95% t-interval): good +0.013 (-0.007-0.032), +0.029
+(-0.015-0.072), +0.067 (0.019-0.114), +0.012 (-0.003-0.027) at 25, 50, 100, 200 labels; longer and smol
+0 exactly (weight 0, left out); longer@1 +0.002, -0.001, -0.018 (-0.056-0.020), -0.035 (-0.047 to -0.023).
 
 People's labels needed to reach the people-only accuracy at B (people alone on their own curve / with the
 judge, share saved):
 
 | judge | B=50 | B=100 | B=200 |
 | --- | --- | --- | --- |
-| good | 50 / <=25 (>=50%) | 100 / 65 (35%) | 200 / 84 (58%) |
-| longer | 50 / 67 (-34%) | 100 / 129 (-29%) | 200 / >200 (never) |
-| longer@1 | 50 / <=25 (>=50%) | 100 / 51 (49%) | 200 / 122 (39%) |
+| good | 50 / <=25 (>=50%) | 100 / 29 (71%) | 200 / 87 (57%) |
+| longer | 50 / 50 (0%) | 100 / 100 (0%) | 200 / 200 (0%) |
+| longer@1 | 50 / 108 (-117%) | 100 / 137 (-37%) | 200 / >200 (never) |
 | smol | 50 / 50 (0%) | 100 / 100 (0%) | 200 / 200 (0%) |
 
-Reading. The good judge saves about half of people's labels at 50 and 200 labels (35% at 100, where the
-people-only curve jumps), short of "at least half" at every budget; its gain is bounded by its weight:
-kappa's lower bound on the few pairs people also labelled is small (weight 0.11 at 25 labels, flagged no
-better than chance on 5 of 10 seeds; 0.84 at 200). The biased judge is flagged for its length bias on
-every seed and weighted to 0, but its weight-0 labels are not free: they stay in the fit, as in the loop,
-so they change each head's bootstrap draw (people's labels become a random share of it) and the feature
-scaling; that costs -0.026 at 50 labels (interval touching 0) and -0.003 to -0.010 elsewhere, so the
-"labels needed" read on these nearly flat curves shows a cost (-29 to -34%) that is mostly noise in the
-interpolation. Dropping weight-0 labels before fitting would make it exactly free. On this pool the
-longer answer is the gold's choice 60% of the time (the gold's concision term rewards answers near 60
-words and the policy's are cut at 64 tokens), so the blind length judge helps at small budgets: here
-calibration withholds a judge that is biased but informative. The real judge, SmolLM2-135M-Instruct,
-answers "A" with probability 0.86-0.99 whatever the order: it was position-consistent on none of the
-190 pairs asked, so it abstains on all of them, gives no labels and changes nothing (weight 0, too
-little data). Not measured: the policy-gain form (held-out gold gain of a policy trained on each
-reward), which needs hours; it runs as
+Reading. The good judge saves at least half of people's labels at 50, 100 and 200 labels for the same
+reward accuracy against the gold (at 25 the people-only point is the smallest budget measured, so no
+saving can be read there). Its gain is bounded by its weight: kappa's lower bound on the few pairs people
+also labelled is small at first (0.10 at 25 labels, flagged no better than chance on 7 of 10 seeds, and
+then left out; 0.69 at 200). The length-biased judge is flagged for its length bias on every seed,
+weighted to 0 and left out of the fit, as the loop leaves out judgments weighted to nothing
+(`reward.data`), so it costs exactly nothing. Used blind it would cost: the loop's `summary-first`
+features already read the length, and the judge's extra labels only pull further towards it (-0.035 at
+200 labels). The real judge, SmolLM2-135M-Instruct, answers "A" whatever the order: it was
+position-consistent on none of the 570 pairs, so it abstains on all of them and changes nothing.
+
+With the former `prompt-aware` features (l2 10 on every feature) on the same pool and verdicts, people
+alone reached 0.583 / 0.604 / 0.616 / 0.655 and the good judge saved >=50%, 71% and 76% at 50, 100, 200.
+An earlier pool (568 pairs, on the AVX2 machine), with weight-0 labels still kept in the fit, gave the
+good judge 35% at 100 labels and the length judge a small cost (-0.026 at 50 labels): leaving those labels
+out is what makes a flagged judge free.
+
+The policy-gain form (the held-out gold gain of a policy trained through the whole loop with the judge
+beside people; two seeds so far, in benchmarks/README.md) runs as
 
     PYTHONPATH=src .venv/bin/python benchmarks/label_to_gain.py --algorithms grpo --rounds 2 --judge good
     PYTHONPATH=src .venv/bin/python benchmarks/label_to_gain.py --algorithms grpo --rounds 2 --judge none
@@ -123,9 +124,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from apprentice.feature_kinds import FeatureKind
 from apprentice.judges.calibration import JudgeCalibration, Rate, calibrate_judge
 from apprentice.reward.data import RewardPair
-from apprentice.reward.ensemble import fit_heads
+from apprentice.reward.ensemble import feature_penalties, fit_heads
 from apprentice.simulate import AnnotatorProfile, choose_first, reachable_temperature
 from apprentice.store.quality_queries import QualityJudgment
 from reward_features import FLIP_RATE, Experiment, candidates, features_and_gold
@@ -134,6 +136,7 @@ from reward_policy_features import interval
 GOOD_JUDGE_FLIPS = 0.15
 L2 = 10.0  # [loop] reward_l2
 HEADS = 5  # [loop] reward_heads
+FEATURES: FeatureKind = "summary-first"  # [loop] reward_features
 HIGH_OVERLAP, HIGH_OVERLAP_SHARE = 3, 0.1  # [comparisons] defaults
 JUDGES = ("good", "longer", "longer@1", "smol")  # "@1": uncalibrated, every label at weight 1
 
@@ -232,8 +235,9 @@ class JudgeExperiment(Experiment):
         pairs = [RewardPair([], "", "", weight=weight) for _, _, weight in labels]
         used = sorted(set(chosen) | set(rejected))
         total = torch.zeros(table.shape[0], dtype=torch.float64)
+        penalties = feature_penalties(FEATURES, table.shape[1], L2)
         for weight in fit_heads(
-            table[chosen].float(), table[rejected].float(), pairs, heads=HEADS, l2=L2, steps=200, seed=seed
+            table[chosen].float(), table[rejected].float(), pairs, heads=HEADS, l2=penalties, steps=200, seed=seed
         ):
             raw = table @ weight.double()
             total += (raw - raw[used].mean()) / (float(raw[used].std()) or 1.0)
@@ -361,7 +365,7 @@ def main() -> None:
     weights: dict[str, dict[int, list[float]]] = {name: {b: [] for b in budgets} for name in args.judges}
     flagged: dict[str, dict[int, list[str]]] = {name: {b: [] for b in budgets} for name in args.judges}
     judged_pool_pairs: list[int] = []
-    table = experiment.features("prompt-aware", np.arange(len(gold)))
+    table = experiment.features(FEATURES, np.arange(len(gold)))
     labels_by_seed = []
     people_right: list[bool] = []
     for seed in range(args.seeds):
@@ -386,10 +390,11 @@ def main() -> None:
                 weight = float(fixed) if fixed else calibration.weight
                 weights[name][budget].append(weight)
                 flagged[name][budget] += [flag.split(":")[0] for flag in calibration.flags]
+                # Weight-0 labels are left out, as `reward.data` leaves out judgments weighted to nothing.
                 extra = [
                     (pair, winner, weight)
                     for pair in pool
-                    if pair not in labelled and (winner := labels[judge][pair]) is not None
+                    if weight > 0 and pair not in labelled and (winner := labels[judge][pair]) is not None
                 ]
                 scores = experiment.fit_weighted(table, own + extra, seed)
                 accuracy[name][budget].append(experiment.evaluate(scores, test_prompts)["accuracy"])
