@@ -295,6 +295,7 @@ class TrainingRun:
                 self.step = step
                 self.timings = {}
                 yield step
+                release_freed_memory()  # what the step freed, before the next one allocates (process_memory)
                 # All processes must stop at the same step, or one waits forever in the next all-reduce:
                 # the KL budget is judged on metrics already averaged over processes, the clock is reduced.
                 if self.over_kl_budget or (limit is not None and self._any_process_out_of_time(started, limit)):
@@ -311,7 +312,6 @@ class TrainingRun:
     def phase(self, name: str) -> Iterator[None]:
         started = time.perf_counter()
         yield
-        release_freed_memory()  # what this phase freed, before the next one allocates (process_memory)
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
 
     def optimize(self, loss: torch.Tensor) -> float:
