@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from apprentice import oracles
 from apprentice.errors import ApprenticeError
 from apprentice.oracles import concision_score, load_oracle
 
@@ -23,6 +24,17 @@ def test_relevance_prefers_the_answer_about_the_question() -> None:
     )
     assert scores[0] > scores[1]
     assert all(-1.0 <= score <= 1.0 for score in scores)
+
+
+def test_the_released_encoder_is_loaded_again_and_scores_the_same() -> None:
+    relevance = load_oracle("relevance")
+    prompts, responses = ["How do I bake bread at home?"], ["Mix flour, water, yeast and salt, knead, rise, bake."]
+    before = relevance(prompts, responses)
+    first = oracles._encoder()
+    oracles.release_encoder()
+    assert oracles._encoder.cache_info().currsize == 0
+    assert relevance(prompts, responses) == pytest.approx(before)
+    assert oracles._encoder() is not first
 
 
 def test_concision_by_hand() -> None:

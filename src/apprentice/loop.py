@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from apprentice.errors import ApprenticeError
+from apprentice.oracles import release_encoder
 from apprentice.report import step_summary
 from apprentice.store.rounds import RoundState
 
@@ -578,6 +579,9 @@ def run_loop(
                 output, new_policy_id = step_policy(context, state)
             else:
                 output = step_evaluate(context, state)
+            # The gold oracles' encoder serves the simulated annotators and the evaluation; between those
+            # steps it would only add its weights to the policy step's peak.
+            release_encoder()
             output["seconds"] = round(time.perf_counter() - started, 2)
             summary = step_summary(step, output)
             if summary:

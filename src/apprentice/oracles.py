@@ -50,6 +50,11 @@ def _encoder() -> tuple[Any, Any]:
     return AutoTokenizer.from_pretrained(folder, local_files_only=True), model
 
 
+def release_encoder() -> None:
+    """Drop the sentence encoder `relevance` loaded (about 90 MB); its next use loads it again."""
+    _encoder.cache_clear()
+
+
 def embed(texts: Sequence[str], *, batch_size: int = 32) -> Any:
     """Unit-length sentence embeddings (mean pooling over real tokens), shape (len(texts), 384)."""
     import torch
