@@ -3,7 +3,7 @@
 PyTorch on the CPU allocates every tensor with the C library's malloc. glibc serves requests under its
 mmap threshold from heaps it keeps, and raises that threshold on its own (up to 32 MiB) each time a
 larger block is freed, so after the first steps nearly every activation and gradient lives in the heaps.
-Freed blocks stay there, scattered between live ones, and the next phase asks for more. Measured in the
+Freed blocks stay there, scattered between live ones, and the next step asks for more. Measured in the
 demo's LoRA policy step (default model, 2 cores): 0.73 GiB of live tensors at the start of the second
 step, 2.65 GiB resident; `malloc_trim` afterwards gave 1.3 GiB back.
 
