@@ -25,7 +25,13 @@ def test_demo_runs_a_round_and_writes_the_report(
     assert "[loop] annotators = 0" in result.output and "apprentice studio" in result.output
     shown = " ".join(result.output.split())
     # the round's rates on a handful of items say so, with their counts, here and in the final table
-    assert "reward accuracy on held-out pairs too little data (n=" in shown
+    # the reward's accuracy rests on every label of the round (cross-validated): a figure with its interval and
+    # its count
+    reward = re.search(
+        r"reward accuracy on the labels, cross-validated over prompts: \d\.\d{3} \(95% CI [\d.]+-[\d.]+, n=(\d+)\)",
+        shown,
+    )
+    assert reward and int(reward.group(1)) >= 20
     assert "agreement between two answers to the same comparison" in shown
     assert not re.search(r"agreement \d+%", shown)
     # the labels column counts every judgment the loop cost, as the store holds them

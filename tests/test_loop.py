@@ -138,6 +138,11 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
     assert [row["labels_so_far"] for row in figures] == [s.outputs["collect"]["judgments_in_store"] for s in states]
     validation_pairs = [s.outputs["reward"]["validation_pairs"] for s in states]
     assert [row["reward_validation_pairs"] for row in figures] == validation_pairs and min(validation_pairs) > 0
+    # every label trains the reward, and every strict one measures it by cross-validation over prompts
+    for state in states:
+        reward = state.outputs["reward"]
+        assert 0 < reward["validation_pairs"] <= reward["train_pairs"]
+        assert reward["validation"].startswith("cross-validation over prompts")
     # each rate with its count: a handful of validation pairs reads "too little data (n=...)"
     assert describe_rate(figures[0]["reward_accuracy"], validation_pairs[0], digits=3) in page
     # Round 1's previous policy is the base; round 2's is round 1's, on the same held-out prompts.

@@ -71,7 +71,7 @@ def test_the_loop_reports_cells_carry_their_counts() -> None:
         "0.75 (95% CI 0.60-0.86, n=40); alpha 0.50"
     )
     assert step_summary("reward", {"accuracy": 1.0, "validation_pairs": 2}) == (
-        "reward accuracy on held-out pairs too little data (n=2)"
+        "reward accuracy on the labels, cross-validated over prompts: too little data (n=2)"
     )
     # the loop's win rates show their stored bootstrap interval over prompts, never a Wilson one on the answers
     over_prompts = {"rate": 0.5, "low": 0.0, "high": 1.0, "n": 40, "prompts": 2}

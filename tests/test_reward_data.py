@@ -14,6 +14,7 @@ from apprentice.reward.data import (
     RewardPair,
     bootstrap_sample,
     derive_preferences,
+    prompt_folds,
     prompt_key,
     split_by_prompt,
 )
@@ -151,6 +152,20 @@ def test_split_never_shares_a_prompt() -> None:
     assert len(small_train.prompts) == 1 and len(small_validation.prompts) == 1
     with pytest.raises(ApprenticeError, match="validation share"):
         split_by_prompt(data, validation_share=1.0)
+
+
+def test_folds_keep_a_prompt_together_and_differ_by_one_prompt_at_most() -> None:
+    prompts = [[{"role": "user", "content": f"prompt {i % 7}"}] for i in range(40)]
+    folds = prompt_folds(prompts, 3, seed=2)
+    by_prompt: dict[str, set[int]] = {}
+    for prompt, fold in zip(prompts, folds, strict=True):
+        by_prompt.setdefault(prompt[0]["content"], set()).add(fold)
+    assert all(len(seen) == 1 for seen in by_prompt.values())  # a prompt's examples share one fold
+    prompts_per_fold = sorted(sum(1 for seen in by_prompt.values() if fold in seen) for fold in range(3))
+    assert prompts_per_fold == [2, 2, 3]  # 7 prompts dealt into 3 folds
+    assert prompt_folds(prompts, 3, seed=2) == folds and prompt_folds(prompts, 3, seed=3) != folds
+    with pytest.raises(ApprenticeError, match="at least 2 folds"):
+        prompt_folds(prompts, 1)
 
 
 def test_bootstrap_resamples_with_replacement() -> None:

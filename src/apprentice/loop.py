@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from apprentice.store.tables import Policy, Prompt
 
 LOOP_FOLDER = "loop"
+# Folds of the reward step's cross-validation: each fold's heads learn from four fifths of the labels.
+REWARD_FOLDS = 5
 
 
 @dataclass
@@ -299,12 +301,13 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
-    from apprentice.reward.data import DerivationOptions, derive_preferences, split_by_prompt
+    """The reward ensemble on every label so far; its accuracy on people's labels by cross-validation over
+    prompts (REWARD_FOLDS folds), so that no label is held back from training to measure it."""
+    from apprentice.reward.data import DerivationOptions, derive_preferences
     from apprentice.reward.ensemble import train_shared_backbone_ensemble
 
     store = context.project.store
     data = derive_preferences(store.judged_comparisons(), DerivationOptions())
-    train, validation = split_by_prompt(data, validation_share=0.2, seed=state.number)
     folder = context.round_dir(state.number) / "reward"
     config = {
         "loop_round": state.number,
@@ -313,23 +316,31 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
         "features": context.settings.reward_features,
         "l2": context.settings.reward_l2,
         "quality_run": store.current_weights_run(),
+        "cross_validation_folds": REWARD_FOLDS,
     }
     with store.recording_run("reward", config, output_path=str(folder.resolve())) as run:
         _, evaluation = train_shared_backbone_ensemble(
-            train,
+            data,
             folder,
             model=context.settings.reward_model,
             heads=context.settings.reward_heads,
             max_length=256,
-            validation=validation,
             seed=state.number,
             features=context.settings.reward_features,
             l2=context.settings.reward_l2,
+            cross_validation_folds=REWARD_FOLDS,
         )
         accuracy = evaluation.get("accuracy")
-        # "pairs": the held-out pairs the accuracy is measured on, as `apprentice reward train` records it.
-        run.metrics = {"accuracy": accuracy, "pairs": evaluation.get("pairs", 0), "train_pairs": len(train)}
-    return {"folder": str(folder), "train_pairs": len(train), "validation_pairs": len(validation), "accuracy": accuracy}
+        # "pairs": the pairs the accuracy is measured on, as `apprentice reward train` records it; here every
+        # strict pair, each scored by heads that did not see its prompt.
+        run.metrics = {"accuracy": accuracy, "pairs": evaluation.get("pairs", 0), "train_pairs": len(data)}
+    return {
+        "folder": str(folder),
+        "train_pairs": len(data),
+        "validation_pairs": evaluation.get("pairs", 0),
+        "validation": evaluation.get("method", "none: too few prompts"),
+        "accuracy": accuracy,
+    }
 
 
 def step_policy(context: LoopContext, state: RoundState) -> tuple[dict[str, Any], int | None]:

@@ -110,7 +110,7 @@ def report_plots(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     figure, axis = plt.subplots(figsize=(6, 3.6))
     axis.plot(labels_so_far(rows), [row["reward_accuracy"] for row in rows], "o-")
     axis.set_xlabel("labels so far")
-    axis.set_ylabel("reward-model validation accuracy\n(against the annotators' labels)")
+    axis.set_ylabel("reward-model accuracy, cross-validated\n(against the annotators' labels)")
     images.append(("Label efficiency", _close(figure)))
 
     if any(row.get("agreement") is not None for row in rows):
@@ -212,7 +212,7 @@ are each round's policy against the base policy and against the previous round's
 simulated, else by that round's reward model), with their 95% intervals (a bootstrap over the prompts, whose
 answers are not independent) and the number of answers compared; a rate on fewer than 20 items reads "too
 little data". Round 1's previous policy is the base.</p>
-<table><tr><th>round</th><th>labels</th><th>reward accuracy (validation labels)</th>
+<table><tr><th>round</th><th>labels</th><th>reward accuracy (labels, cross-validated)</th>
 <th>reward accuracy vs gold (held-out answers)</th><th>KL from base</th><th>proxy reward</th>
 <th>gold</th><th>length (tokens)</th><th>win rate vs base</th><th>win rate vs previous</th>
 <th>agreement (alpha)</th><th>flagged annotators</th></tr>{table}</table>
@@ -287,7 +287,7 @@ def step_summary(step: str, output: dict[str, Any]) -> str | None:
     the new policy's win rates against the base."""
     if step == "reward" and output.get("accuracy") is not None:
         accuracy = describe_rate(output["accuracy"], output.get("validation_pairs"), digits=3)
-        return f"reward accuracy on held-out pairs {accuracy}"
+        return f"reward accuracy on the labels, cross-validated over prompts: {accuracy}"
     if step == "evaluate":
         shown = [
             f"win rate vs base by {judge} {rate_cell(output[key])}"
@@ -311,8 +311,8 @@ def agreement_cell(row: dict[str, Any]) -> str:
 
 
 def accuracy_cell(row: dict[str, Any]) -> str:
-    """The reward model's validation accuracy with the pairs it rests on: a few prompts' pairs (a fifth of
-    the prompts, their pairs alike) make it a noisy figure in the first rounds."""
+    """The reward model's accuracy on the labels, with the pairs it rests on: each pair scored by heads that
+    did not see its prompt (the loop's cross-validation), a noisy figure while the labels are few."""
     if row["reward_accuracy"] is None:
         return "-"
     return describe_rate(row["reward_accuracy"], row.get("reward_validation_pairs"), digits=3)

@@ -230,6 +230,18 @@ def pairs_from_records(records: Iterable[PreferencePairRecord]) -> PreferenceDat
     )
 
 
+def prompt_folds(prompts: Sequence[Sequence[Message]], folds: int, *, seed: int = 0) -> list[int]:
+    """The fold (0 to folds - 1) of each prompt, all of a prompt's examples in one fold: the distinct prompts
+    are shuffled by `seed` and dealt out in turn, so the folds differ in size by one prompt at most."""
+    if folds < 2:
+        raise ApprenticeError(f"cross-validation needs at least 2 folds, got {folds}")
+    keys = [prompt_key(prompt) for prompt in prompts]
+    distinct = sorted(set(keys))
+    random.Random(seed).shuffle(distinct)
+    fold_of = {key: position % folds for position, key in enumerate(distinct)}
+    return [fold_of[key] for key in keys]
+
+
 def split_by_prompt(
     data: PreferenceData, *, validation_share: float, seed: int = 0
 ) -> tuple[PreferenceData, PreferenceData]:
