@@ -73,11 +73,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from apprentice.demo import bundled_prompts_path, demo_settings
 from apprentice.errors import ApprenticeError
-from apprentice.evaluation import per_prompt_means, win_outcomes
+from apprentice.evaluation import win_outcomes
 from apprentice.importing import read_import_file
 from apprentice.loop import LOOP_FOLDER, run_loop
 from apprentice.project import Project, init_project, open_project
-from apprentice.rates import cluster_bootstrap_mean
+from apprentice.rates import cluster_bootstrap_mean, per_prompt_means
 from apprentice.report import round_figures
 from apprentice.store.judges import JudgeRecord
 from apprentice.store.rounds import RoundState

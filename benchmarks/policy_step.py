@@ -8,6 +8,8 @@ timed ones; a step is generation + scoring + the update. Completion lengths diff
 
     python benchmarks/policy_step.py                 # CPU
     python benchmarks/policy_step.py --steps 10      # more steps, steadier figures
+    python benchmarks/policy_step.py --prompts 8 --new-tokens 64 --kl-coef 0.05 --micro-batch-size 4 \
+        --lora-rank 16                               # the demo's step: a LoRA adapter, its reference pass
 
 TRL is a dev dependency (`pip install -e '.[dev]'`).
 
@@ -149,8 +151,19 @@ def trl_step_times(
         seed=args.seed,
         disable_dropout=True,
     )
+    peft_config = None
+    if args.lora_rank:
+        from peft import LoraConfig
+
+        # the adapter Apprentice trains: every linear layer, alpha 16, no dropout
+        peft_config = LoraConfig(r=args.lora_rank, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear")
     trainer = GRPOTrainer(
-        model=model, reward_funcs=reward, args=config, train_dataset=dataset, processing_class=tokenizer
+        model=model,
+        reward_funcs=reward,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
     )
     trainer.add_callback(StepTimer())
     trainer.train()
@@ -180,6 +193,7 @@ def apprentice_step_times(
         seed=args.seed,
         micro_batch_size=args.micro_batch_size,
         mixed_precision=args.mixed_precision,
+        lora_rank=args.lora_rank,
     )
     messages = [[{"role": "user", "content": text}] for text in prompts]
     train_grpo(config, model_path, messages, CallableReward(vader_sentiment, "vader"), show_progress=False)
@@ -207,6 +221,13 @@ def main() -> None:
         "--micro-batch-size", type=int, default=8, help="Apprentice: completions per forward/backward of the update"
     )
     parser.add_argument(
+        "--lora-rank",
+        type=int,
+        default=0,
+        help="both sides: train a LoRA adapter of this rank on every linear layer (0: the whole model); with "
+        "--kl-coef the reference is the adapter switched off on both",
+    )
+    parser.add_argument(
         "--mixed-precision",
         choices=["auto", "no", "bf16"],
         default="auto",
@@ -218,6 +239,7 @@ def main() -> None:
     prompts = [record.text for record in read_import_file(bundled_prompts_path()).prompts][:64]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
     shape = f"{args.prompts} prompts x {args.completions} completions, {args.new_tokens} new tokens"
+    shape += f", LoRA rank {args.lora_rank}" if args.lora_rank else ", the whole model"
     print(f"model {model_path}; {shape}")
     bf16 = uses_bf16(args.mixed_precision, device_of_this_process())
     print(f"device {device}; {args.warmup} warm-up + {args.steps} timed steps per side; bf16 {bf16}")

@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 from apprentice.cli import app
 from apprentice.loop import LoopStopped, run_loop
 from apprentice.project import init_project, open_project
-from apprentice.rates import describe_rate
-from apprentice.report import agreement_cell, labels_so_far, report_plots
+from apprentice.report import accuracy_cell, agreement_cell, labels_so_far, report_plots
 from apprentice.rl.training import latest_reward_folder
 from apprentice.settings import PROJECT_FILE, Settings, load_settings, render_settings
 from apprentice.store.records import PromptRecord
@@ -143,8 +142,8 @@ def test_two_rounds_run_end_to_end_and_resume_after_a_stop(loop_project: Path) -
         reward = state.outputs["reward"]
         assert 0 < reward["validation_pairs"] <= reward["train_pairs"]
         assert reward["validation"].startswith("cross-validation over prompts")
-    # each rate with its count: a handful of validation pairs reads "too little data (n=...)"
-    assert describe_rate(figures[0]["reward_accuracy"], validation_pairs[0], digits=3) in page
+    # each rate with its count and its interval over prompts: a few prompts read "too little data (n=...)"
+    assert accuracy_cell(figures[0]) in page and f"n={validation_pairs[0]} on " in accuracy_cell(figures[0])
     # Round 1's previous policy is the base; round 2's is round 1's, on the same held-out prompts.
     assert figures[0]["win_rate_vs_previous_gold"] == figures[0]["win_rate_vs_base_gold"] is not None
     assert figures[1]["win_rate_vs_previous_gold"]["n"] == figures[1]["win_rate_vs_base_gold"]["n"]

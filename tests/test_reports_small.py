@@ -73,6 +73,19 @@ def test_the_loop_reports_cells_carry_their_counts() -> None:
     assert step_summary("reward", {"accuracy": 1.0, "validation_pairs": 2}) == (
         "reward accuracy on the labels, cross-validated over prompts: too little data (n=2)"
     )
+    # the loop's reward accuracy with its interval over prompts; a few prompts are too little data however many
+    # pairs they hold
+    cross_validated = {"accuracy": 0.4, "accuracy_low": 0.3, "accuracy_high": 0.52, "validation_pairs": 48}
+    assert step_summary("reward", {**cross_validated, "validation_prompts": 24}) == (
+        "reward accuracy on the labels, cross-validated over prompts: 0.400 (95% CI 0.300-0.520, n=48 on 24 prompts)"
+    )
+    assert step_summary("reward", {**cross_validated, "validation_prompts": 12}).endswith(
+        "too little data (n=48 on 12 prompts)"
+    )
+    row = {"reward_accuracy": 0.4, "reward_accuracy_low": 0.3, "reward_accuracy_high": 0.52}
+    assert accuracy_cell({**row, "reward_validation_pairs": 48, "reward_validation_prompts": 24}) == (
+        "0.400 (95% CI 0.300-0.520, n=48 on 24 prompts)"
+    )
     # the loop's win rates show their stored bootstrap interval over prompts, never a Wilson one on the answers
     over_prompts = {"rate": 0.5, "low": 0.0, "high": 1.0, "n": 40, "prompts": 2}
     assert rate_cell(over_prompts) == "too little data (n=40 on 2 prompts)"  # 2 prompts, however many answers

@@ -22,6 +22,9 @@ def test_each_prompt_is_scored_by_the_heads_of_the_other() -> None:
     evaluation = out_of_fold_evaluation(chosen, rejected, pairs, folds=2, heads=1, l2=1e-3, steps=50)
     assert evaluation["accuracy"] == 0.0 and evaluation["pairs"] == 6
     assert evaluation["method"] == "cross-validation over prompts, 2 folds"
+    over_prompts = evaluation["accuracy_over_prompts"]
+    assert (over_prompts["rate"], over_prompts["low"], over_prompts["high"]) == (0.0, 0.0, 0.0)
+    assert (over_prompts["n"], over_prompts["prompts"]) == (6, 2)
     # When both prompts' people agree, each fold's heads order the other's pairs right: accuracy 1.
     agreeing = out_of_fold_evaluation(chosen.abs(), rejected, pairs, folds=2, heads=1, l2=1e-3, steps=50)
     assert agreeing["accuracy"] == 1.0

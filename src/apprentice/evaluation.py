@@ -23,7 +23,7 @@ import torch
 
 from apprentice.files import write_jsonl_atomically
 from apprentice.precision import MixedPrecision, bf16_autocast, uses_bf16
-from apprentice.rates import cluster_bootstrap_mean, wilson_interval
+from apprentice.rates import cluster_bootstrap_mean, per_prompt_means, wilson_interval
 from apprentice.store.records import Message
 
 Scorer = Callable[[Sequence[list[Message]], Sequence[str]], list[float]]
@@ -150,17 +150,6 @@ def score_samples(samples: PolicySamples, *, reward: Scorer | None, gold: Scorer
         rewards=[float(value) for value in rewards],
         golds=[float(value) for value in golds],
     )
-
-
-def per_prompt_means(values: Sequence[float], prompts: Sequence[Hashable]) -> list[float]:
-    """The mean of each prompt's values, prompts in the order they first appear; `prompts[i]` is the prompt
-    (or any key equal for the answers to one prompt) that `values[i]` belongs to."""
-    if len(values) != len(prompts):
-        raise ValueError(f"one prompt per value needed, got {len(prompts)} prompts for {len(values)} values")
-    grouped: dict[Hashable, list[float]] = {}
-    for value, prompt in zip(values, prompts, strict=True):
-        grouped.setdefault(prompt, []).append(value)
-    return [statistics.fmean(group) for group in grouped.values()]
 
 
 def _check_paired(challenger: Sequence[float], incumbent: Sequence[float]) -> None:

@@ -330,16 +330,20 @@ def step_reward(context: LoopContext, state: RoundState) -> dict[str, Any]:
             l2=context.settings.reward_l2,
             cross_validation_folds=REWARD_FOLDS,
         )
-        accuracy = evaluation.get("accuracy")
-        # "pairs": the pairs the accuracy is measured on, as `apprentice reward train` records it; here every
-        # strict pair, each scored by heads that did not see its prompt.
-        run.metrics = {"accuracy": accuracy, "pairs": evaluation.get("pairs", 0), "train_pairs": len(data)}
+        # every strict pair, each scored by heads that did not see its prompt; the mean over prompts of each
+        # prompt's share, with an interval over prompts (a prompt's pairs share its responses)
+        accuracy = evaluation.get("accuracy_over_prompts", {})
+        # "pairs": the pairs the accuracy is measured on, as `apprentice reward train` records it
+        run.metrics = {"accuracy": accuracy.get("rate"), "pairs": accuracy.get("n", 0), "train_pairs": len(data)}
     return {
         "folder": str(folder),
         "train_pairs": len(data),
-        "validation_pairs": evaluation.get("pairs", 0),
         "validation": evaluation.get("method", "none: too few prompts"),
-        "accuracy": accuracy,
+        "validation_pairs": accuracy.get("n", 0),
+        "validation_prompts": accuracy.get("prompts", 0),
+        "accuracy": accuracy.get("rate"),
+        "accuracy_low": accuracy.get("low"),
+        "accuracy_high": accuracy.get("high"),
     }
 
 

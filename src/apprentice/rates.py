@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from scipy.stats import norm
 
@@ -50,6 +50,17 @@ def cluster_bootstrap_mean(
     values, count = list(cluster_values), len(cluster_values)
     means = sorted(statistics.fmean(rng.choices(values, k=count)) for _ in range(draws))
     return statistics.fmean(values), means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
+
+
+def per_prompt_means(values: Sequence[float], prompts: Sequence[Hashable]) -> list[float]:
+    """The mean of each prompt's values, prompts in the order they first appear; `prompts[i]` is the prompt
+    (or any key equal for the answers to one prompt) that `values[i]` belongs to."""
+    if len(values) != len(prompts):
+        raise ValueError(f"one prompt per value needed, got {len(prompts)} prompts for {len(values)} values")
+    grouped: dict[Hashable, list[float]] = {}
+    for value, prompt in zip(values, prompts, strict=True):
+        grouped.setdefault(prompt, []).append(value)
+    return [statistics.fmean(group) for group in grouped.values()]
 
 
 def trustworthy(count: int | None) -> bool:

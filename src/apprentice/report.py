@@ -50,13 +50,17 @@ def round_figures(states: list[RoundState]) -> list[dict[str, Any]]:
         if evaluation is None:
             continue
         new = evaluation["new"]
+        reward = state.outputs.get("reward", {})
         rows.append(
             {
                 "round": state.number,
                 "labels": state.outputs.get("collect", {}).get("judgments"),
                 "labels_so_far": state.outputs.get("collect", {}).get("judgments_in_store"),
-                "reward_accuracy": state.outputs.get("reward", {}).get("accuracy"),
-                "reward_validation_pairs": state.outputs.get("reward", {}).get("validation_pairs"),
+                "reward_accuracy": reward.get("accuracy"),
+                "reward_validation_pairs": reward.get("validation_pairs"),
+                "reward_validation_prompts": reward.get("validation_prompts"),
+                "reward_accuracy_low": reward.get("accuracy_low"),
+                "reward_accuracy_high": reward.get("accuracy_high"),
                 "reward_gold_accuracy": evaluation.get("reward_gold_accuracy"),
                 "flagged": state.outputs.get("quality", {}).get("flagged", []),
                 "agreement": state.outputs.get("quality", {}).get("agreement"),
@@ -286,7 +290,13 @@ def step_summary(step: str, output: dict[str, Any]) -> str | None:
     """One line on what a loop step found, each rate with its count: the reward model's validation accuracy,
     the new policy's win rates against the base."""
     if step == "reward" and output.get("accuracy") is not None:
-        accuracy = describe_rate(output["accuracy"], output.get("validation_pairs"), digits=3)
+        accuracy = reward_accuracy_text(
+            output["accuracy"],
+            output.get("validation_pairs"),
+            output.get("accuracy_low"),
+            output.get("accuracy_high"),
+            output.get("validation_prompts"),
+        )
         return f"reward accuracy on the labels, cross-validated over prompts: {accuracy}"
     if step == "evaluate":
         shown = [
@@ -315,7 +325,22 @@ def accuracy_cell(row: dict[str, Any]) -> str:
     did not see its prompt (the loop's cross-validation), a noisy figure while the labels are few."""
     if row["reward_accuracy"] is None:
         return "-"
-    return describe_rate(row["reward_accuracy"], row.get("reward_validation_pairs"), digits=3)
+    return reward_accuracy_text(
+        row["reward_accuracy"],
+        row.get("reward_validation_pairs"),
+        row.get("reward_accuracy_low"),
+        row.get("reward_accuracy_high"),
+        row.get("reward_validation_prompts"),
+    )
+
+
+def reward_accuracy_text(
+    rate: float, pairs: int | None, low: float | None, high: float | None, prompts: int | None
+) -> str:
+    """With the interval over prompts the loop stores; a round recorded without one gets Wilson's on pairs."""
+    if low is None or high is None:
+        return describe_rate(rate, pairs, digits=3)
+    return describe_rate(rate, pairs, low=low, high=high, prompts=prompts, digits=3)
 
 
 def _cell(value: Any) -> str:

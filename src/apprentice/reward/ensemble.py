@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from apprentice.errors import ApprenticeError
 from apprentice.feature_kinds import FEATURE_KINDS, FeatureKind
 from apprentice.files import shareable
+from apprentice.rates import cluster_bootstrap_mean, per_prompt_means
 from apprentice.reward.data import PreferenceData, RewardPair, bootstrap_sample, prompt_folds, prompt_key
 from apprentice.reward.evaluate import evaluate_scores, evaluation_pairs, score_distribution
 from apprentice.reward.losses import bradley_terry_loss
@@ -436,6 +437,9 @@ def out_of_fold_evaluation(
     prompt (`prompt_folds`), and each fold's strict pairs are scored by the mean normalized reward of
     `heads` heads fitted (`fit_heads`) on the other folds' pairs. Every pair is then held out once.
 
+    `accuracy_over_prompts` is the mean over prompts of each prompt's share of pairs ordered right, with a
+    95% bootstrap interval over prompts, as the loop's win rates are.
+
     Why not a held-out share: with a few dozen labels a round, a fifth of the prompts leaves the reward
     a fifth fewer labels to learn from and an accuracy on some ten pairs, too few to tell from a coin.
     Heads on fixed features fit in milliseconds, so refitting them per fold costs nothing worth counting.
@@ -468,10 +472,21 @@ def out_of_fold_evaluation(
             chosen_scores[held] += (chosen[held] @ weight) / spread / len(fitted)
             rejected_scores[held] += (rejected[held] @ weight) / spread / len(fitted)
     strict = [index for index, pair in enumerate(pairs) if pair.target != 0.5]
-    evaluation = evaluate_scores(
-        [pairs[index] for index in strict], chosen_scores[strict].tolist(), rejected_scores[strict].tolist()
-    )
+    chosen_held, rejected_held = chosen_scores[strict].tolist(), rejected_scores[strict].tolist()
+    evaluation = evaluate_scores([pairs[index] for index in strict], chosen_held, rejected_held)
     evaluation["method"] = f"cross-validation over prompts, {len(set(fold_of))} folds"
+    # A prompt's pairs share its responses, so they are not independent: the interval resamples prompts.
+    right = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen_held, rejected_held, strict=True)]
+    shares = per_prompt_means(right, [prompt_key(pairs[index].prompt) for index in strict])
+    if shares:
+        rate, low, high = cluster_bootstrap_mean(shares)
+        evaluation["accuracy_over_prompts"] = {
+            "rate": rate,
+            "low": low,
+            "high": high,
+            "n": len(strict),
+            "prompts": len(shares),
+        }
     return evaluation
 
 
