@@ -17,6 +17,7 @@ from transformers.generation.logits_process import (
 from apprentice.cpu_inference import in_place_cache, packed_linears, packed_linears_supported
 from apprentice.decoding import NUCLEUS_SHORTLIST, Sampling, next_token_distribution, sample_next_tokens
 from apprentice.models import load_policy
+from apprentice.rl.session import with_adapter
 
 
 def test_packed_linears_give_the_same_logits_and_leave_the_model_as_it_was(tiny_model: Path) -> None:
@@ -32,6 +33,33 @@ def test_packed_linears_give_the_same_logits_and_leave_the_model_as_it_was(tiny_
             assert all("forward" in vars(m) for m in model.modules() if isinstance(m, torch.nn.Linear))
     torch.testing.assert_close(packed, plain, rtol=1e-4, atol=1e-4)
     assert not any("forward" in vars(m) for m in model.modules())
+
+
+def test_a_lora_layer_packs_its_merged_weight_and_switched_off_gives_the_base(tiny_model: Path) -> None:
+    from peft import LoraConfig
+
+    model, _ = load_policy(str(tiny_model))
+    policy = with_adapter(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear"))
+    for name, parameter in policy.named_parameters():
+        if "lora_B" in name:  # B starts at zero: give the adapter something to add
+            torch.nn.init.normal_(parameter, std=0.05, generator=torch.Generator().manual_seed(1))
+    before = {name: parameter.clone() for name, parameter in policy.named_parameters()}
+    input_ids = torch.randint(0, model.config.vocab_size, (3, 7), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        adapted = policy(input_ids=input_ids).logits
+        with policy.disable_adapter():
+            base = policy(input_ids=input_ids).logits
+        with packed_linears(policy):
+            packed_lora = [m for m in policy.modules() if "forward" in vars(m) and hasattr(m, "lora_A")]
+            assert packed_lora and not any("forward" in vars(m) for layer in packed_lora for m in layer.lora_A.values())
+            packed = policy(input_ids=input_ids).logits
+            with policy.disable_adapter():  # the reference pass of a LoRA run, inside the block
+                packed_base = policy(input_ids=input_ids).logits
+    assert not torch.allclose(adapted, base, atol=1e-3)  # the adapter does change the logits
+    torch.testing.assert_close(packed, adapted, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(packed_base, base, rtol=1e-4, atol=1e-4)
+    assert all(torch.equal(parameter, before[name]) for name, parameter in policy.named_parameters())
+    assert not any("forward" in vars(m) for m in policy.modules())
 
 
 def test_packed_linears_are_removed_when_the_block_fails(tiny_model: Path) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from apprentice import precision
-from apprentice.cpu_inference import packed_linears
+from apprentice import cpu_inference, precision
+from apprentice.cpu_inference import bf16_packing_supported, packed_linears, packed_linears_supported
 from apprentice.decoding import Sampling, decode
 from apprentice.evaluation import sample_policy
 from apprentice.models import load_policy
@@ -56,17 +56,39 @@ def test_the_autocast_block_multiplies_in_bf16_only_when_enabled() -> None:
 
 
 def test_bf16_packed_linears_keep_float32_outputs_close_to_float32(tiny_model: Path) -> None:
+    """Where oneDNN packs bf16 weights (AVX-512, AMX); elsewhere the block must leave the model as it is."""
     model, _ = load_policy(str(tiny_model))
     input_ids = torch.randint(0, model.config.vocab_size, (3, 7), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         plain = model(input_ids=input_ids).logits
         with packed_linears(model, bf16=True):
+            patched = any("forward" in vars(module) for module in model.modules())
             packed = model(input_ids=input_ids).logits
+    assert patched == bf16_packing_supported()
     assert packed.dtype == torch.float32
-    assert not torch.equal(packed, plain)  # bf16 products round differently
-    torch.testing.assert_close(packed, plain, rtol=0.05, atol=0.05)
+    if patched:
+        assert not torch.equal(packed, plain)  # bf16 products round differently
+        torch.testing.assert_close(packed, plain, rtol=0.05, atol=0.05)
+    else:
+        assert torch.equal(packed, plain)
     assert all(parameter.dtype == torch.float32 for parameter in model.parameters())
     assert not any("forward" in vars(module) for module in model.modules())
+
+
+def test_without_bf16_packing_the_block_leaves_the_model_alone_and_bf16_decoding_runs(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An AVX2 CPU: oneDNN cannot pack bf16 weights, so `mixed_precision = "bf16"` decodes under autocast."""
+    monkeypatch.setattr(cpu_inference, "bf16_packing_supported", lambda: False)
+    model, _ = load_policy(str(tiny_model))
+    assert packed_linears_supported(model) and not packed_linears_supported(model, bf16=True)
+    with packed_linears(model, bf16=True):
+        assert not any("forward" in vars(module) for module in model.modules())
+    prompts = torch.randint(3, model.config.vocab_size, (2, 5), generator=torch.Generator().manual_seed(1))
+    completions = decode(
+        model, prompts, torch.ones_like(prompts), Sampling(4, temperature=1.0), stop_ids=[], pad_id=0, bf16=True
+    )
+    assert completions.shape == (2, 4)
 
 
 def test_bf16_decoding_gives_completions_of_the_vocabulary(tiny_model: Path) -> None:

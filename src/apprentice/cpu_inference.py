@@ -27,14 +27,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
+from typing import TYPE_CHECKING, TypeGuard
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import DynamicLayer
 
+if TYPE_CHECKING:
+    from peft.tuners.lora import Linear as LoraLinear
 
-def packed_linears_supported(model: torch.nn.Module) -> bool:
-    """Whether oneDNN's prepacked linears apply: float32 weights on the CPU, a build with oneDNN's ops."""
+
+def packed_linears_supported(model: torch.nn.Module, *, bf16: bool = False) -> bool:
+    """Whether oneDNN's prepacked linears apply: float32 weights on the CPU, a build with oneDNN's ops, and
+    for `bf16` a CPU whose instructions oneDNN's bf16 packing needs."""
     parameter = next(model.parameters(), None)
     return (
         parameter is not None
@@ -43,7 +49,19 @@ def packed_linears_supported(model: torch.nn.Module) -> bool:
         and torch.backends.mkldnn.is_available()
         and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and (not bf16 or bf16_packing_supported())
     )
+
+
+@cache
+def bf16_packing_supported() -> bool:
+    """oneDNN packs bf16 weights only on CPUs with AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT; elsewhere (AVX2)
+    the reorder raises, and the caller keeps PyTorch's own linears under autocast."""
+    try:
+        torch.ops.mkldnn._reorder_linear_weight(torch.zeros(2, 2, dtype=torch.bfloat16))
+    except RuntimeError:
+        return False
+    return True
 
 
 @contextmanager
@@ -54,28 +72,75 @@ def packed_linears(model: torch.nn.Module, *, bf16: bool = False) -> Iterator[No
     must not change inside the block; they are dropped at exit. With `bf16` the products run in bfloat16.
     Does nothing where unsupported, or when the model is already inside such a block.
     """
-    linears = [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
-    if not packed_linears_supported(model) or any("forward" in vars(module) for module in linears):
+    adapted = [module for module in model.modules() if _plain_lora_linear(module)]
+    inside_adapted = {id(inner) for module in adapted for inner in module.modules() if inner is not module}
+    linears = [
+        module for module in model.modules() if isinstance(module, torch.nn.Linear) and id(module) not in inside_adapted
+    ]
+    patched: list[torch.nn.Module] = [*adapted, *linears]
+    if not packed_linears_supported(model, bf16=bf16) or any("forward" in vars(module) for module in patched):
         yield
         return
     try:
-        for module in linears:
-            module.forward = _packed_forward(module, bf16)  # type: ignore[method-assign,assignment]
+        for layer in adapted:
+            layer.forward = _packed_lora_forward(layer, bf16)  # type: ignore[method-assign]
+        for linear in linears:
+            linear.forward = _packed_forward(linear.weight, linear.bias, bf16)  # type: ignore[method-assign,assignment]
         yield
     finally:
-        for module in linears:
+        for module in patched:
             vars(module).pop("forward", None)
 
 
-def _packed_forward(linear: torch.nn.Linear, bf16: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+def _plain_lora_linear(module: torch.nn.Module) -> TypeGuard[LoraLinear]:
+    """A peft LoRA layer on an `nn.Linear` with one plain adapter (no DoRA or other variant, no dropout),
+    not merged: its output is one linear map, the base weight plus the adapter's B A times its scaling."""
+    from peft.tuners.lora import Linear
+
+    if not isinstance(module, Linear) or not isinstance(module.base_layer, torch.nn.Linear):
+        return False
+    adapters = module.active_adapters
+    return (
+        len(adapters) == 1
+        and adapters[0] in module.lora_A
+        and adapters[0] not in module.lora_variant
+        and isinstance(module.lora_dropout[adapters[0]], torch.nn.Identity)
+        and not module.merged
+    )
+
+
+def _packed_lora_forward(module: LoraLinear, bf16: bool) -> Callable[..., torch.Tensor]:
+    """One packed product with the merged weight instead of the base's and the adapter's two: a decoding step
+    of a LoRA policy then costs what the plain model's does. The model's own weights are not touched (no
+    merge and unmerge, whose rounding would drift them). Switching the adapter off inside the block falls
+    back to peft's own forward, which the reference pass does."""
+    base = module.base_layer
+    assert isinstance(base, torch.nn.Linear)
+    adapter = module.active_adapters[0]
+    with torch.no_grad():
+        merged = base.weight + module.get_delta_weight(adapter).to(base.weight.dtype)
+    packed = _packed_forward(merged, base.bias, bf16)
+    unpacked = type(module).forward.__get__(module)
+
+    def forward(inputs: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        if module.disable_adapters or args or kwargs:
+            return unpacked(inputs, *args, **kwargs)
+        return packed(inputs)
+
+    return forward
+
+
+def _packed_forward(
+    weight: torch.Tensor, bias: torch.Tensor | None, bf16: bool
+) -> Callable[[torch.Tensor], torch.Tensor]:
     compute = torch.bfloat16 if bf16 else torch.float32
-    weight = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach().to(compute))
-    bias = None if linear.bias is None else linear.bias.detach().to(compute)
-    out_features = linear.out_features
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(compute))
+    packed_bias = None if bias is None else bias.detach().to(compute)
+    out_features = weight.shape[0]
 
     def forward(inputs: torch.Tensor) -> torch.Tensor:
         rows = inputs.reshape(-1, inputs.shape[-1]).to(compute)
-        outputs = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
+        outputs = torch.ops.mkldnn._linear_pointwise(rows, packed, packed_bias, "none", [], "")
         return outputs.to(inputs.dtype).reshape(*inputs.shape[:-1], out_features)
 
     return forward

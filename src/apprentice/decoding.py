@@ -118,7 +118,7 @@ def decode(
     if sampling.max_new_tokens == 0 or rows == 0:
         return completions
     stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long, device=device)
-    autocast = bf16_autocast(device, bf16 and not packed_linears_supported(model))
+    autocast = bf16_autocast(device, bf16 and not packed_linears_supported(model, bf16=True))
     with packed_linears(model, bf16=bf16), autocast:
         return _decode_loop(model, input_ids, attention_mask, sampling, stops, completions)
 
