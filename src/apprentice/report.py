@@ -290,12 +290,14 @@ def step_summary(step: str, output: dict[str, Any]) -> str | None:
     """One line on what a loop step found, each rate with its count: the reward model's validation accuracy,
     the new policy's win rates against the base."""
     if step == "reward" and output.get("accuracy") is not None:
-        accuracy = reward_accuracy_text(
+        # a round recorded before the interval over prompts was kept gets Wilson's on its pairs
+        accuracy = describe_rate(
             output["accuracy"],
             output.get("validation_pairs"),
-            output.get("accuracy_low"),
-            output.get("accuracy_high"),
-            output.get("validation_prompts"),
+            low=output.get("accuracy_low"),
+            high=output.get("accuracy_high"),
+            prompts=output.get("validation_prompts"),
+            digits=3,
         )
         return f"reward accuracy on the labels, cross-validated over prompts: {accuracy}"
     if step == "evaluate":
@@ -325,22 +327,14 @@ def accuracy_cell(row: dict[str, Any]) -> str:
     did not see its prompt (the loop's cross-validation), a noisy figure while the labels are few."""
     if row["reward_accuracy"] is None:
         return "-"
-    return reward_accuracy_text(
+    return describe_rate(
         row["reward_accuracy"],
         row.get("reward_validation_pairs"),
-        row.get("reward_accuracy_low"),
-        row.get("reward_accuracy_high"),
-        row.get("reward_validation_prompts"),
+        low=row.get("reward_accuracy_low"),
+        high=row.get("reward_accuracy_high"),
+        prompts=row.get("reward_validation_prompts"),
+        digits=3,
     )
-
-
-def reward_accuracy_text(
-    rate: float, pairs: int | None, low: float | None, high: float | None, prompts: int | None
-) -> str:
-    """With the interval over prompts the loop stores; a round recorded without one gets Wilson's on pairs."""
-    if low is None or high is None:
-        return describe_rate(rate, pairs, digits=3)
-    return describe_rate(rate, pairs, low=low, high=high, prompts=prompts, digits=3)
 
 
 def _cell(value: Any) -> str:

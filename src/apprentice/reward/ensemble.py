@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from apprentice.errors import ApprenticeError
+from apprentice.evaluation import win_outcomes
 from apprentice.feature_kinds import FEATURE_KINDS, FeatureKind
 from apprentice.files import shareable
 from apprentice.rates import cluster_bootstrap_mean, per_prompt_means
@@ -476,7 +477,7 @@ def out_of_fold_evaluation(
     evaluation = evaluate_scores([pairs[index] for index in strict], chosen_held, rejected_held)
     evaluation["method"] = f"cross-validation over prompts, {len(set(fold_of))} folds"
     # A prompt's pairs share its responses, so they are not independent: the interval resamples prompts.
-    right = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen_held, rejected_held, strict=True)]
+    right = win_outcomes(chosen_held, rejected_held)
     shares = per_prompt_means(right, [prompt_key(pairs[index].prompt) for index in strict])
     if shares:
         rate, low, high = cluster_bootstrap_mean(shares)
@@ -528,12 +529,13 @@ def train_shared_backbone_ensemble(
     )
     chosen = table[[index[_key(p.prompt, p.chosen)] for p in pairs]]
     rejected = table[[index[_key(p.prompt, p.rejected)] for p in pairs]]
+    penalties = feature_penalties(features, table.shape[1], l2)
     head_weights = fit_heads(
         chosen,
         rejected,
         pairs,
         heads=heads,
-        l2=feature_penalties(features, table.shape[1], l2),
+        l2=penalties,
         steps=steps,
         bootstrap=bootstrap,
         seed=seed,
@@ -556,7 +558,7 @@ def train_shared_backbone_ensemble(
             pairs,
             folds=cross_validation_folds,
             heads=heads,
-            l2=feature_penalties(features, table.shape[1], l2),
+            l2=penalties,
             steps=steps,
             bootstrap=bootstrap,
             seed=seed,
