@@ -36,3 +36,36 @@ def test_freed_heap_memory_leaves_the_process_on_release() -> None:
     by_free, by_release = (int(word) for word in result.stdout.split())
     assert by_free < 8 * 1024  # glibc keeps what was freed in the middle of its heap...
     assert by_release > 24 * 1024  # ...until it is asked to give it back
+
+
+# Maps and touches a 128 MiB block, frees it, then does the same again; prints the page faults of the second
+# touch. Above glibc's 32 MiB ceiling every such block is mapped anew and each of its pages faulted in again.
+REFAULTS = """
+import ctypes, ctypes.util, resource, sys
+from apprentice.process_memory import keep_large_blocks_in_heap
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+if sys.argv[1] == "keep":
+    assert keep_large_blocks_in_heap()
+size = 128 << 20
+def touch():
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    libc.free(block)
+touch()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+touch()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_large_blocks_kept_in_heap_are_not_faulted_in_again() -> None:
+    def faults(mode: str) -> int:
+        done = subprocess.run([sys.executable, "-c", REFAULTS, mode], capture_output=True, text=True, check=True)
+        return int(done.stdout)
+
+    mapped_anew = faults("default")  # every page faulted in again: 32768 of 4 KiB (64 with huge pages)
+    assert mapped_anew >= 64
+    assert faults("keep") * 10 < mapped_anew  # the freed block is reused from the heap

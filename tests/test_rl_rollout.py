@@ -102,11 +102,15 @@ def test_completions_of_a_prompt_share_its_pass_with_the_full_passs_logprobs_and
     )
     batch_sizes: list[int] = []
     hook = model.register_forward_pre_hook(
-        lambda _m, _a, kwargs: batch_sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+        lambda _m, _a, kwargs: batch_sizes.append(kwargs["inputs_embeds"].shape[0]), with_kwargs=True
     )
+    lookups: list[int] = []
+    embeddings = model.get_input_embeddings().register_forward_hook(lambda _m, _a, _o: lookups.append(1))
     shared = forward_completions(model, rollout, temperature=0.7)
     hook.remove()
+    embeddings.remove()
     assert batch_sizes == [3, 9]  # the 3 prompts once, then the 9 completions on their keys and values
+    assert len(lookups) == 1  # both passes' tokens embedded at once: one vocabulary-sized gradient
     weights = torch.randn(shared.logprobs.shape, generator=torch.Generator().manual_seed(0)) * rollout.completion_mask
     (shared.logprobs * weights).sum().backward()
     shared_gradients = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}

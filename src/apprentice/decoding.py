@@ -161,18 +161,26 @@ def _decode_loop(
 
 
 def prompt_pass(
-    model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cache: DynamicCache, groups: torch.Tensor | None
+    model: Any,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    cache: DynamicCache,
+    groups: torch.Tensor | None,
+    *,
+    distinct_embeds: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The prompts' last-position logits `(B, 1, V)`, filling `cache` with one row per input row.
 
     With `groups` (`tokens.prompt_groups`), each run of a repeated prompt goes through the model once and
     the cache's rows are then selected back to one per row. Rollouts and candidates repeat each prompt G
     times in a row (`generate`'s num_return_sequences layout), so this pass shrinks G-fold; under autograd
-    the selection is indexing, so the backward adds the G rows' gradients.
+    the selection is indexing, so the backward adds the G rows' gradients. `distinct_embeds`, the input
+    embeddings of the distinct prompts' tokens, stand in for looking them up.
     """
     distinct = slice(None) if groups is None else first_rows(groups)
+    tokens = {"input_ids": prompt_ids[distinct]} if distinct_embeds is None else {"inputs_embeds": distinct_embeds}
     output = model(
-        input_ids=prompt_ids[distinct],
+        **tokens,
         attention_mask=prompt_mask[distinct],
         position_ids=position_ids(prompt_mask[distinct]),
         cache=cache,

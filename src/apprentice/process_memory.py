@@ -16,6 +16,15 @@ step about a tenth slower (35.6 against 31.8 s on the 2-core AMD EPYC) for no lo
 2.21 GiB). A fixed, low mmap threshold (`mallopt`) would also return each block as it is freed, but mapping
 every activation anew made the step about half again as slow. Where the C library is not glibc nothing
 changes.
+
+Blocks above glibc's own ceiling for that threshold (32 MiB) are mapped anew at every request and unmapped
+when freed, so their pages are faulted in, zeroed, at each use. A training step makes several such blocks,
+each the size of the vocabulary times the hidden width (113 MB in float32 for the default model): the tied
+embedding's gradient from each forward pass, the output layer's bf16 copy and its gradient, the logits.
+`keep_large_blocks_in_heap` raises the threshold above them, so a step's later blocks reuse the space its
+earlier ones freed. Measured on the default model's GRPO update (8 completions, bf16, 2-core AMD EPYC):
+2.85 s against 2.02 s, the same peak (3.86 and 3.90 GiB); the two zero-filled embedding gradients alone had
+taken 380 ms.
 """
 
 from __future__ import annotations
@@ -34,6 +43,27 @@ def _glibc() -> ctypes.CDLL | None:
     if not hasattr(libc, "malloc_trim") or not hasattr(libc, "gnu_get_libc_version"):
         return None  # musl and others: no malloc_trim
     return libc
+
+
+# Above the largest block a step of the default model makes (113 MB), below any whole model's weights.
+LARGE_BLOCK_BYTES = 512 << 20
+# glibc trims the heap's top on its own once this much is free there; `release_freed_memory` does it instead,
+# once a step, so that a step does not hand back and fault in again the same pages.
+AUTOMATIC_TRIM_BYTES = 1 << 30
+M_TRIM_THRESHOLD = -1  # mallopt's parameter numbers, from glibc's malloc.h
+M_MMAP_THRESHOLD = -3
+
+
+def keep_large_blocks_in_heap() -> bool:
+    """Serve blocks up to LARGE_BLOCK_BYTES from the heap, where freed space is reused (module docstring).
+
+    Process-wide and for the rest of the process; True when glibc took both settings."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, AUTOMATIC_TRIM_BYTES)
+    )
 
 
 def release_freed_memory() -> bool:

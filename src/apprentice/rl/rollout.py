@@ -21,6 +21,7 @@ from apprentice.rl.core import entropy_from_logits, token_logprobs
 from apprentice.store.records import Message
 from apprentice.tokens import (
     encode_prompts,
+    first_rows,
     left_pad,
     pad_token_id,
     position_ids,
@@ -186,19 +187,36 @@ def _logits_with_shared_prompts(model: Any, rollout: Rollout, groups: torch.Tens
     completion token predicts nothing, so it is not fed.
     """
     cache = DynamicCache()
-    first_token_logits = prompt_pass(model, rollout.prompt_ids, rollout.prompt_mask, cache, groups)  # (B, 1, V)
-    width = rollout.completion_ids.shape[1]
-    if width == 1:
+    prompt_ids, completion_inputs = rollout.prompt_ids[first_rows(groups)], rollout.completion_ids[:, :-1]
+    prompt_embeds, completion_embeds = _embedded_together(model, prompt_ids, completion_inputs)
+    first_token_logits = prompt_pass(
+        model, rollout.prompt_ids, rollout.prompt_mask, cache, groups, distinct_embeds=prompt_embeds
+    )  # (B, 1, V)
+    if completion_inputs.shape[1] == 0:
         return first_token_logits
     attention_mask = rollout.attention_mask[:, :-1]
     completion_output = model(
-        input_ids=rollout.completion_ids[:, :-1],
+        inputs_embeds=completion_embeds,
         attention_mask=attention_mask,
         position_ids=position_ids(attention_mask)[:, rollout.prompt_ids.shape[1] :],
         cache=cache,
         use_cache=True,
     )
     return torch.cat([first_token_logits, completion_output.logits], dim=1)
+
+
+def _embedded_together(
+    model: Any, prompt_ids: torch.Tensor, completion_ids: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input embeddings of both passes' tokens, `(P, Tp, H)` and `(B, Tc, H)`, from one lookup.
+
+    Under autograd each lookup's backward writes a dense gradient the size of the whole vocabulary (113 MB
+    for the default model) for the few rows it read; one lookup for both passes makes one of them.
+    """
+    embeddings = model.get_input_embeddings()
+    flat = embeddings(torch.cat([prompt_ids.flatten(), completion_ids.flatten()]))
+    prompt_part, completion_part = flat.split([prompt_ids.numel(), completion_ids.numel()])
+    return prompt_part.view(*prompt_ids.shape, -1), completion_part.view(*completion_ids.shape, -1)
 
 
 @contextlib.contextmanager
