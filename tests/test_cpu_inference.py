@@ -15,7 +15,14 @@ from transformers.generation.logits_process import (
 )
 
 from apprentice.cpu_inference import in_place_cache, packed_linears, packed_linears_supported
-from apprentice.decoding import NUCLEUS_SHORTLIST, Sampling, next_token_distribution, sample_next_tokens
+from apprentice.decoding import (
+    DRAW_BLOCK,
+    NUCLEUS_SHORTLIST,
+    Sampling,
+    draw_in_blocks,
+    next_token_distribution,
+    sample_next_tokens,
+)
 from apprentice.models import load_policy
 from apprentice.rl.session import with_adapter
 
@@ -140,3 +147,31 @@ def test_sampled_tokens_follow_the_distribution() -> None:
     expected = warper_probabilities(scores[:1], sampling)[0]
     torch.testing.assert_close(frequencies, expected, rtol=0, atol=0.01)
     assert frequencies[3:].sum() == 0  # outside the nucleus
+
+
+def test_a_draw_in_blocks_follows_the_one_stage_distribution() -> None:
+    # 5 blocks and a part-block; the mass is spread unevenly over blocks and within them, and some
+    # columns (and the whole third block) have probability 0
+    width = 5 * DRAW_BLOCK + 37
+    weights = torch.rand(width, generator=torch.Generator().manual_seed(3)) ** 4
+    weights[2 * DRAW_BLOCK : 3 * DRAW_BLOCK] = 0.0
+    weights[::7] = 0.0
+    weights[-1] = 2.0  # in the part-block
+    expected = weights / weights.sum()
+    torch.manual_seed(0)
+    draws = draw_in_blocks((weights * 3).expand(200_000, width))  # unnormalized, as multinomial takes them
+    frequencies = torch.bincount(draws, minlength=width).float() / draws.numel()
+    assert frequencies[expected == 0].sum() == 0
+    assert draws.max() < width
+    assert 0.5 * (frequencies - expected).abs().sum() < 0.03  # total variation: sampling noise alone
+    torch.testing.assert_close(frequencies[-1], expected[-1], rtol=0.05, atol=0)
+
+
+def test_sampling_over_the_whole_vocabulary_follows_the_distribution() -> None:
+    scores = torch.randn(1, 3 * DRAW_BLOCK, generator=torch.Generator().manual_seed(5)) * 2
+    sampling = Sampling(max_new_tokens=1, temperature=0.8)  # no top-p, no top-k: every token a candidate
+    torch.manual_seed(1)
+    tokens = sample_next_tokens(scores.expand(100_000, -1), sampling)
+    frequencies = torch.bincount(tokens, minlength=scores.shape[1]).float() / tokens.numel()
+    expected = warper_probabilities(scores, sampling)[0]
+    assert 0.5 * (frequencies - expected).abs().sum() < 0.03

@@ -86,12 +86,36 @@ def sample_next_tokens(scores: torch.Tensor, sampling: Sampling) -> torch.Tensor
     """One token a row from `next_token_distribution`: with top-p or top-k, a draw among the shortlist only.
 
     `torch.multinomial` draws one exponential number per candidate, 22 ms of a 16-row step over the whole
-    vocabulary; over a shortlist of 256 it costs nothing. (Inverting the cumulative distribution with one
-    uniform a row was tried: unbiased in tests, but GRPO on the tiny test model learned less with it over
-    6 seeds, for a reason not found, so the draw stays `torch.multinomial`'s.)
+    vocabulary; over a shortlist of 256 it costs nothing, and over more candidates (no top-p or top-k, or a
+    flat nucleus) `draw_in_blocks` keeps it to a few hundred a row. (Inverting the cumulative distribution
+    with one uniform a row was tried: unbiased in tests, but GRPO on the tiny test model learned less with
+    it over 6 seeds, for a reason not found, so every draw stays `torch.multinomial`'s.)
     """
     ids, probabilities = next_token_distribution(scores, sampling)
-    return ids.gather(1, torch.multinomial(probabilities, num_samples=1)).squeeze(1)
+    return ids.gather(1, draw_in_blocks(probabilities).unsqueeze(1)).squeeze(1)
+
+
+# Candidates a block in `draw_in_blocks`: about the square root of a vocabulary of 50,000, so that the draw of
+# a block and the draw within it cost about the same.
+DRAW_BLOCK = 256
+
+
+def draw_in_blocks(probabilities: torch.Tensor) -> torch.Tensor:
+    """One column a row `(B,)`, drawn with the row's (unnormalized) probabilities `(B, N)`, in two stages.
+
+    First a block of DRAW_BLOCK consecutive columns with the block's total, then a column within it with
+    its own: P(column) = P(block) P(column | block), exactly the one-stage distribution, from N / DRAW_BLOCK +
+    DRAW_BLOCK random numbers a row instead of N. Over the whole vocabulary of the default model, the
+    one-stage draw took a sixth of a GRPO step's sampling (251 of 1,445 ms, 8 rows x 32 tokens, 2 cores).
+    """
+    rows, width = probabilities.shape
+    if width <= 2 * DRAW_BLOCK:
+        return torch.multinomial(probabilities, num_samples=1).squeeze(1)
+    padded = torch.nn.functional.pad(probabilities, (0, -width % DRAW_BLOCK))  # padding: probability 0
+    blocks = padded.view(rows, -1, DRAW_BLOCK)
+    block = torch.multinomial(blocks.sum(dim=-1), num_samples=1)  # (B, 1)
+    within = blocks.gather(1, block.unsqueeze(-1).expand(rows, 1, DRAW_BLOCK)).squeeze(1)  # (B, DRAW_BLOCK)
+    return (block.squeeze(1) * DRAW_BLOCK) + torch.multinomial(within, num_samples=1).squeeze(1)
 
 
 @torch.inference_mode()
