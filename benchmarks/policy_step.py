@@ -100,6 +100,7 @@ from apprentice.demo import bundled_prompts_path
 from apprentice.importing import read_import_file
 from apprentice.models import resolve_model
 from apprentice.precision import uses_bf16
+from apprentice.process_memory import keep_large_blocks_in_heap
 from apprentice.rl.rewards import vader_sentiment
 
 
@@ -238,7 +239,15 @@ def main() -> None:
         help="both sides: bf16 products with float32 weights (TRL's bf16=True), or float32; auto: bf16 where "
         "the hardware has fast bf16 (apprentice.precision)",
     )
+    parser.add_argument(
+        "--heap-for-both",
+        action="store_true",
+        help="give TRL's side the allocator setting our training runs make (process_memory."
+        "keep_large_blocks_in_heap) before it starts; otherwise TRL runs on glibc's defaults, as its users run it",
+    )
     args = parser.parse_args()
+    if args.heap_for_both:
+        keep_large_blocks_in_heap()  # process-wide: TRL, which runs first, then allocates as ours will
     model_path = resolve_model(args.model)
     prompts = [record.text for record in read_import_file(bundled_prompts_path()).prompts][:64]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
