@@ -4,7 +4,7 @@ A fresh project with the bundled prompts and the default model (SmolLM2-135M-Ins
 server on SQLite, simulated annotators judging through its HTTP API, then reward training, policy
 optimization and evaluation, round after round, and one HTML report at the end. The settings are
 sized to finish within a quarter of an hour on a 2-core CPU with bf16 units (about 9 minutes, 3.05 GiB at
-its peak, on one with AMX; 11 to 13 minutes, 2.85 GiB, with AVX-512 bf16) and in 17 to 30 minutes, 2.6 GiB,
+its peak, on one with AMX; 11 to 13 minutes, 2.86 GiB, with AVX-512 bf16) and in 17 to 30 minutes, 2.6 GiB,
 on one without; they are all in the project's apprentice.toml, so the same project can go on with more
 rounds, or with people, afterwards.
 """
