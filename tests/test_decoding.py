@@ -92,8 +92,8 @@ def test_repeated_prompts_are_run_once_and_decode_as_generate_does(tiny_model: P
     stops = [tokenizer.eos_token_id]
     expected = generate_completions(model, input_ids, mask, stops, pad)
     batch_sizes: list[int] = []
-    hook = model.register_forward_pre_hook(  # type: ignore[attr-defined]
-        lambda _module, _args, kwargs: batch_sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    hook = model.get_input_embeddings().register_forward_pre_hook(  # type: ignore[attr-defined]
+        lambda _module, args: batch_sizes.append(args[0].shape[0])
     )
     ours = decode(model, input_ids, mask, Sampling(max_new_tokens=24, temperature=0), stop_ids=stops, pad_id=pad)
     hook.remove()

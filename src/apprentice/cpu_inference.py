@@ -90,7 +90,7 @@ def packed_linears(model: torch.nn.Module, *, bf16: bool = False) -> Iterator[No
         for layer in adapted:
             layer.forward = _packed_lora_forward(layer, bf16)  # type: ignore[method-assign]
         for linear in linears:
-            linear.forward = _packed_forward(linear.weight, linear.bias, bf16)  # type: ignore[method-assign,assignment]
+            linear.forward = PackedLinear(linear.weight, linear.bias, compute_dtype(bf16))  # type: ignore[method-assign,assignment]
         yield
     finally:
         for module in patched:
@@ -114,17 +114,31 @@ def _plain_lora_linear(module: torch.nn.Module) -> TypeGuard[LoraLinear]:
     )
 
 
+def effective_weight(module: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """The weight and bias of the one linear map a layer computes: an `nn.Linear`'s own, a plain LoRA layer's
+    base weight plus its adapter's product (the base's alone while adapters are switched off); None for
+    any other module."""
+    if isinstance(module, torch.nn.Linear):
+        return module.weight, module.bias
+    if not _plain_lora_linear(module):
+        return None
+    base = module.base_layer
+    assert isinstance(base, torch.nn.Linear)
+    if module.disable_adapters:
+        return base.weight, base.bias
+    with torch.no_grad():
+        delta = module.get_delta_weight(module.active_adapters[0]).to(base.weight.dtype)
+    return base.weight + delta, base.bias
+
+
 def _packed_lora_forward(module: LoraLinear, bf16: bool) -> Callable[..., torch.Tensor]:
     """One packed product with the merged weight instead of the base's and the adapter's two: a decoding step
     of a LoRA policy then costs what the plain model's does. The model's own weights are not touched (no
     merge and unmerge, whose rounding would drift them). Switching the adapter off inside the block falls
     back to peft's own forward, which the reference pass does."""
-    base = module.base_layer
-    assert isinstance(base, torch.nn.Linear)
-    adapter = module.active_adapters[0]
-    with torch.no_grad():
-        merged = base.weight + module.get_delta_weight(adapter).to(base.weight.dtype)
-    packed = _packed_forward(merged, base.bias, bf16)
+    merged = effective_weight(module)
+    assert merged is not None
+    packed = PackedLinear(*merged, compute_dtype(bf16))
     unpacked = type(module).forward.__get__(module)
 
     def forward(inputs: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
@@ -135,20 +149,25 @@ def _packed_lora_forward(module: LoraLinear, bf16: bool) -> Callable[..., torch.
     return forward
 
 
-def _packed_forward(
-    weight: torch.Tensor, bias: torch.Tensor | None, bf16: bool
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    compute = torch.bfloat16 if bf16 else torch.float32
-    packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(compute))
-    packed_bias = None if bias is None else bias.detach().to(compute)
-    out_features = weight.shape[0]
+class PackedLinear:
+    """A linear map on a weight reordered once for oneDNN, computed in `compute` precision: float32 inputs
+    give float32 outputs."""
 
-    def forward(inputs: torch.Tensor) -> torch.Tensor:
-        rows = inputs.reshape(-1, inputs.shape[-1]).to(compute)
-        outputs = torch.ops.mkldnn._linear_pointwise(rows, packed, packed_bias, "none", [], "")
-        return outputs.to(inputs.dtype).reshape(*inputs.shape[:-1], out_features)
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, compute: torch.dtype) -> None:
+        self.compute = compute
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(compute))
+        self.bias = None if bias is None else bias.detach().to(compute)
+        self.out_features = weight.shape[0]
 
-    return forward
+    def __call__(self, inputs: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+        """The product in `compute` precision, returned in `out_dtype` (by default the inputs')."""
+        rows = inputs.reshape(-1, inputs.shape[-1]).to(self.compute)
+        outputs = torch.ops.mkldnn._linear_pointwise(rows, self.packed, self.bias, "none", [], "")
+        return outputs.to(out_dtype or inputs.dtype).reshape(*inputs.shape[:-1], self.out_features)
+
+
+def compute_dtype(bf16: bool) -> torch.dtype:
+    return torch.bfloat16 if bf16 else torch.float32
 
 
 class InPlaceLayer(DynamicLayer):

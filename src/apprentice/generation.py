@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from apprentice.cpu_inference import packed_linears
 from apprentice.decoding import Sampling, decode
+from apprentice.packed_llama import decoding_model
 from apprentice.precision import uses_bf16
 from apprentice.settings import GenerationSection
 from apprentice.store.records import GeneratedResponse, Message
@@ -93,8 +93,8 @@ def generate_candidates(
         TimeRemainingColumn(),
         disable=not show_progress,
     )
-    # reorder the weights for oneDNN once for all the batches, not in each decode call (its block then nests)
-    with progress, torch.inference_mode(), packed_linears(model, bf16=bf16):
+    # pack the weights for decoding once for all the batches, not in each decode call
+    with progress, torch.inference_mode(), decoding_model(model, bf16=bf16) as packed:
         task = progress.add_task("generate", total=len(prompts), rate="-")
         for start in range(0, len(order), settings.batch_size):
             indices = order[start : start + settings.batch_size]
@@ -104,7 +104,7 @@ def generate_candidates(
             torch.manual_seed(settings.seed * 1_000_003 + prompts[indices[0]].prompt_id)
             copies = settings.candidates if sample else 1
             output = decode(
-                model,
+                packed,
                 input_ids.repeat_interleave(copies, dim=0),
                 attention_mask.repeat_interleave(copies, dim=0),
                 sampling,
