@@ -86,6 +86,7 @@ for these 32 x 49 x 49,152) outgrow a micro-batch's update, with longer completi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -100,7 +101,7 @@ from apprentice.demo import bundled_prompts_path
 from apprentice.importing import read_import_file
 from apprentice.models import resolve_model
 from apprentice.precision import uses_bf16
-from apprentice.process_memory import keep_large_blocks_in_heap
+from apprentice.process_memory import large_blocks_in_heap
 from apprentice.rl.rewards import vader_sentiment
 
 
@@ -243,11 +244,9 @@ def main() -> None:
         "--heap-for-both",
         action="store_true",
         help="give TRL's side the allocator setting our training runs make (process_memory."
-        "keep_large_blocks_in_heap) before it starts; otherwise TRL runs on glibc's defaults, as its users run it",
+        "large_blocks_in_heap) while it runs; otherwise TRL runs on glibc's defaults, as its users run it",
     )
     args = parser.parse_args()
-    if args.heap_for_both:
-        keep_large_blocks_in_heap()  # process-wide: TRL, which runs first, then allocates as ours will
     model_path = resolve_model(args.model)
     prompts = [record.text for record in read_import_file(bundled_prompts_path()).prompts][:64]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
@@ -261,7 +260,10 @@ def main() -> None:
         for side, measure in (("trl", trl_step_times), ("apprentice", apprentice_step_times)):
             if args.only and side != args.only:
                 continue
-            times, length = measure(model_path, prompts, args, Path(folder))
+            # TRL's side under the allocator setting our training runs enter while they step, when asked
+            same_heap = args.heap_for_both and side == "trl"
+            with large_blocks_in_heap() if same_heap else contextlib.nullcontext():
+                times, length = measure(model_path, prompts, args, Path(folder))
             results[side] = {"seconds_per_step": statistics.mean(times), "min": min(times), "mean_length": length}
             seconds = statistics.mean(times)
             print(f"{side:>10}: {seconds:6.2f} s/step (min {min(times):.2f}), mean completion {length:.1f} tokens")

@@ -40,28 +40,38 @@ def test_freed_heap_memory_leaves_the_process_on_release() -> None:
 
 # Maps and touches a 128 MiB block, frees it, then does the same again; prints the page faults of the second
 # touch. Above glibc's 32 MiB ceiling every such block is mapped anew and each of its pages faulted in again.
+# "keep" does both inside `large_blocks_in_heap`, "after" after leaving such a block.
 REFAULTS = """
 import ctypes, ctypes.util, resource, sys
-from apprentice.process_memory import keep_large_blocks_in_heap
+from apprentice.process_memory import large_blocks_in_heap
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
-if sys.argv[1] == "keep":
-    assert keep_large_blocks_in_heap()
 size = 128 << 20
 def touch():
     block = libc.malloc(size)
     ctypes.memset(block, 1, size)
     libc.free(block)
-touch()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-touch()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+def second_touch_faults():
+    touch()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    touch()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+if sys.argv[1] == "keep":
+    with large_blocks_in_heap() as kept, large_blocks_in_heap():  # nested: the outer block decides
+        assert kept
+        print(second_touch_faults())
+elif sys.argv[1] == "after":
+    with large_blocks_in_heap():
+        touch()
+    print(second_touch_faults())
+else:
+    print(second_touch_faults())
 """
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_large_blocks_kept_in_heap_are_not_faulted_in_again() -> None:
+def test_large_blocks_stay_in_the_heap_while_training_and_are_handed_back_after() -> None:
     def faults(mode: str) -> int:
         done = subprocess.run([sys.executable, "-c", REFAULTS, mode], capture_output=True, text=True, check=True)
         return int(done.stdout)
@@ -69,3 +79,4 @@ def test_large_blocks_kept_in_heap_are_not_faulted_in_again() -> None:
     mapped_anew = faults("default")  # every page faulted in again: 32768 of 4 KiB (64 with huge pages)
     assert mapped_anew >= 64
     assert faults("keep") * 10 < mapped_anew  # the freed block is reused from the heap
+    assert faults("after") * 2 > mapped_anew  # after the block, freed large blocks leave the process again

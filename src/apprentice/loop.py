@@ -16,6 +16,7 @@ learns from preference pairs or the ensemble's best responses (apprentice.policy
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import random
@@ -29,6 +30,7 @@ from rich.console import Console
 
 from apprentice.errors import ApprenticeError
 from apprentice.oracles import release_encoder
+from apprentice.process_memory import release_freed_memory
 from apprentice.report import step_summary
 from apprentice.store.rounds import RoundState
 
@@ -595,8 +597,11 @@ def run_loop(
             else:
                 output = step_evaluate(context, state)
             # The gold oracles' encoder serves the simulated annotators and the evaluation; between those
-            # steps it would only add its weights to the policy step's peak.
+            # steps it would only add its weights to the policy step's peak. What the step left in reference
+            # cycles (a training run and its models) and in the C heap goes back before the next step starts.
             release_encoder()
+            gc.collect()
+            release_freed_memory()
             output["seconds"] = round(time.perf_counter() - started, 2)
             summary = step_summary(step, output)
             if summary:

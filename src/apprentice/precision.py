@@ -2,7 +2,8 @@
 
 Weights, gradients and optimizer state stay float32 in every case ("mixed precision"): only the matrix
 products of a forward pass (and so of its backward) run in bf16, through `torch.autocast` when training
-and through bf16 copies of the linear weights when decoding on the CPU (`cpu_inference.packed_linears`).
+and through bf16 copies of the linear weights when decoding on the CPU (`cpu_inference.packed_linears`, and for
+a Llama model `packed_llama`, whose attention and KV cache are then bf16 too, as under autocast).
 
 `auto` picks bf16 only where it is measured to be faster: a CUDA device that supports it, or a CPU with
 bf16 instructions that oneDNN uses (Intel AMX tiles, or AVX-512 bf16 as on AMD's Zen 4). On the 2-core test

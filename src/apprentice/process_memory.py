@@ -21,7 +21,7 @@ Blocks above glibc's own ceiling for that threshold (32 MiB) are mapped anew at 
 when freed, so their pages are faulted in, zeroed, at each use. A training step makes several such blocks,
 each the size of the vocabulary times the hidden width (113 MB in float32 for the default model): the tied
 embedding's gradient, the output layer's bf16 copy and its gradient, the logits.
-`keep_large_blocks_in_heap` raises the threshold above them, so a step's later blocks reuse the space its
+`large_blocks_in_heap` raises the threshold above them while a training run steps, so a step's later blocks reuse the space its
 earlier ones freed. Measured on the default model's GRPO update (8 completions, bf16, 2-core AMD EPYC):
 2.85 s against 2.02 s, the same peak (3.86 and 3.90 GiB); the two zero-filled embedding gradients alone had
 taken 380 ms (one per forward pass, before both passes shared one lookup: `rollout._embedded_together`).
@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 
@@ -50,20 +52,42 @@ LARGE_BLOCK_BYTES = 512 << 20
 # glibc trims the heap's top on its own once this much is free there; `release_freed_memory` does it instead,
 # once a step, so that a step does not hand back and fault in again the same pages.
 AUTOMATIC_TRIM_BYTES = 1 << 30
+# Where glibc's own raising of the mmap threshold stops (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems).
+GLIBC_MMAP_CEILING = 32 << 20
 M_TRIM_THRESHOLD = -1  # mallopt's parameter numbers, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
 
 
-def keep_large_blocks_in_heap() -> bool:
-    """Serve blocks up to LARGE_BLOCK_BYTES from the heap, where freed space is reused (module docstring).
+@contextmanager
+def large_blocks_in_heap() -> Iterator[bool]:
+    """Within the block, blocks up to LARGE_BLOCK_BYTES come from the heap, where freed space is reused (module
+    docstring); yields True when glibc took the settings.
 
-    Process-wide and for the rest of the process; True when glibc took both settings."""
+    The settings are process-wide. On leaving the outermost block they go back to where glibc's own adjustment
+    leaves them after a few large frees (mmap threshold 32 MiB, automatic trim at twice that), so that the
+    phases between training runs (evaluation, reward training, collecting) map their large blocks and hand
+    them back as they free them, instead of growing a heap that is trimmed only once a training step."""
+    global _heap_blocks_depth
     libc = _glibc()
     if libc is None:
-        return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)) and bool(
-        libc.mallopt(M_TRIM_THRESHOLD, AUTOMATIC_TRIM_BYTES)
-    )
+        yield False
+        return
+    outermost = _heap_blocks_depth == 0
+    kept = _set_thresholds(libc, LARGE_BLOCK_BYTES, AUTOMATIC_TRIM_BYTES) if outermost else True
+    _heap_blocks_depth += 1
+    try:
+        yield kept
+    finally:
+        _heap_blocks_depth -= 1
+        if outermost:
+            _set_thresholds(libc, GLIBC_MMAP_CEILING, 2 * GLIBC_MMAP_CEILING)
+
+
+_heap_blocks_depth = 0
+
+
+def _set_thresholds(libc: ctypes.CDLL, mmap_bytes: int, trim_bytes: int) -> bool:
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_bytes)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim_bytes))
 
 
 def release_freed_memory() -> bool:

@@ -32,7 +32,7 @@ from apprentice.errors import ApprenticeError
 from apprentice.files import shareable
 from apprentice.pace import Pace
 from apprentice.precision import bf16_autocast, uses_bf16
-from apprentice.process_memory import keep_large_blocks_in_heap, release_freed_memory
+from apprentice.process_memory import large_blocks_in_heap, release_freed_memory
 from apprentice.rl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from apprentice.rl.config import POLICY_FOLDER, OfflineConfig, OnlineConfig
 from apprentice.rl.core import over_kl_budget
@@ -164,7 +164,6 @@ class TrainingRun:
     ) -> None:
         self.config = config
         self.total_steps = total_steps
-        keep_large_blocks_in_heap()  # a step's vocabulary-sized tensors reuse freed space (process_memory)
         self.accelerator = Accelerator(cpu=use_cpu())
         set_seed(config.seed)  # the same initialisation (e.g. a value head) on every process
         policy, self.tokenizer, reference = load_models(
@@ -291,7 +290,8 @@ class TrainingRun:
     def steps(self) -> Iterator[int]:
         started = time.monotonic()
         limit = getattr(self.config, "time_limit_minutes", None)
-        with self._progress:
+        # a step's vocabulary-sized tensors reuse the space the step freed (process_memory)
+        with self._progress, large_blocks_in_heap():
             for step in range(self.start_step + 1, self.total_steps + 1):
                 self.step = step
                 self.timings = {}
