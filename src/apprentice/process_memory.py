@@ -22,9 +22,10 @@ when freed, so their pages are faulted in, zeroed, at each use. A training step 
 each the size of the vocabulary times the hidden width (113 MB in float32 for the default model): the tied
 embedding's gradient, the output layer's bf16 copy and its gradient, the logits.
 `large_blocks_in_heap` raises the threshold above them while a training run steps, so a step's later
-blocks reuse the space its earlier ones freed. Measured on the default model's GRPO update (8 completions, bf16, 2-core AMD EPYC):
-2.85 s against 2.02 s, the same peak (3.86 and 3.90 GiB); the two zero-filled embedding gradients alone had
-taken 380 ms (one per forward pass, before both passes shared one lookup: `rollout._embedded_together`).
+blocks reuse the space its earlier ones freed. Measured on the default model's GRPO update (8 completions,
+bf16, 2-core AMD EPYC): 2.85 s against 2.02 s, the same peak (3.86 and 3.90 GiB); the two zero-filled
+embedding gradients alone had taken 380 ms (one per forward pass, before both passes shared one lookup:
+`rollout._embedded_together`).
 """
 
 from __future__ import annotations
