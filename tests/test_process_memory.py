@@ -1,8 +1,11 @@
+import os
 import platform
 import subprocess
 import sys
 
 import pytest
+
+from apprentice.process_memory import KERNEL_CACHE_ENTRIES
 
 # Frees a 4 MiB block first, which raises glibc's own mmap threshold to 4 MiB, as a training step's frees
 # do; holds 32 MiB in blocks of 512 KiB, frees all but the last (so the heap's top stays in use), then
@@ -80,3 +83,25 @@ def test_large_blocks_stay_in_the_heap_while_training_and_are_handed_back_after(
     assert mapped_anew >= 64
     assert faults("keep") * 10 < mapped_anew  # the freed block is reused from the heap
     assert faults("after") * 2 > mapped_anew  # after the block, freed large blocks leave the process again
+
+
+KERNEL_CACHES = """
+import os
+import apprentice
+print(os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"], os.environ["LRU_CACHE_CAPACITY"])
+"""
+
+
+def test_importing_apprentice_bounds_onednns_kernel_caches_unless_the_environment_sets_them() -> None:
+    def entries(environment: dict[str, str]) -> str:
+        clean = {key: value for key, value in os.environ.items() if key not in KERNEL_CACHE_ENTRIES}
+        done = subprocess.run(
+            [sys.executable, "-c", KERNEL_CACHES], env=clean | environment, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip()
+
+    assert (
+        entries({})
+        == f"{KERNEL_CACHE_ENTRIES['ONEDNN_PRIMITIVE_CACHE_CAPACITY']} {KERNEL_CACHE_ENTRIES['LRU_CACHE_CAPACITY']}"
+    )
+    assert entries({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "7", "LRU_CACHE_CAPACITY": "9"}) == "7 9"
