@@ -112,7 +112,8 @@ def draw_in_blocks(probabilities: torch.Tensor) -> torch.Tensor:
     rows, width = probabilities.shape
     if width <= 2 * DRAW_BLOCK:
         return torch.multinomial(probabilities, num_samples=1).squeeze(1)
-    padded = torch.nn.functional.pad(probabilities, (0, -width % DRAW_BLOCK))  # padding: probability 0
+    padding = -width % DRAW_BLOCK  # columns of probability 0 that complete the last block
+    padded = torch.nn.functional.pad(probabilities, (0, padding)) if padding else probabilities.contiguous()
     blocks = padded.view(rows, -1, DRAW_BLOCK)
     block = torch.multinomial(blocks.sum(dim=-1), num_samples=1)  # (B, 1)
     within = blocks.gather(1, block.unsqueeze(-1).expand(rows, 1, DRAW_BLOCK)).squeeze(1)  # (B, DRAW_BLOCK)
