@@ -114,6 +114,11 @@ def _plain_lora_linear(module: torch.nn.Module) -> TypeGuard[LoraLinear]:
     )
 
 
+def computes_one_linear_map(module: torch.nn.Module) -> bool:
+    """Whether `effective_weight` has a weight for this module, without computing it."""
+    return isinstance(module, torch.nn.Linear) or _plain_lora_linear(module)
+
+
 def effective_weight(module: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """The weight and bias of the one linear map a layer computes: an `nn.Linear`'s own, a plain LoRA layer's
     base weight plus its adapter's product (the base's alone while adapters are switched off); None for

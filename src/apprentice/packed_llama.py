@@ -37,6 +37,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from apprentice.cpu_inference import (
     PackedLinear,
     compute_dtype,
+    computes_one_linear_map,
     effective_weight,
     packed_linears,
     packed_linears_supported,
@@ -70,7 +71,7 @@ def packed_llama_supported(model: torch.nn.Module, *, bf16: bool = False) -> boo
         layer.mlp.down_proj,
         base.lm_head,
     )
-    return all(effective_weight(linear) is not None for linear in linears)
+    return all(computes_one_linear_map(linear) for linear in linears)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,6 @@ class PackedLlama:
         base = _base_model(model)
         assert isinstance(base, LlamaForCausalLM)
         self.config: PretrainedConfig = base.config
-        self.bf16 = bf16
         self.compute = compute = compute_dtype(bf16)
         attention = base.model.layers[0].self_attn
         self.head_dim = int(attention.head_dim)
@@ -123,6 +123,10 @@ class PackedLlama:
                 )
                 for layer in base.model.layers
             ]
+
+    @property
+    def bf16(self) -> bool:
+        return self.compute == torch.bfloat16
 
     def __call__(
         self,
