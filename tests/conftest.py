@@ -6,10 +6,16 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    import torch
+
+ModuleT = TypeVar("ModuleT", bound="torch.nn.Module")
 
 POSTGRES_URL = os.environ.get("APPRENTICE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -58,6 +64,18 @@ def build_tiny_tokenizer() -> object:
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
+
+
+def randomize_weights(model: ModuleT) -> ModuleT:
+    """The tiny model with larger random weights (returned for chaining): at its initial scale it repeats one
+    token for every prompt, and its logits differ too little between rows for a wrong mask to show."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    return model
 
 
 def build_tiny_model_folder(folder: Path, *, seed: int = 0) -> Path:

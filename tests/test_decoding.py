@@ -9,6 +9,7 @@ import torch
 from apprentice.decoding import Sampling, decode
 from apprentice.models import load_policy
 from apprentice.tokens import encode_prompts, left_pad, pad_token_id
+from conftest import randomize_weights
 
 PROMPTS = [
     [{"role": "user", "content": "write a poem about the sun"}],
@@ -39,13 +40,8 @@ def first(row: list[int], token: int) -> int:
 
 
 def lively_model(folder: Path) -> tuple[object, object]:
-    """The tiny model with larger random weights: at its initial scale it repeats one token for every prompt."""
     model, tokenizer = load_policy(str(folder))
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-    return model, tokenizer
+    return randomize_weights(model), tokenizer
 
 
 def test_greedy_decoding_gives_generates_tokens_with_rows_stopping_early(tiny_model: Path) -> None:

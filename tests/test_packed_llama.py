@@ -15,15 +15,7 @@ from apprentice.models import load_policy
 from apprentice.packed_llama import PackedLlama, decoding_model, packed_llama_supported
 from apprentice.rl.session import with_adapter
 from apprentice.tokens import position_ids
-
-
-def lively(model: torch.nn.Module) -> torch.nn.Module:
-    """Larger random weights, so that the logits differ clearly between positions and rows."""
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-    return model
+from conftest import randomize_weights
 
 
 def prompt_and_steps(forward: object, cache: DynamicCache, vocab: int, steps: int = 3) -> list[torch.Tensor]:
@@ -60,7 +52,7 @@ def assert_all_close(got: list[torch.Tensor], want: list[torch.Tensor], **tolera
 
 def test_packed_llama_gives_the_models_logits_over_padded_prompts_and_steps(tiny_model: Path) -> None:
     model, _ = load_policy(str(tiny_model))
-    model = lively(model)
+    model = randomize_weights(model)
     assert packed_llama_supported(model)
     vocab = model.config.vocab_size
     expected = prompt_and_steps(model, DynamicCache(config=model.config), vocab)
@@ -71,7 +63,9 @@ def test_packed_llama_gives_the_models_logits_over_padded_prompts_and_steps(tiny
 
 def test_packed_llama_packs_a_lora_adapters_merged_weight_and_its_base_when_switched_off(tiny_model: Path) -> None:
     model, _ = load_policy(str(tiny_model))
-    policy = with_adapter(lively(model), LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear"))
+    policy = with_adapter(
+        randomize_weights(model), LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear")
+    )
     for name, parameter in policy.named_parameters():
         if "lora_B" in name:  # B starts at zero: give the adapter something to add
             torch.nn.init.normal_(parameter, std=0.2, generator=torch.Generator().manual_seed(1))
@@ -90,7 +84,7 @@ def test_packed_llama_packs_a_lora_adapters_merged_weight_and_its_base_when_swit
 @pytest.mark.skipif(not bf16_packing_supported(), reason="oneDNN packs bf16 weights only on AVX-512 or newer CPUs")
 def test_bf16_products_are_close_to_the_model_under_autocast_and_cache_in_bf16(tiny_model: Path) -> None:
     model, _ = load_policy(str(tiny_model))
-    model = lively(model)
+    model = randomize_weights(model)
     assert packed_llama_supported(model, bf16=True)
     vocab = model.config.vocab_size
     with torch.autocast("cpu", dtype=torch.bfloat16):
